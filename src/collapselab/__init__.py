@@ -1,0 +1,22 @@
+"""collapselab: simulate, measure and mitigate model collapse.
+
+>>> import collapselab as cl
+>>> result = cl.run("quickstart", out="runs/quickstart")   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .registry import list_ids, make, register
+
+
+def run(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Run a config, preset or :class:`~collapselab.experiment.Config`; see
+    :func:`collapselab.experiment.runner.run`."""
+    from .experiment.runner import run as _run
+
+    return _run(*args, **kwargs)
+
+
+__all__ = ["__version__", "list_ids", "make", "register", "run"]

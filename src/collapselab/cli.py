@@ -1,0 +1,164 @@
+"""The ``collapselab`` command line: run, presets, show.
+
+Every user error prints one line, ``error: ...``, and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import CollapseLabError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every user error
+        self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def _fmt(x: float) -> str:
+    if x != x:
+        return "nan"
+    if x in (float("inf"), float("-inf")):
+        return "inf" if x > 0 else "-inf"
+    return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .experiment.config import load_config
+    from .experiment.runner import run
+
+    overrides = list(args.set or [])
+    if args.seeds is not None:
+        overrides.append(f"seeds={args.seeds}")
+    if args.generations is not None:
+        overrides.append(f"generations={args.generations}")
+    config = load_config(args.config, overrides)
+    if config.arms and (args.seeds is not None or args.generations is not None):
+        # Shortcuts apply to every arm, also those that set their own value.
+        for arm in config.arms:
+            if args.seeds is not None:
+                arm["seeds"] = args.seeds
+            if args.generations is not None:
+                arm["generations"] = args.generations
+        config = load_config(config.model_dump(mode="json"))
+    if args.workers < 1:
+        raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
+    result = run(
+        config,
+        args.out,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if not args.quiet:
+        _print_run(result.directory)
+    print(f"results: {result.directory}")
+    return 0
+
+
+def _print_run(directory: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report.summary import load_run, summarize
+
+    console = Console()
+    for arm, frame in load_run(directory).items():
+        summary = summarize(frame)
+        seeds = int(summary["seeds"].max())
+        has_theory = bool(summary["theory"].notna().any())
+        table = Table(title=f"{arm}: {seeds} seeds", title_justify="left")
+        table.add_column("metric")
+        table.add_column("gen", justify="right")
+        table.add_column("median", justify="right")
+        table.add_column("95% interval", justify="right")
+        if has_theory:
+            table.add_column("mean ± s.e.", justify="right")
+            table.add_column("theory", justify="right")
+        for metric, rows in summary.groupby("metric", sort=False):
+            for i, (_, row) in enumerate(rows.sort_values("generation").iterrows()):
+                cells = [
+                    metric if i == 0 else "",
+                    str(int(row["generation"])),
+                    _fmt(row["median"]),
+                    f"[{_fmt(row['lo'])}, {_fmt(row['hi'])}]",
+                ]
+                if has_theory:
+                    known = row["theory"] == row["theory"]  # not NaN
+                    cells += [
+                        f"{_fmt(row['mean'])} ± {_fmt(row['sem'])}" if known else "",
+                        _fmt(row["theory"]) if known else "",
+                    ]
+                table.add_row(*cells, end_section=i == len(rows) - 1)
+        console.print(table)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    _print_run(Path(args.run_dir))
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .experiment.config import preset_names, read_yaml
+
+    for name in preset_names():
+        data, _ = read_yaml(name)
+        print(
+            f"{name:22s} {data.get('description', '').strip().splitlines()[0] if data.get('description') else ''}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="collapselab", description="Simulate, measure and mitigate model collapse."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("run", help="run a config file or a preset")
+    p.add_argument("config", help="a YAML config file or a preset name (see 'collapselab presets')")
+    p.add_argument("--out", help="run directory (default runs/<name>)")
+    p.add_argument("--seeds", type=int, help="number of seeds S")
+    p.add_argument("--generations", type=int, help="number of generations G")
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a config field (dotted key)"
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes across seeds (per-seed path)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace a run of a different config at --out"
+    )
+    p.add_argument("--quiet", action="store_true", help="print only the results path")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("presets", help="list the presets and what each reproduces")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("show", help="table of each metric at the first, middle and last generation")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except CollapseLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(
+            "interrupted: rerun the same command to resume from the last checkpoint",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

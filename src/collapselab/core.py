@@ -1,0 +1,406 @@
+"""Contracts of collapselab: data kinds, components and their call order.
+
+The chain (see :mod:`collapselab.chain`) calls, for each seed::
+
+    real = data_source.load(n=..., rng=stream(seed, 0, "data"))          # RealData
+    model_0 = model.clone().fit(real.train, rng=...)                     # generation 0
+    out_0 = model_0.sample(n, rng=...)                                   # its output
+    record metric(model_0, out_0, real, rng=...)                         # one row per metric
+    for t in 1..G-1:
+        train_t = regime(real, [out_0, ..., out_{t-1}], t, rng=...)      # Regime
+        model_t = model.clone().fit(train_t, rng=...)                     # fresh, unfitted clone
+        out_t = model_t.sample(n, rng=...)
+        record metric(model_t, out_t, real, rng=...)
+
+Every metric row at generation ``t`` therefore describes model ``t`` and its own
+output; that output is what generation ``t + 1`` trains on.
+
+Components are plain classes in the style of scikit-learn: the keyword-only
+constructor stores parameters unchanged, learned state ends in ``_``, ``fit``
+returns ``self``, and parameter constraints are data (``parameter_constraints``)
+checked in one place with one message template.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from .errors import DataError, InvalidParameterError, parameter_message
+
+
+class DataKind(enum.StrEnum):
+    """The kinds of data a component consumes or produces."""
+
+    CONTINUOUS = "continuous"  # float array (n, d)
+    TOKENS = "tokens"  # list of int arrays, one per document
+    TEXT = "text"  # list of str, one per document
+    IMAGES = "images"  # float array (n, h, w)
+    SUPERVISED = "supervised"  # pair (X, y)
+
+
+# ---------------------------------------------------------------------------
+# Parameter constraints, declared as data and checked in one place.
+# ---------------------------------------------------------------------------
+
+
+class Constraint:
+    """A predicate on one parameter value, with a readable description."""
+
+    def is_satisfied_by(self, value: Any) -> bool:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __str__(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Interval(Constraint):
+    """A real (or integer) number in an interval; ``None`` bounds are infinite."""
+
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"  # "both", "left", "right" or "neither"
+    integer: bool = False
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return False
+        if self.integer and not isinstance(value, Integral):
+            return False
+        if not isinstance(value, Real) or math.isnan(value):
+            return False
+        if self.low is not None:
+            if value < self.low or (value == self.low and self.closed in ("right", "neither")):
+                return False
+        if self.high is not None:
+            if value > self.high or (value == self.high and self.closed in ("left", "neither")):
+                return False
+        return True
+
+    def __str__(self) -> str:
+        what = "an int" if self.integer else "a float"
+        if self.high is None and self.low is not None:
+            op = ">=" if self.closed in ("both", "left") else ">"
+            return f"{what} {op} {self.low:g}"
+        if self.low is None and self.high is not None:
+            op = "<=" if self.closed in ("both", "right") else "<"
+            return f"{what} {op} {self.high:g}"
+        left = "[" if self.closed in ("both", "left") else "("
+        right = "]" if self.closed in ("both", "right") else ")"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{what} in {left}{low}, {high}{right}"
+
+
+@dataclass(frozen=True)
+class Options(Constraint):
+    """One of a fixed set of values."""
+
+    values: tuple[Any, ...]
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return any(value == v and type(value) is type(v) for v in self.values)
+
+    def __str__(self) -> str:
+        return "one of {" + ", ".join(repr(v) for v in self.values) + "}"
+
+
+@dataclass(frozen=True)
+class InstanceOf(Constraint):
+    """An instance of one of the given types (``bool`` is never taken for a number)."""
+
+    types: tuple[type, ...]
+    description: str
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, bool) and bool not in self.types:
+            return False
+        return isinstance(value, self.types)
+
+    def __str__(self) -> str:
+        return self.description
+
+
+BOOLEAN = InstanceOf((bool,), "a bool (true or false)")
+NONE = Options((None,))
+
+
+class Component:
+    """Base of every registered component: parameters, cloning, validation."""
+
+    #: Parameter name -> constraints; a value must satisfy at least one.
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}
+    #: Set by :func:`collapselab.registry.register`.
+    registry_id: ClassVar[str] = ""
+
+    @classmethod
+    def parameter_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [n for n, p in sig.parameters.items() if n != "self" and p.kind == p.KEYWORD_ONLY]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor parameters, as stored."""
+        return {name: getattr(self, name) for name in self.parameter_names()}
+
+    def clone(self) -> Self:
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def validate_params(self) -> None:
+        """Check every parameter against its declared constraints."""
+        for name, constraints in self.parameter_constraints.items():
+            value = getattr(self, name)
+            if not any(c.is_satisfied_by(value) for c in constraints):
+                requirement = " or ".join(str(c) for c in constraints)
+                raise InvalidParameterError(
+                    parameter_message(type(self).__name__, name, requirement, value)
+                )
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+# ---------------------------------------------------------------------------
+# Data containers and kind-generic helpers used by regimes and curators.
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class SeedBatch:
+    """Data of all seeds at once: ``array[s, i, ...]`` is sample ``i`` of seed ``s``."""
+
+    array: np.ndarray
+
+    @property
+    def n_seeds(self) -> int:
+        return self.array.shape[0]
+
+
+def length(data: Any) -> int:
+    """Number of samples (documents, pairs) in ``data``."""
+    if isinstance(data, SeedBatch):
+        return data.array.shape[1]
+    if isinstance(data, tuple):
+        return length(data[0])
+    if isinstance(data, np.ndarray):
+        return data.shape[0]
+    return len(data)
+
+
+def concat(parts: Sequence[Any]) -> Any:
+    """Concatenate datasets of one kind along the sample axis."""
+    if not parts:
+        raise DataError("nothing to concatenate: a regime produced no training data")
+    first = parts[0]
+    if isinstance(first, SeedBatch):
+        return SeedBatch(np.concatenate([p.array for p in parts], axis=1))
+    if isinstance(first, tuple):
+        return tuple(concat([p[i] for p in parts]) for i in range(len(first)))
+    if isinstance(first, np.ndarray):
+        return np.concatenate(parts, axis=0)
+    out: list[Any] = []
+    for p in parts:
+        out.extend(p)
+    return out
+
+
+def take(data: Any, index: np.ndarray) -> Any:
+    """Select samples by index; for a :class:`SeedBatch`, ``index`` is (seeds, k)."""
+    if isinstance(data, SeedBatch):
+        arr = data.array
+        idx = index.reshape(index.shape + (1,) * (arr.ndim - 2))
+        return SeedBatch(np.take_along_axis(arr, idx, axis=1))
+    if isinstance(data, tuple):
+        return tuple(take(part, index) for part in data)
+    if isinstance(data, np.ndarray):
+        return data[index]
+    return [data[i] for i in index]
+
+
+def subsample(data: Any, k: int, rng: np.random.Generator) -> Any:
+    """``k`` samples drawn without replacement (independently per seed in a batch)."""
+    n = length(data)
+    if k > n:
+        raise DataError(f"cannot subsample {k} samples from {n}")
+    if isinstance(data, SeedBatch):
+        keys = rng.random((data.n_seeds, n))
+        return take(data, np.argpartition(keys, k - 1, axis=1)[:, :k] if k < n else keys.argsort(1))
+    return take(data, rng.permutation(n)[:k])
+
+
+@dataclass
+class RealData:
+    """The real data of one seed: training split, held-out test split, known truth.
+
+    ``truth`` holds closed-form facts about the distribution when the source is a
+    known ground truth (for a Gaussian: ``mean`` and ``cov``). Metrics prefer the
+    truth and fall back to ``train``. ``source`` can draw fresh real samples when
+    ``source.can_draw`` (ground truths and scikit-learn generators can; tables cannot).
+    """
+
+    train: Any
+    test: Any
+    kind: DataKind
+    truth: dict[str, Any] = field(default_factory=dict)
+    source: Any = None
+    #: Derived statistics (quantiles, moments) computed once per run by metrics.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def cached(self, key: str, compute: Any) -> Any:
+        """``compute(self)`` once, then from the cache."""
+        if key not in self.cache:
+            self.cache[key] = compute(self)
+        return self.cache[key]
+
+    def draw(self, n: int, *, rng: np.random.Generator) -> Any:
+        if self.source is None or not getattr(self.source, "can_draw", False):
+            raise DataError(
+                "this data source is a finite table and cannot draw new real samples; "
+                "use fresh with source: fixed or resample"
+            )
+        return self.source.draw(n, rng=rng)
+
+
+class ReferenceBatch:
+    """The real data of every seed on the batched path, with stacked statistics cached."""
+
+    def __init__(self, items: list[RealData]) -> None:
+        self.items = items
+        self._cache: dict[str, np.ndarray] = {}
+
+    def stacked(self, key: str, compute: Any) -> np.ndarray:
+        """``np.stack([compute(ref) for ref in items])``, computed once."""
+        if key not in self._cache:
+            self._cache[key] = np.stack([np.asarray(compute(ref)) for ref in self.items])
+        return self._cache[key]
+
+
+class DataSource(Component):
+    """A source of real data. Call order: ``load`` once per seed; ``draw`` for fresh data."""
+
+    kind: ClassVar[DataKind] = DataKind.CONTINUOUS
+    can_draw: ClassVar[bool] = False
+
+    def load(self, *, n: int, rng: np.random.Generator) -> RealData:
+        """Real data for one seed; ``n`` is the default training size for generators."""
+        raise NotImplementedError
+
+    def draw(self, n: int, *, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+
+class GenerativeModel(Component):
+    """A generative model. Call order: ``clone`` -> ``fit`` -> ``sample`` / ``log_prob``.
+
+    ``fit(data, *, rng)`` learns state (attributes ending in ``_``) and returns
+    ``self``; ``sample(n, *, rng, decoding=None)`` draws ``n`` items of
+    :attr:`kind`; ``log_prob(data)`` gives one log-density (or log-probability)
+    per item. A degenerate fit (zero variance, one word) is a legal state, not an
+    error: ``log_prob`` then returns ``-inf`` off the support.
+
+    Models with a vectorized multi-seed implementation set :attr:`batched_class`.
+    """
+
+    kind: ClassVar[DataKind] = DataKind.CONTINUOUS
+    batched_class: ClassVar[type | None] = None
+
+    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
+        raise NotImplementedError
+
+    def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> Any:
+        raise NotImplementedError
+
+    def log_prob(self, data: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def is_fitted(self) -> bool:
+        return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
+
+
+class Regime(Component):
+    """Assembles the training set of generation ``t >= 1``.
+
+    ``__call__(real, history, generation, *, rng)`` is pure: ``history`` holds the
+    outputs of models ``0..t-1`` (oldest first). :attr:`history_window` says how
+    many of the most recent outputs the regime reads (``None``: all), so the chain
+    keeps no more in memory or in checkpoints.
+    """
+
+    history_window: ClassVar[int | None] = None
+
+    def __call__(
+        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
+    ) -> Any:
+        raise NotImplementedError
+
+
+class Metric(Component):
+    """A measurement of model ``t`` and its output against the real data.
+
+    ``__call__(model, synthetic, reference, *, rng)`` returns a float (or NaN where
+    undefined). :attr:`applies_to` lists the data kinds it accepts. An ``absorbing``
+    metric never decreases along a chain (``collapsed`` stays 1 once reached).
+    ``batched`` may return values for every seed at once (or ``None`` to fall back).
+    """
+
+    applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
+    absorbing: ClassVar[bool] = False
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        raise NotImplementedError
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        return None
+
+
+@dataclass
+class Curated:
+    """What a curator kept, and how many items it removed."""
+
+    kept: Any
+    removed: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+class Curator(Component):
+    """Filters synthetic data: ``__call__(synthetic, *, reference, rng) -> Curated``."""
+
+    applies_to: ClassVar[frozenset[DataKind]] = frozenset(DataKind)
+
+    def __call__(self, synthetic: Any, *, reference: RealData, rng: np.random.Generator) -> Curated:
+        raise NotImplementedError
+
+
+def as_2d(x: Any, name: str = "data") -> np.ndarray:
+    """A float (n, d) array, with a clear error for anything else."""
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (n, d); got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise DataError(f"{name} is empty")
+    return arr

@@ -1,0 +1,399 @@
+"""Run a config: every arm, every seed, with checkpoints, resume and theory rows.
+
+Layout of a run directory::
+
+    OUT/config.yaml, OUT/manifest.json          the whole config and the run's status
+    OUT/<arm>/config.yaml                        the arm's resolved config
+    OUT/<arm>/manifest.json                      versions, root seed, timings, status
+    OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
+    OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
+
+Rerunning the same command resumes an interrupted run from its checkpoints and
+ends bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from .. import __version__, theory
+from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
+from ..errors import ConfigError, ResultsError
+from .config import Config, RunConfig, build_components, load_config
+from .storage import (
+    load_checkpoint,
+    read_json,
+    read_metrics,
+    save_checkpoint,
+    write_json,
+    write_metrics,
+)
+
+#: Without ``checkpoint_every``, a chain checkpoints after this much work.
+CHECKPOINT_SECONDS = 10.0
+
+Hook = Callable[[str, int | None, int], None]
+
+
+@dataclass
+class ArmResult:
+    """One arm's results."""
+
+    name: str
+    directory: Path
+    config: RunConfig
+    frame: pd.DataFrame
+    path: str  # "batched" or "per-seed"
+    elapsed: float
+    resumed: bool
+
+
+@dataclass
+class RunResult:
+    """A run's directory, its config and each arm's results."""
+
+    directory: Path
+    config: Config
+    arms: list[ArmResult]
+
+    def metrics(self) -> pd.DataFrame:
+        return pd.concat([a.frame for a in self.arms], ignore_index=True)
+
+
+def versions() -> dict[str, str]:
+    import scipy
+    import sklearn
+
+    return {
+        "collapselab": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def make_spec(config: RunConfig) -> ChainSpec:
+    parts = build_components(config)
+    return ChainSpec(
+        data=parts["data"],
+        model=parts["model"],
+        regime=parts["regime"],
+        metrics=parts["metrics"],
+        samples_per_generation=config.samples_per_generation,
+        generations=config.generations,
+        real_samples=config.resolved_real_samples(),
+        root_seed=config.root_seed,
+    )
+
+
+def uses_batched_path(config: RunConfig, spec: ChainSpec) -> bool:
+    available = type(spec.model).batched_class is not None
+    if config.batched == "yes" and not available:
+        raise ConfigError(
+            f"config field 'batched': model {config.model.id!r} has no batched path; use batched: auto"
+        )
+    return available and config.batched != "no"
+
+
+class _Checkpointer:
+    """Decides when to save a chain's state: every k generations, or every few seconds."""
+
+    def __init__(self, path: Path, config: RunConfig, config_hash: str) -> None:
+        self.path = path
+        self.every = config.checkpoint_every
+        self.last_generation = config.generations - 1
+        self.config_hash = config_hash
+        self.last_save = time.monotonic()
+
+    def load(self) -> ChainState | None:
+        saved = load_checkpoint(self.path)
+        if not isinstance(saved, dict) or saved.get("config_hash") != self.config_hash:
+            return None
+        return saved["state"]
+
+    def maybe_save(self, state: ChainState) -> None:
+        due = (
+            state.generation == self.last_generation
+            or (self.every is not None and (state.generation + 1) % self.every == 0)
+            or (self.every is None and time.monotonic() - self.last_save > CHECKPOINT_SECONDS)
+        )
+        if due:
+            save_checkpoint(self.path, {"config_hash": self.config_hash, "state": state})
+            self.last_save = time.monotonic()
+
+
+def _seed_job(spec: ChainSpec, seed: int, checkpoint: _Checkpointer) -> dict[str, list[Any]]:
+    """Run one seed in a worker process, checkpointing as it goes."""
+    state = run_seed(spec, seed, checkpoint.load(), checkpoint.maybe_save)
+    return state.values
+
+
+def _frame(run_id: str, config_hash: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Tidy rows from ``values[metric]``, an array (seeds, generations)."""
+    parts = []
+    for metric, grid in values.items():
+        seeds, generations = grid.shape
+        parts.append(
+            pd.DataFrame(
+                {
+                    "seed": np.repeat(np.arange(seeds), generations),
+                    "generation": np.tile(np.arange(generations), seeds),
+                    "metric": metric,
+                    "value": grid.reshape(-1),
+                }
+            )
+        )
+    frame = pd.concat(parts, ignore_index=True)
+    frame.insert(0, "config_hash", config_hash)
+    frame.insert(0, "run_id", run_id)
+    frame["source"] = "simulation"
+    return frame
+
+
+def theory_frame(
+    config: RunConfig, spec: ChainSpec, run_id: str, config_hash: str
+) -> pd.DataFrame | None:
+    curves = theory.expected_curves(
+        data_id=config.data.id,
+        data_truth=load_real(spec, 0).truth,
+        model_id=config.model.id,
+        model_params=config.model.params,
+        regime_id=config.regime.id,
+        regime_params=config.regime.params,
+        n0=spec.real_samples,
+        n=spec.samples_per_generation,
+        generations=spec.generations,
+    )
+    curves = {k: v for k, v in curves.items() if k in spec.metrics}
+    if not curves:
+        return None
+    frame = _frame(run_id, config_hash, {k: v[None, :] for k, v in curves.items()})
+    frame["seed"] = -1
+    frame["source"] = "theory"
+    return frame
+
+
+class _Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        if self.bar is None:
+            return lambda n: None
+        task_id = self.bar.add_task(description, total=total)
+        return lambda n: self.bar.advance(task_id, n)
+
+
+def run(
+    config: Config | str | Path,
+    out: str | Path | None = None,
+    *,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = False,
+    on_generation: Hook | None = None,
+) -> RunResult:
+    """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
+
+    ``on_generation(arm, seed, generation)`` is called after each completed
+    generation (``seed`` is ``None`` on the batched path).
+    """
+    if not isinstance(config, Config):
+        config = load_config(config)
+    directory = Path(out) if out is not None else Path("runs") / config.name
+    arms = config.arm_configs()
+    manifest_path = directory / "manifest.json"
+    manifest = {
+        "name": config.name,
+        "description": config.description,
+        "arms": [arm.name for arm in arms],
+        "root_seed": config.root_seed,
+        "status": "running",
+        "started": _now(),
+        "versions": versions(),
+    }
+    write_json(manifest_path, manifest)
+    (directory / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
+    from .storage import atomic_write
+
+    atomic_write(
+        directory / "config.yaml",
+        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode(),
+    )
+    results = []
+    try:
+        with _Progress(progress) as bar:
+            for arm in arms:
+                results.append(
+                    _run_arm(arm, directory / arm.name, workers, overwrite, bar, on_generation)
+                )
+    except KeyboardInterrupt:
+        manifest.update(status="interrupted", interrupted=_now())
+        write_json(manifest_path, manifest)
+        raise
+    except Exception as exc:
+        manifest.update(status="failed", error=str(exc))
+        write_json(manifest_path, manifest)
+        raise
+    manifest.update(status="complete", finished=_now())
+    write_json(manifest_path, manifest)
+    return RunResult(directory=directory, config=config, arms=results)
+
+
+def _run_arm(
+    config: RunConfig,
+    directory: Path,
+    workers: int,
+    overwrite: bool,
+    bar: _Progress,
+    on_generation: Hook | None,
+) -> ArmResult:
+    config_hash = config.config_hash()
+    manifest_path = directory / "manifest.json"
+    previous = read_json(manifest_path)
+    if previous is not None and previous.get("config_hash") != config_hash:
+        if not overwrite:
+            raise ResultsError(
+                f"{str(directory)!r} holds a run of a different config (hash {previous.get('config_hash')}, "
+                f"now {config_hash}); choose another --out, or pass --overwrite to replace it"
+            )
+        shutil.rmtree(directory)
+        previous = None
+    spec = make_spec(config)
+    batched = uses_batched_path(config, spec)
+    path = "batched" if batched else "per-seed"
+    metrics_path = directory / "metrics.parquet"
+    if previous is not None and previous.get("status") == "complete":
+        try:
+            frame = read_metrics(metrics_path)
+            return ArmResult(
+                config.name, directory, config, frame, path, previous.get("elapsed_s", 0.0), True
+            )
+        except ResultsError:
+            pass  # corrupt or missing results: redo them below
+    atomic_yaml = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode()
+    from .storage import atomic_write
+
+    atomic_write(directory / "config.yaml", atomic_yaml)
+    manifest = {
+        "run_id": config.name,
+        "config_hash": config_hash,
+        "root_seed": config.root_seed,
+        "seeds": config.seeds,
+        "generations": config.generations,
+        "path": path,
+        "status": "running",
+        "started": _now(),
+        "versions": versions(),
+    }
+    write_json(manifest_path, manifest)
+    start = time.perf_counter()
+    checkpoints = directory / "checkpoints"
+    advance = bar.task(config.name, config.seeds * config.generations)
+    resumed = False
+    if batched:
+        checkpointer = _Checkpointer(checkpoints / "batch.ckpt", config, config_hash)
+        state = checkpointer.load()
+        resumed = state is not None
+        if state is not None:
+            advance(config.seeds * (state.generation + 1))
+
+        def after(state: ChainState) -> None:
+            checkpointer.maybe_save(state)
+            advance(config.seeds)
+            if on_generation is not None:
+                on_generation(config.name, None, state.generation)
+
+        state = run_batched(spec, config.seeds, state, after)
+        values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
+    else:
+        per_seed: dict[int, dict[str, list[Any]]] = {}
+        pending = []
+        for seed in range(config.seeds):
+            checkpointer = _Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", config, config_hash)
+            state = checkpointer.load()
+            if state is not None:
+                resumed = True
+            if state is not None and state.generation == config.generations - 1:
+                per_seed[seed] = state.values
+                advance(config.generations)
+            else:
+                pending.append((seed, checkpointer, state))
+        if workers > 1 and len(pending) > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_seed_job, spec, seed, ck): seed for seed, ck, _ in pending}
+                for future in as_completed(futures):
+                    per_seed[futures[future]] = future.result()
+                    advance(config.generations)
+        else:
+            for seed, checkpointer, state in pending:
+
+                def after(
+                    state: ChainState, seed: int = seed, ck: _Checkpointer = checkpointer
+                ) -> None:
+                    ck.maybe_save(state)
+                    advance(1)
+                    if on_generation is not None:
+                        on_generation(config.name, seed, state.generation)
+
+                per_seed[seed] = run_seed(spec, seed, state, after).values
+        values = {
+            name: np.array([per_seed[s][name] for s in range(config.seeds)], dtype=float)
+            for name in spec.metrics
+        }
+    frame = _frame(config.name, config_hash, values)
+    theory_rows = theory_frame(config, spec, config.name, config_hash)
+    if theory_rows is not None:
+        frame = pd.concat([frame, theory_rows], ignore_index=True)
+    write_metrics(metrics_path, frame)
+    elapsed = time.perf_counter() - start
+    manifest.update(
+        status="complete", finished=_now(), elapsed_s=round(elapsed, 3), resumed=resumed
+    )
+    write_json(manifest_path, manifest)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    return ArmResult(config.name, directory, config, frame, path, elapsed, resumed)

@@ -1,0 +1,417 @@
+"""Metrics of continuous models: spread, fidelity to the real data and tails.
+
+Each metric describes model ``t`` (and its own output) against the real data of the
+same seed. Reference statistics prefer the known ground truth (``RealData.truth``)
+and otherwise use the real training split.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+from scipy.special import ndtr
+
+from ..core import (
+    DataKind,
+    GenerativeModel,
+    Interval,
+    Metric,
+    Options,
+    RealData,
+    ReferenceBatch,
+    SeedBatch,
+    as_2d,
+)
+from ..registry import register
+from ..rng import child_seed
+
+CONTINUOUS = frozenset({DataKind.CONTINUOUS})
+
+
+def model_moments(model: Any, synthetic: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the model, from closed form where it offers one."""
+    if hasattr(model, "moments"):
+        return model.moments()
+    x = as_2d(synthetic)
+    return x.mean(axis=0), np.cov(x, rowvar=False, ddof=0).reshape(x.shape[1], x.shape[1])
+
+
+def reference_moments(ref: RealData) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the real distribution (truth if known, else training data)."""
+
+    def compute(r: RealData) -> tuple[np.ndarray, np.ndarray]:
+        if "mean" in r.truth and "cov" in r.truth:
+            return np.asarray(r.truth["mean"]), np.asarray(r.truth["cov"])
+        x = as_2d(r.train)
+        return x.mean(axis=0), np.cov(x, rowvar=False, ddof=0).reshape(x.shape[1], x.shape[1])
+
+    return ref.cached("moments", compute)
+
+
+def _logdet(cov: np.ndarray) -> np.ndarray:
+    sign, logdet = np.linalg.slogdet(cov)
+    return np.where(sign > 0, logdet, -np.inf)
+
+
+@register("metric", "variance")
+class Variance(Metric):
+    """Trace of the fitted covariance divided by d (sigma^2 in 1-D)."""
+
+    applies_to = CONTINUOUS
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        _, cov = model_moments(model, synthetic)
+        return float(np.trace(cov) / cov.shape[0])
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        _, cov = model.moments()
+        return np.trace(cov, axis1=1, axis2=2) / cov.shape[1]
+
+
+@register("metric", "log_variance")
+class LogVariance(Variance):
+    """Natural log of ``variance``; -inf once the model has fully collapsed."""
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        with np.errstate(divide="ignore"):
+            return float(np.log(super().__call__(model, synthetic, reference, rng=rng)))
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        with np.errstate(divide="ignore"):
+            return np.log(super().batched(model, synthetic, references, rng=rng))
+
+
+@register("metric", "mean_shift")
+class MeanShift(Metric):
+    """Squared distance ||mu_t - mu_real||^2 between the model's and the real mean."""
+
+    applies_to = CONTINUOUS
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        mean, _ = model_moments(model, synthetic)
+        return float(np.sum((mean - reference_moments(reference)[0]) ** 2))
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        mean, _ = model.moments()
+        real = references.stacked("mean", lambda r: reference_moments(r)[0])
+        return np.sum((mean - real) ** 2, axis=1)
+
+
+@register("metric", "logdet_ratio")
+class LogdetRatio(Metric):
+    """log det(Sigma_t) - log det(Sigma_real): 0 when the spread is kept, -> -inf on collapse."""
+
+    applies_to = CONTINUOUS
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        _, cov = model_moments(model, synthetic)
+        return float(_logdet(cov) - _logdet(reference_moments(reference)[1]))
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        _, cov = model.moments()
+        real = references.stacked("logdet", lambda r: _logdet(reference_moments(r)[1]))
+        return _logdet(cov) - real
+
+
+@register("metric", "nll_real")
+class NLLReal(Metric):
+    """Mean negative log-likelihood of the held-out real test data under model t."""
+
+    applies_to = CONTINUOUS
+
+    def __init__(self) -> None:
+        pass
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        return float(-np.mean(model.log_prob(reference.test)))
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        mean, cov = model.moments()
+        if mean.shape[1] != 1:
+            return None
+        test = references.stacked("test", lambda r: as_2d(r.test))[:, :, 0]
+        var = cov[:, 0, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sq = np.mean((test - mean) ** 2, axis=1)
+            nll = 0.5 * (np.log(2 * np.pi * var) + sq / var)
+        return np.where(var > 0, nll, np.inf)
+
+
+@register("metric", "wasserstein")
+class Wasserstein(Metric):
+    """Wasserstein-1 distance between model t's output and the real test data.
+
+    Exact in 1-D (SciPy); in more dimensions sliced (POT, ``n_projections`` random
+    directions) or exact optimal transport (POT ``emd2``; cubic in the sample size).
+    """
+
+    applies_to = CONTINUOUS
+    parameter_constraints: ClassVar = {
+        "method": [Options(("sliced", "exact"))],
+        "n_projections": [Interval(1, None, integer=True)],
+    }
+
+    def __init__(self, *, method: str = "sliced", n_projections: int = 100) -> None:
+        self.method = method
+        self.n_projections = n_projections
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        x, y = as_2d(synthetic), as_2d(reference.test)
+        if x.shape[1] == 1:
+            from scipy.stats import wasserstein_distance
+
+            return float(wasserstein_distance(x[:, 0], y[:, 0]))
+        import ot
+
+        if self.method == "exact":
+            cost = ot.dist(x, y, metric="euclidean")
+            return float(ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), cost))
+        return float(
+            ot.sliced_wasserstein_distance(
+                x, y, n_projections=self.n_projections, seed=child_seed(rng)
+            )
+        )
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        if synthetic.array.shape[2] != 1:
+            return None
+        test = references.stacked("test", lambda r: as_2d(r.test))
+        return wasserstein_1d_rows(synthetic.array[:, :, 0], test[:, :, 0])
+
+
+def wasserstein_1d_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact W1 between the empirical distributions of each row pair of ``x`` (S, n)
+    and ``y`` (S, m): the integral of |F - G| over the merged sorted support."""
+    n, m = x.shape[1], y.shape[1]
+    values = np.concatenate([x, y], axis=1)
+    order = np.argsort(values, axis=1, kind="stable")
+    merged = np.take_along_axis(values, order, axis=1)
+    step = np.where(order < n, 1.0 / n, -1.0 / m)  # F - G jumps at each point
+    gap = np.cumsum(step, axis=1)[:, :-1]
+    return np.sum(np.abs(gap) * np.diff(merged, axis=1), axis=1)
+
+
+@register("metric", "tail_mass")
+class TailMass(Metric):
+    """Mass model t puts in the real data's tails, divided by the real tail mass.
+
+    The tails are beyond the real data's 1% and 99% quantiles, per dimension
+    (``marginal``) or beyond its 98% Mahalanobis radius (``radius``); ``auto``
+    takes ``marginal`` in 1-D and ``radius`` otherwise. Quantiles and the real tail
+    mass come from all real data of the seed (train and test), so 1 means the
+    tails are intact and 0 means they have vanished. The model's mass is exact for
+    models with marginal CDFs (Gaussian, GMM, Gaussian KDE) and otherwise a Monte
+    Carlo estimate from ``n_mc`` fresh samples.
+    """
+
+    applies_to = CONTINUOUS
+    parameter_constraints: ClassVar = {
+        "mode": [Options(("auto", "marginal", "radius"))],
+        "n_mc": [Interval(100, None, integer=True)],
+    }
+
+    def __init__(self, *, mode: str = "auto", n_mc: int = 20000) -> None:
+        self.mode = mode
+        self.n_mc = n_mc
+
+    def _mode(self, d: int) -> str:
+        return ("marginal" if d == 1 else "radius") if self.mode == "auto" else self.mode
+
+    @staticmethod
+    def _bounds(ref: RealData) -> dict[str, Any]:
+        # All real data (train and test) fixes the quantiles: the 1% quantile of a
+        # small training split alone is little more than its minimum.
+        everything = np.concatenate([as_2d(ref.train), as_2d(ref.test)])
+        lo, hi = np.quantile(everything, [0.01, 0.99], axis=0)
+        mean = everything.mean(axis=0)
+        precision = np.linalg.pinv(
+            np.cov(everything, rowvar=False, ddof=0).reshape(everything.shape[1], -1)
+        )
+        all_radius = np.einsum("ni,ij,nj->n", everything - mean, precision, everything - mean)
+        r98 = np.quantile(all_radius, 0.98)
+        return {
+            "lo": lo,
+            "hi": hi,
+            "mean": mean,
+            "precision": precision,
+            "r98": r98,
+            "marginal_mass": float(np.mean((everything < lo) | (everything > hi))),
+            "radius_mass": float(np.mean(all_radius > r98)),
+        }
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        b = reference.cached("tail_bounds", self._bounds)
+        mode = self._mode(len(b["lo"]))
+        if mode == "marginal":
+            if hasattr(model, "marginal_cdf"):
+                try:
+                    low = model.marginal_cdf(b["lo"][None])[0]
+                    high = 1.0 - model.marginal_cdf(b["hi"][None])[0]
+                    return float(np.mean(low + high) / b["marginal_mass"])
+                except NotImplementedError:
+                    pass
+            x = as_2d(model.sample(self.n_mc, rng=rng))
+            return float(np.mean((x < b["lo"]) | (x > b["hi"])) / b["marginal_mass"])
+        x = as_2d(model.sample(self.n_mc, rng=rng)) - b["mean"]
+        radius = np.einsum("ni,ij,nj->n", x, b["precision"], x)
+        return float(np.mean(radius > b["r98"]) / b["radius_mass"])
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        mean, cov = model.moments()
+        if mean.shape[1] != 1 or self._mode(1) != "marginal":
+            return None
+        lo = references.stacked("tail_lo", lambda r: r.cached("tail_bounds", self._bounds)["lo"][0])
+        hi = references.stacked("tail_hi", lambda r: r.cached("tail_bounds", self._bounds)["hi"][0])
+        mass = references.stacked(
+            "tail_mass", lambda r: r.cached("tail_bounds", self._bounds)["marginal_mass"]
+        )
+        sd = np.sqrt(cov[:, 0, 0])
+        mu = mean[:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = np.where(sd > 0, ndtr((lo - mu) / sd), (mu < lo).astype(float))
+            high = np.where(sd > 0, 1 - ndtr((hi - mu) / sd), (mu > hi).astype(float))
+        return (low + high) / mass
+
+
+@register("metric", "collapsed")
+class Collapsed(Metric):
+    """1 once ``variance`` falls below ``tolerance`` times the real variance, then stays 1."""
+
+    applies_to = CONTINUOUS
+    absorbing = True
+    parameter_constraints: ClassVar = {"tolerance": [Interval(0, 1, closed="neither")]}
+
+    def __init__(self, *, tolerance: float = 1e-3) -> None:
+        self.tolerance = tolerance
+
+    def __call__(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+    ) -> float:
+        _, cov = model_moments(model, synthetic)
+        _, real = reference_moments(reference)
+        return float(np.trace(cov) < self.tolerance * np.trace(real))
+
+    def batched(
+        self,
+        model: Any,
+        synthetic: SeedBatch,
+        references: ReferenceBatch,
+        *,
+        rng: np.random.Generator,
+    ) -> np.ndarray | None:
+        _, cov = model.moments()
+        real = references.stacked("trace", lambda r: np.trace(reference_moments(r)[1]))
+        return (np.trace(cov, axis1=1, axis2=2) < self.tolerance * real).astype(float)

@@ -1,0 +1,121 @@
+"""Closed forms for the Gaussian chain, written beside the simulation as theory rows.
+
+Notation: real data N(mu, Sigma) in d dimensions, ``trace = tr(Sigma)``; generation 0
+fits ``n0`` real samples; every later generation draws ``n`` samples from the last
+model; ``delta`` is the estimator's ddof (0 for the MLE, 1 for ``unbiased``).
+Generation ``t`` is fit number ``t + 1``.
+
+replace
+    A sample of size m from N(m_prev, S_prev) has E[SS] = (m-1) tr(S_prev), so
+    E[tr Sigma_t] = tr Sigma (n0-1)/(n0-delta) ((n-1)/(n-delta))^t, and the mean
+    is a martingale with E||mu_t - mu||^2 = tr/n0 + sum_{j<t} E[tr Sigma_j]/n.
+    In 1-D, sigma_t^2 = sigma^2 prod chi^2_{m-1}/(m-delta), so
+    E[log sigma_t^2] = log sigma^2 + psi((n0-1)/2) + ln(2/(n0-delta))
+    + t (psi((n-1)/2) + ln(2/(n-delta))) and Var = psi'((n0-1)/2) + t psi'((n-1)/2).
+    For delta=0, n0=n this is E[sigma_t^2] = sigma^2 ((n-1)/n)^(t+1).
+
+accumulate, accumulate-subsample (Gerstgrasser et al. 2024; Kazdan et al. 2024)
+    Let the pool at generation t hold P_t = n0 + t n points with total sum of
+    squares Q_t (trace). Model t fits a simple random sample of size B_t = min(budget,
+    P_t) of the pool (B_t = P_t for accumulate). Without replacement,
+    E[tr Sigma_t] = Q_t (B_t-1) / ((P_t-1)(B_t-delta)) and the sample mean's offset
+    from the pool mean has E||.||^2 = Q_t/(P_t-1) (1/B_t - 1/P_t) =: D_t.
+    Adding n draws of N(mu_t, Sigma_t) to the pool gives, in expectation,
+    Q_{t+1} = Q_t + (n-1) E[tr Sigma_t] + (P_t n / P_{t+1}) (E[tr Sigma_t]/n + D_t),
+    with Q_0 = (n0-1) tr. Both are linear in Q, so expectations propagate exactly.
+    The pool mean is a martingale with increments of E||.||^2 =
+    (n/P_{t+1})^2 (E[tr Sigma_t]/n + D_t), and E||mu_t - mu||^2 = E||pool mean - mu||^2 + D_t.
+    For accumulate the variance ratio per step is 1 - n/(P_t (P_t - delta)) ... a
+    product that converges: the variance stays bounded away from zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import polygamma, psi
+
+
+def gaussian_replace(
+    *, n0: int, n: int, generations: int, trace: float, dim: int, unbiased: bool = False
+) -> dict[str, np.ndarray]:
+    """Expected ``variance``, ``mean_shift`` and (1-D) ``log_variance`` per generation."""
+    delta = 1 if unbiased else 0
+    t = np.arange(generations)
+    factor = (n - 1) / (n - delta)
+    expected_trace = trace * (n0 - 1) / (n0 - delta) * factor**t
+    shift = trace / n0 + np.concatenate([[0.0], np.cumsum(expected_trace[:-1] / n)])
+    out = {"variance": expected_trace / dim, "mean_shift": shift}
+    if dim == 1:
+        step = psi((n - 1) / 2) + np.log(2 / (n - delta))
+        first = psi((n0 - 1) / 2) + np.log(2 / (n0 - delta))
+        out["log_variance"] = np.log(trace) + first + t * step
+    return out
+
+
+def gaussian_replace_log_variance_sd(*, n0: int, n: int, generations: int) -> np.ndarray:
+    """Standard deviation of log sigma_t^2 across seeds (1-D, replace)."""
+    t = np.arange(generations)
+    return np.sqrt(polygamma(1, (n0 - 1) / 2) + t * polygamma(1, (n - 1) / 2))
+
+
+def gaussian_pool(
+    *,
+    n0: int,
+    n: int,
+    generations: int,
+    trace: float,
+    dim: int,
+    unbiased: bool = False,
+    budget: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Expected ``variance`` and ``mean_shift`` under accumulate (``budget=None``) or
+    accumulate-subsample (a fixed ``budget``)."""
+    delta = 1 if unbiased else 0
+    q = (n0 - 1) * trace  # expected pool sum of squares
+    pool_shift = trace / n0  # E||pool mean - mu||^2
+    variance = np.empty(generations)
+    shift = np.empty(generations)
+    for t in range(generations):
+        p = n0 + t * n
+        b = p if budget is None or t == 0 else min(budget, p)
+        expected_trace = q * (b - 1) / ((p - 1) * (b - delta))
+        offset = q / (p - 1) * (1 / b - 1 / p)
+        variance[t] = expected_trace / dim
+        shift[t] = pool_shift + offset
+        spread = expected_trace / n + offset  # E||mean of new draws - pool mean||^2
+        q += (n - 1) * expected_trace + p * n / (p + n) * spread
+        pool_shift += (n / (p + n)) ** 2 * spread
+    return {"variance": variance, "mean_shift": shift}
+
+
+def expected_curves(
+    *,
+    data_id: str,
+    data_truth: dict,
+    model_id: str,
+    model_params: dict,
+    regime_id: str,
+    regime_params: dict,
+    n0: int,
+    n: int,
+    generations: int,
+) -> dict[str, np.ndarray]:
+    """Theory curves for a run, or ``{}`` where no closed form applies."""
+    if data_id != "gaussian" or model_id != "gaussian" or "cov" not in data_truth:
+        return {}
+    cov = np.asarray(data_truth["cov"])
+    common = {
+        "n0": n0,
+        "n": n,
+        "generations": generations,
+        "trace": float(np.trace(cov)),
+        "dim": cov.shape[0],
+        "unbiased": bool(model_params.get("unbiased", False)),
+    }
+    if regime_id == "replace":
+        return gaussian_replace(**common)
+    if regime_id == "accumulate" and regime_params.get("include_real", True):
+        return gaussian_pool(**common)
+    if regime_id == "accumulate-subsample":
+        return gaussian_pool(**common, budget=regime_params.get("budget") or n0)
+    return {}
