@@ -1,0 +1,26 @@
+"""Every registered component passes the public conformance checks."""
+
+import pytest
+
+from collapselab import list_ids
+from collapselab.testing import check_data, check_metric, check_model, check_regime
+
+
+@pytest.mark.parametrize("model_id", list_ids("model"))
+def test_model_conforms(model_id):
+    check_model(model_id)
+
+
+@pytest.mark.parametrize("regime_id", list_ids("regime"))
+def test_regime_conforms(regime_id):
+    check_regime(regime_id)
+
+
+@pytest.mark.parametrize("metric_id", list_ids("metric"))
+def test_metric_conforms(metric_id):
+    check_metric(metric_id)
+
+
+@pytest.mark.parametrize("data_id", list_ids("data"))
+def test_data_conforms(data_id):
+    check_data(data_id)
