@@ -232,9 +232,25 @@ def subsample(data: Any, k: int, rng: np.random.Generator) -> Any:
     if k > n:
         raise DataError(f"cannot subsample {k} samples from {n}")
     if isinstance(data, SeedBatch):
-        keys = rng.random((data.n_seeds, n))
-        return take(data, np.argpartition(keys, k - 1, axis=1)[:, :k] if k < n else keys.argsort(1))
+        return take(data, choose_rows(rng, data.n_seeds, n, k))
     return take(data, rng.permutation(n)[:k])
+
+
+def choose_rows(rng: np.random.Generator, rows: int, n: int, k: int) -> np.ndarray:
+    """``k`` distinct indices in ``range(n)`` for each of ``rows`` rows, (rows, k).
+
+    Floyd's algorithm, vectorized across rows: k steps of O(rows) work instead of
+    sorting rows x n random keys, which matters when an accumulated pool is large.
+    """
+    chosen = np.empty((rows, k), dtype=np.intp)
+    taken = np.zeros((rows, n), dtype=bool)
+    index = np.arange(rows)
+    for i, j in enumerate(range(n - k, n)):
+        pick = rng.integers(0, j + 1, size=rows)
+        pick = np.where(taken[index, pick], j, pick)
+        taken[index, pick] = True
+        chosen[:, i] = pick
+    return chosen
 
 
 @dataclass

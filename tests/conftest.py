@@ -1,0 +1,33 @@
+import pytest
+
+
+@pytest.fixture
+def small_config():
+    """A fast config with two arms: a batched Gaussian and a per-seed KDE."""
+    return {
+        "name": "small",
+        "data": {"id": "gaussian", "params": {"dim": 1, "n_test": 200}},
+        "model": {"id": "gaussian"},
+        "regime": {"id": "replace"},
+        "samples_per_generation": 30,
+        "generations": 8,
+        "seeds": 5,
+        "metrics": [
+            "variance",
+            "log_variance",
+            "mean_shift",
+            "nll_real",
+            "wasserstein",
+            "tail_mass",
+            "collapsed",
+        ],
+        "checkpoint_every": 1,
+        "arms": [
+            {"name": "gauss-replace"},
+            {
+                "name": "kde-accumulate",
+                "model": {"id": "kde", "params": {"bandwidth": 0.3}},
+                "regime": "accumulate",
+            },
+        ],
+    }

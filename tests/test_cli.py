@@ -1,0 +1,195 @@
+"""The command line: presets, run, show, and one-line errors with exit code 2."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from collapselab.cli import main
+from collapselab.experiment.config import preset_names
+
+
+def write(tmp_path, data, name="c.yaml"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return str(path)
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def base_config(**changes):
+    config = {
+        "name": "t",
+        "data": {"id": "gaussian"},
+        "model": {"id": "gaussian"},
+        "samples_per_generation": 20,
+        "generations": 4,
+        "seeds": 3,
+        "metrics": ["variance", "tail_mass"],
+    }
+    config.update(changes)
+    return config
+
+
+BAD = [
+    ("unknown model id", base_config(model={"id": "gausian"}), "model", "Did you mean 'gaussian'?"),
+    (
+        "bad parameter",
+        base_config(model={"id": "kde", "params": {"bandwidth": 0}}),
+        "model",
+        "'bandwidth' parameter of KDE must be",
+    ),
+    (
+        "unknown parameter",
+        base_config(model={"id": "kde", "params": {"bandwith": 1}}),
+        "model",
+        "Did you mean 'bandwidth'?",
+    ),
+    (
+        "unknown field",
+        base_config(sample_per_generation=3),
+        "sample_per_generation",
+        "Allowed fields",
+    ),
+    (
+        "negative size",
+        base_config(samples_per_generation=-5),
+        "samples_per_generation",
+        "greater than 0",
+    ),
+    (
+        "missing field",
+        {k: v for k, v in base_config().items() if k != "seeds"},
+        "seeds",
+        "required",
+    ),
+    (
+        "unknown metric",
+        base_config(metrics=["variance", "tailmass"]),
+        "metrics.1",
+        "Did you mean 'tail_mass'?",
+    ),
+    ("unknown regime", base_config(regime="acumulate"), "regime", "Did you mean 'accumulate'?"),
+    (
+        "bad regime param",
+        base_config(regime={"id": "fresh", "params": {"real_fraction": 2}}),
+        "regime",
+        "real_fraction",
+    ),
+    ("arm without name", base_config(arms=[{"regime": "accumulate"}]), "arms", "name"),
+    (
+        "bad arm override",
+        base_config(arms=[{"name": "a", "model": "kdee"}]),
+        "arms.0.model",
+        "Did you mean 'kde'?",
+    ),
+    ("bad name", base_config(name="../escape"), "name", "pattern"),
+    (
+        "bad data param",
+        base_config(data={"id": "gaussian", "params": {"dim": 2, "mean": [1, 2, 3]}}),
+        "data",
+        "'mean' parameter",
+    ),
+    ("not a mapping", "- a\n- b\n", "", "mapping"),
+    ("invalid yaml", "name: [unclosed\n", "", "invalid YAML"),
+]
+
+
+@pytest.mark.parametrize(("label", "config", "field", "hint"), BAD, ids=[b[0] for b in BAD])
+def test_bad_config_one_line_exit_2(tmp_path, capsys, label, config, field, hint):
+    code, out, err = run_cli(capsys, "run", write(tmp_path, config), "--out", str(tmp_path / "out"))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert field in lines[0] and hint in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written for a bad config
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "quickstrat"], "Did you mean 'quickstart'?"),
+        (["run", "missing.yaml"], "does not exist"),
+        (["run", "quickstart", "--set", "seeds"], "expected KEY=VALUE"),
+        (["run", "quickstart", "--set", "nonsense.key=1"], "'nonsense'"),
+        (["run", "quickstart", "--set", "seeds=-1"], "seeds"),
+        (["run", "quickstart", "--seeds", "x"], "invalid int value"),
+        (["run", "quickstart", "--workers", "0"], "--workers"),
+        (["show", "/nonexistent/run"], "not a run directory"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_bad_command_lines_one_line_exit_2(capsys, tmp_path, argv, hint):
+    code = None
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors exit directly
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert hint in err
+
+
+def test_no_traceback_from_a_real_process(tmp_path):
+    path = write(tmp_path, base_config(model={"id": "gausian"}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "collapselab", "run", path], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("error: config field 'model'")
+
+
+def test_presets_lists_every_preset(capsys):
+    code, out, _ = run_cli(capsys, "presets")
+    assert code == 0
+    names = [line.split()[0] for line in out.strip().splitlines()]
+    assert names == preset_names()
+    assert {"quickstart", "shumailov-gaussian", "shumailov-gmm", "kazdan-regimes"} <= set(names)
+    assert all(len(line.split()) > 3 for line in out.strip().splitlines())  # each has a description
+
+
+@pytest.mark.parametrize(
+    "name", ["quickstart", "shumailov-gaussian", "shumailov-gmm", "kazdan-regimes"]
+)
+def test_presets_are_valid_configs(name):
+    from collapselab.experiment import load_config
+
+    config = load_config(name)
+    assert config.description
+    assert len(config.arm_configs()) >= 2
+
+
+def test_run_then_show_with_overrides(tmp_path, capsys):
+    path = write(tmp_path, base_config(arms=[{"name": "r"}, {"name": "a", "regime": "accumulate"}]))
+    code, out, _ = run_cli(
+        capsys,
+        "run",
+        path,
+        "--out",
+        str(tmp_path / "run"),
+        "--seeds",
+        "4",
+        "--generations",
+        "5",
+        "--set",
+        "model.params.unbiased=true",
+        "--quiet",
+    )
+    assert code == 0 and str(tmp_path / "run") in out
+    resolved = yaml.safe_load((tmp_path / "run" / "a" / "config.yaml").read_text())
+    assert resolved["seeds"] == 4 and resolved["generations"] == 5
+    assert (
+        resolved["model"]["params"]["unbiased"] is True and resolved["regime"]["id"] == "accumulate"
+    )
+    code, out, _ = run_cli(capsys, "show", str(tmp_path / "run"))
+    assert code == 0
+    assert "r: 4 seeds" in out and "a: 4 seeds" in out
+    assert "variance" in out and "theory" in out

@@ -1,0 +1,181 @@
+"""Results, determinism (fresh, parallel, fresh process, resumed) and resume safety."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+import collapselab as cl
+from collapselab.errors import ResultsError
+from collapselab.experiment import load_config
+from collapselab.experiment.storage import METRIC_COLUMNS, read_metrics
+
+
+def metrics(directory, arm):
+    return read_metrics(directory / arm / "metrics.parquet")
+
+
+def test_run_directory_layout(tmp_path, small_config):
+    result = cl.run(load_config(small_config), tmp_path / "run", report=False)
+    root = tmp_path / "run"
+    manifest = json.loads((root / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["arms"] == [
+        "gauss-replace",
+        "kde-accumulate",
+    ]
+    for arm in manifest["arms"]:
+        arm_manifest = json.loads((root / arm / "manifest.json").read_text())
+        assert arm_manifest["status"] == "complete"
+        assert arm_manifest["root_seed"] == 0 and "numpy" in arm_manifest["versions"]
+        assert (root / arm / "config.yaml").exists()
+        assert not (root / arm / "checkpoints").exists()
+        frame = metrics(root, arm)
+        assert list(frame.columns) == list(METRIC_COLUMNS)
+        sim = frame[frame.source == "simulation"]
+        assert len(sim) == 5 * 8 * 7  # seeds x generations x metrics
+        assert not sim.duplicated(["seed", "generation", "metric"]).any()
+    assert {a.path for a in result.arms} == {"batched", "per-seed"}
+    theory_rows = metrics(root, "gauss-replace").query("source == 'theory'")
+    assert set(theory_rows.metric) == {"variance", "log_variance", "mean_shift"}
+    assert (theory_rows.seed == -1).all()
+    assert (
+        metrics(root, "kde-accumulate").query("source == 'theory'").empty
+    )  # no closed form for a KDE
+
+
+def test_same_config_same_results_serial_and_parallel(tmp_path, small_config):
+    config = load_config(small_config)
+    cl.run(config, tmp_path / "a", report=False)
+    cl.run(config, tmp_path / "b", workers=2, report=False)
+    for arm in ("gauss-replace", "kde-accumulate"):
+        pd.testing.assert_frame_equal(metrics(tmp_path / "a", arm), metrics(tmp_path / "b", arm))
+        assert (tmp_path / "a" / arm / "metrics.parquet").read_bytes() == (
+            tmp_path / "b" / arm / "metrics.parquet"
+        ).read_bytes()
+
+
+@pytest.mark.slow
+def test_same_results_in_a_fresh_process(tmp_path, small_config):
+    config_path = tmp_path / "small.yaml"
+    import yaml
+
+    config_path.write_text(yaml.safe_dump(small_config))
+    cl.run(load_config(config_path), tmp_path / "here", report=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collapselab",
+            "run",
+            str(config_path),
+            "--out",
+            str(tmp_path / "there"),
+            "--quiet",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for arm in ("gauss-replace", "kde-accumulate"):
+        assert (tmp_path / "here" / arm / "metrics.parquet").read_bytes() == (
+            tmp_path / "there" / arm / "metrics.parquet"
+        ).read_bytes()
+
+
+@pytest.mark.parametrize("stop_at", [("gauss-replace", None, 3), ("kde-accumulate", 2, 5)])
+def test_interrupted_run_resumes_bit_identical(tmp_path, small_config, stop_at):
+    config = load_config(small_config)
+    cl.run(config, tmp_path / "clean", report=False)
+
+    def interrupt(arm, seed, generation):
+        if (arm, seed, generation) == stop_at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cl.run(config, tmp_path / "resumed", on_generation=interrupt, report=False)
+    manifest = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert (tmp_path / "resumed" / stop_at[0] / "checkpoints").exists()
+    seen = []
+    result = cl.run(
+        config,
+        tmp_path / "resumed",
+        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        report=False,
+    )
+    resumed_arm = next(a for a in result.arms if a.name == stop_at[0])
+    assert resumed_arm.resumed
+    # generations already checkpointed are not recomputed
+    assert (stop_at[0], stop_at[1], stop_at[2]) not in seen
+    for arm in ("gauss-replace", "kde-accumulate"):
+        assert (tmp_path / "clean" / arm / "metrics.parquet").read_bytes() == (
+            tmp_path / "resumed" / arm / "metrics.parquet"
+        ).read_bytes()
+
+
+def test_corrupt_checkpoint_is_recomputed_not_loaded(tmp_path, small_config):
+    config = load_config(small_config)
+    cl.run(config, tmp_path / "clean", report=False)
+
+    def interrupt(arm, seed, generation):
+        if arm == "kde-accumulate" and seed == 1 and generation == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cl.run(config, tmp_path / "broken", on_generation=interrupt, report=False)
+    checkpoint = tmp_path / "broken" / "kde-accumulate" / "checkpoints" / "seed-00001.ckpt"
+    blob = checkpoint.read_bytes()
+    checkpoint.write_bytes(blob[: len(blob) // 2])  # truncated
+    seen = []
+    cl.run(
+        config,
+        tmp_path / "broken",
+        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        report=False,
+    )
+    assert ("kde-accumulate", 1, 0) in seen  # seed 1 started again from generation 0
+    assert (tmp_path / "clean" / "kde-accumulate" / "metrics.parquet").read_bytes() == (
+        tmp_path / "broken" / "kde-accumulate" / "metrics.parquet"
+    ).read_bytes()
+
+
+def test_corrupt_results_are_redone(tmp_path, small_config):
+    config = load_config(small_config)
+    cl.run(config, tmp_path / "run", report=False)
+    target = tmp_path / "run" / "gauss-replace" / "metrics.parquet"
+    good = target.read_bytes()
+    target.write_bytes(b"not parquet")
+    with pytest.raises(ResultsError, match="not a readable Parquet"):
+        read_metrics(target)
+    cl.run(config, tmp_path / "run", report=False)
+    assert target.read_bytes() == good
+
+
+def test_completed_run_is_not_recomputed(tmp_path, small_config):
+    config = load_config(small_config)
+    cl.run(config, tmp_path / "run", report=False)
+    seen = []
+    result = cl.run(config, tmp_path / "run", on_generation=lambda *a: seen.append(a), report=False)
+    assert seen == [] and all(a.resumed for a in result.arms)
+
+
+def test_different_config_in_same_directory_is_refused(tmp_path, small_config):
+    cl.run(load_config(small_config), tmp_path / "run", report=False)
+    before = (tmp_path / "run" / "gauss-replace" / "metrics.parquet").read_bytes()
+    other = load_config(small_config, ["seeds=6"])
+    with pytest.raises(ResultsError, match="different config"):
+        cl.run(other, tmp_path / "run", report=False)
+    assert (tmp_path / "run" / "gauss-replace" / "metrics.parquet").read_bytes() == before
+    cl.run(other, tmp_path / "run", overwrite=True, report=False)
+    assert (
+        metrics(tmp_path / "run", "gauss-replace").query("source == 'simulation'").seed.nunique()
+        == 6
+    )
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, small_config):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ResultsError, match="cannot write"):
+        cl.run(load_config(small_config), blocker / "run", report=False)
