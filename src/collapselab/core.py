@@ -402,11 +402,26 @@ class Curated:
 
 
 class Curator(Component):
-    """Filters synthetic data: ``__call__(synthetic, *, reference, rng) -> Curated``."""
+    """Filters synthetic data before it is trained on.
+
+    ``__call__(synthetic, *, reference, rng, model=None, model_0=None) -> Curated``:
+    ``model`` generated ``synthetic``; ``model_0`` is generation 0's model, fitted on
+    the real training data. Curators compose in order (a list in the config); each
+    reports what it removed and, where the truth is known, its precision and recall
+    in ``Curated.stats``.
+    """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset(DataKind)
 
-    def __call__(self, synthetic: Any, *, reference: RealData, rng: np.random.Generator) -> Curated:
+    def __call__(
+        self,
+        synthetic: Any,
+        *,
+        reference: RealData,
+        rng: np.random.Generator,
+        model: Any = None,
+        model_0: Any = None,
+    ) -> Curated:
         raise NotImplementedError
 
 

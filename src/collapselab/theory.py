@@ -25,11 +25,14 @@ accumulate, accumulate-subsample (Gerstgrasser et al. 2024; Kazdan et al. 2024)
     with Q_0 = (n0-1) tr. Both are linear in Q, so expectations propagate exactly.
     The pool mean is a martingale with increments of E||.||^2 =
     (n/P_{t+1})^2 (E[tr Sigma_t]/n + D_t), and E||mu_t - mu||^2 = E||pool mean - mu||^2 + D_t.
-    For accumulate the variance ratio per step is 1 - n/(P_t (P_t - delta)) ... a
-    product that converges: the variance stays bounded away from zero.
+    For accumulate with the MLE this gives E[tr Sigma_t] / E[tr Sigma_{t-1}] =
+    1 - n / P_t^2 (with ddof 1: 1 - n / (P_t (P_t - 1))), an infinite product that
+    converges because sum 1/t^2 does: the variance stays bounded away from zero.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy.special import polygamma, psi
@@ -99,8 +102,13 @@ def expected_curves(
     n0: int,
     n: int,
     generations: int,
+    decoding: Any = None,
 ) -> dict[str, np.ndarray]:
     """Theory curves for a run, or ``{}`` where no closed form applies."""
+    if model_id == "categorical":
+        return _categorical_curves(
+            data_truth, model_params, regime_id, regime_params, n0, n, generations, decoding
+        )
     if data_id != "gaussian" or model_id != "gaussian" or "cov" not in data_truth:
         return {}
     cov = np.asarray(data_truth["cov"])
@@ -119,3 +127,76 @@ def expected_curves(
     if regime_id == "accumulate-subsample":
         return gaussian_pool(**common, budget=regime_params.get("budget") or n0)
     return {}
+
+
+# ---------------------------------------------------------------------------
+# Categorical chains: Wright–Fisher drift
+# ---------------------------------------------------------------------------
+#
+# A categorical MLE refitted on m draws of p has E[1 - sum p_hat^2] = (1 - sum p^2)(1 - 1/m):
+# the multinomial counts C satisfy E[sum C_k^2] = m + m(m-1) sum p^2. Generation 0
+# fits n0 real draws and generation t >= 1 fits n draws of model t-1, so under
+# replace E[H_t] = H (1 - 1/n0)(1 - 1/n)^t; for n0 = n, H (1 - 1/n)^(t+1). Given
+# model t-1, the expected number of its types missing from the next n draws is
+# sum_k (1 - p_k)^n, and a lost type has probability 0 ever after: loss is absorbing.
+#
+# Under accumulate the pool of P_t = n0 + t n draws has counts C and S_t = sum C_k^2;
+# adding n draws of C/P_t gives E[S_{t+1} | C] = S_t (1 + 2n/P_t + (n^2 - n)/P_t^2) + n,
+# linear in S, so E[H_t] = 1 - E[S_t] / P_t^2 propagates exactly from
+# E[S_0] = n0 + n0 (n0 - 1) sum p^2.
+
+
+def categorical_replace(*, probs: np.ndarray, n0: int, n: int, generations: int) -> np.ndarray:
+    """E[heterozygosity] of model t under replace with the MLE."""
+    h = 1.0 - float(np.dot(probs, probs))
+    t = np.arange(generations)
+    return h * (1.0 - 1.0 / n0) * (1.0 - 1.0 / n) ** t
+
+
+def categorical_accumulate(*, probs: np.ndarray, n0: int, n: int, generations: int) -> np.ndarray:
+    """E[heterozygosity] of model t under accumulate (real data kept) with the MLE."""
+    s = n0 + n0 * (n0 - 1) * float(np.dot(probs, probs))
+    out = np.empty(generations)
+    for t in range(generations):
+        pool = n0 + t * n
+        out[t] = 1.0 - s / pool**2
+        s = s * (1 + 2 * n / pool + (n * n - n) / pool**2) + n
+    return out
+
+
+def categorical_expected_support(*, probs: np.ndarray, m: int) -> float:
+    """E[number of types] of an MLE fitted on m draws of ``probs``: sum_k 1 - (1 - p_k)^m."""
+    p = np.asarray(probs, dtype=float)
+    return float(np.sum(1.0 - (1.0 - p[p > 0]) ** m))
+
+
+def categorical_expected_lost(*, probs: np.ndarray, n: int) -> float:
+    """E[types of ``probs`` missing from n draws]: sum_k (1 - p_k)^n over its support."""
+    p = np.asarray(probs, dtype=float)
+    return float(np.sum((1.0 - p[p > 0]) ** n))
+
+
+def _categorical_curves(
+    truth: dict,
+    model_params: dict,
+    regime_id: str,
+    regime_params: dict,
+    n0: int,
+    n: int,
+    generations: int,
+    decoding: Any,
+) -> dict[str, np.ndarray]:
+    """Closed forms for the categorical MLE without decoding, where they exist."""
+    if "probs" not in truth or model_params.get("smoothing", 0.0) != 0.0:
+        return {}
+    if decoding is not None and not getattr(decoding, "is_identity", False):
+        return {}
+    probs = np.asarray(truth["probs"], dtype=float)
+    support = np.full(generations, np.nan)
+    support[0] = categorical_expected_support(probs=probs, m=n0)  # the real sample's types
+    common = {"probs": probs, "n0": n0, "n": n, "generations": generations}
+    if regime_id == "replace":
+        return {"heterozygosity": categorical_replace(**common), "support": support}
+    if regime_id == "accumulate" and regime_params.get("include_real", True):
+        return {"heterozygosity": categorical_accumulate(**common), "support": support}
+    return {"support": support}

@@ -93,6 +93,14 @@ class GaussianTruth(DataSource):
             return np.asarray(self.cov, dtype=float)
         return np.eye(self.dim) * self.std**2
 
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """The true log-density of each row of ``x`` (used by verifiers and raters)."""
+        from ..models.gaussian import gaussian_log_prob
+
+        return gaussian_log_prob(
+            np.asarray(x, dtype=float).reshape(len(x), -1), self.mean_vector, self.cov_matrix
+        )
+
     def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         root = np.linalg.cholesky(self.cov_matrix)
         return self.mean_vector + rng.standard_normal((n, self.dim)) @ root.T
