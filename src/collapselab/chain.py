@@ -13,13 +13,28 @@ function of (root seed, seed, generation, component).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .core import DataSource, GenerativeModel, Metric, RealData, ReferenceBatch, Regime, SeedBatch
+from .core import (
+    Curator,
+    DataKind,
+    DataSource,
+    GenerativeModel,
+    Metric,
+    RealData,
+    ReferenceBatch,
+    Regime,
+    SeedBatch,
+    length,
+    take,
+)
+from .errors import DataError
+from .regimes import pool_history, pools_moments
 from .rng import BATCH, metric_stream, stream
 
 
@@ -36,6 +51,11 @@ class ChainSpec:
     real_samples: int
     root_seed: int = 0
     decoding: Any = None
+    #: Curators applied in order to each generation's output before it is trained on.
+    curators: dict[str, Curator] = field(default_factory=dict)
+    #: Draw ``oversample * samples_per_generation`` candidates for the curators and
+    #: keep at most ``samples_per_generation`` of what they accept.
+    oversample: float = 1.0
 
 
 @dataclass
@@ -49,6 +69,8 @@ class ChainState:
 
     generation: int = -1
     model: Any = None
+    model_0: Any = None
+    regime_state: Any = None
     history: list[Any] = field(default_factory=list)
     values: dict[str, list[Any]] = field(default_factory=dict)
 
@@ -60,12 +82,58 @@ def load_real(spec: ChainSpec, seed: int) -> RealData:
 
 def _record(spec: ChainSpec, state: ChainState, name: str, value: Any) -> None:
     values = state.values.setdefault(name, [])
-    if spec.metrics[name].absorbing and values:
+    metric = spec.metrics.get(name)
+    if metric is not None and metric.absorbing and values:
         value = np.maximum(value, values[-1])
     values.append(value)
 
 
+def curate(
+    spec: ChainSpec,
+    candidates: Any,
+    real: RealData,
+    model: Any,
+    model_0: Any,
+    rng: np.random.Generator,
+) -> tuple[Any, dict[str, float]]:
+    """Run the curators in order; what survives (at most ``samples_per_generation``)
+    and each curator's statistics, named ``<curator id>.<stat>``."""
+    kept, stats = candidates, {}
+    for name, curator in spec.curators.items():
+        result = curator(kept, reference=real, rng=rng, model=model, model_0=model_0)
+        kept = result.kept
+        stats.update({f"{name}.{key}": float(value) for key, value in result.stats.items()})
+    size = min(length(kept), spec.samples_per_generation)
+    if size == 0:
+        raise DataError(
+            f"the curators ({', '.join(spec.curators)}) kept no sample: raise oversample, "
+            "loosen the curators, or use a regime that keeps real data (accumulate, fresh)"
+        )
+    stats["curation.kept_fraction"] = size / length(candidates)
+    return take(kept, np.arange(size)), stats
+
+
+def _assemble(
+    spec: ChainSpec, state: ChainState, real: RealData, t: int, rng: np.random.Generator
+) -> Any:
+    """Generation ``t``'s training set; a stateful regime's statistics become metrics."""
+    if not type(spec.regime).stateful:
+        return spec.regime(real, state.history, t, rng=rng)
+    assembled = spec.regime.assemble(real, state.history, t, rng=rng, state=state.regime_state)
+    state.regime_state = assembled.state
+    if t == 1:  # generation 0 trained on the real data alone: no statistics to report
+        for name in assembled.stats:
+            _record(spec, state, name, float("nan"))
+    for name, value in assembled.stats.items():
+        _record(spec, state, name, float(value))
+    return assembled.data
+
+
 def _keep(spec: ChainSpec, history: list[Any]) -> list[Any]:
+    if pools_moments(spec.regime, spec.model):
+        # The regime needs only the pool's sufficient statistics: memory and
+        # checkpoints stay constant in the number of generations.
+        return pool_history(history)
     window = type(spec.regime).history_window
     return history if window is None else history[-window:]
 
@@ -84,14 +152,27 @@ def run_seed(
         if t == 0:
             train = real.train
         else:
-            train = spec.regime(real, state.history, t, rng=stream(root, seed, t, "regime"))
+            train = _assemble(spec, state, real, t, stream(root, seed, t, "regime"))
         model = spec.model.clone().fit(train, rng=stream(root, seed, t, "fit"))
-        output = model.sample(
-            spec.samples_per_generation, rng=stream(root, seed, t, "sample"), decoding=spec.decoding
+        n = spec.samples_per_generation
+        candidates = model.sample(
+            math.ceil(n * spec.oversample) if spec.curators else n,
+            rng=stream(root, seed, t, "sample"),
+            decoding=spec.decoding,
         )
+        # Metrics describe the model's own output, before any curation.
+        output = candidates if length(candidates) == n else take(candidates, np.arange(n))
         for name, metric in spec.metrics.items():
             value = metric(model, output, real, rng=metric_stream(root, seed, t, name))
             _record(spec, state, name, float(value))
+        if t == 0:
+            state.model_0 = model
+        if spec.curators:
+            output, stats = curate(
+                spec, candidates, real, model, state.model_0, stream(root, seed, t, "curate")
+            )
+            for name, value in stats.items():
+                _record(spec, state, name, value)
         state.model = model
         state.history = _keep(spec, [*state.history, output])
         state.generation = t
@@ -105,8 +186,33 @@ class _BatchedRealData(RealData):
 
     def draw(self, n: int, *, rng: np.random.Generator) -> SeedBatch:
         n_seeds = self.train.n_seeds
-        sample = super().draw(n_seeds * n, rng=rng)
-        return SeedBatch(np.asarray(sample).reshape(n_seeds, n, -1))
+        sample = np.asarray(super().draw(n_seeds * n, rng=rng))
+        return SeedBatch(sample.reshape(n_seeds, n, *sample.shape[1:]))
+
+
+def _batch_item(real: RealData) -> np.ndarray:
+    """One seed's training data for a :class:`SeedBatch`: continuous data as float (n, d),
+    token ids kept as integers (n,)."""
+    if real.kind == DataKind.CONTINUOUS:
+        return np.asarray(real.train, dtype=float).reshape(len(real.train), -1)
+    return np.asarray(real.train)
+
+
+def _batch_train(reals: list[RealData]) -> Any:
+    """All seeds' training data: a :class:`SeedBatch`, or a tuple of them for pairs (X, y)."""
+    first = reals[0].train
+    if isinstance(first, tuple):
+        return tuple(
+            SeedBatch(np.stack([np.asarray(r.train[i]) for r in reals])) for i in range(len(first))
+        )
+    return SeedBatch(np.stack([_batch_item(r) for r in reals]))
+
+
+def _seed_part(data: Any, seed: int) -> Any:
+    """Seed ``seed``'s part of batched data (a :class:`SeedBatch` or a tuple of them)."""
+    if isinstance(data, tuple):
+        return tuple(part.array[seed] for part in data)
+    return data.array[seed]
 
 
 def run_batched(
@@ -120,9 +226,7 @@ def run_batched(
     reals = [load_real(spec, s) for s in range(n_seeds)]
     references = ReferenceBatch(reals)
     batch_real = _BatchedRealData(
-        train=SeedBatch(
-            np.stack([np.asarray(r.train, dtype=float).reshape(len(r.train), -1) for r in reals])
-        ),
+        train=_batch_train(reals),
         test=None,
         kind=reals[0].kind,
         truth=reals[0].truth,
@@ -139,7 +243,11 @@ def run_batched(
         model = batched_class(**spec.model.get_params()).fit(
             train, rng=stream(root, BATCH, t, "fit")
         )
-        output = model.sample(spec.samples_per_generation, rng=stream(root, BATCH, t, "sample"))
+        output = model.sample(
+            spec.samples_per_generation,
+            rng=stream(root, BATCH, t, "sample"),
+            decoding=spec.decoding,
+        )
         for name, metric in spec.metrics.items():
             values = metric.batched(
                 model, output, references, rng=stream(root, BATCH, t, "metrics")
@@ -149,7 +257,7 @@ def run_batched(
                     [
                         metric(
                             model.unbatch(s),
-                            output.array[s],
+                            _seed_part(output, s),
                             reals[s],
                             rng=metric_stream(root, s, t, name),
                         )

@@ -1,4 +1,4 @@
-"""The ``collapselab`` command line: run, presets, show.
+"""The ``collapselab`` command line: run, presets, show, report, diagnose.
 
 Every user error prints one line, ``error: ...``, and exits with code 2.
 """
@@ -57,8 +57,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if not args.quiet:
         _print_run(result.directory)
+        _print_headline(result.directory)
     print(f"results: {result.directory}")
+    if not args.quiet:
+        print(f"report:  {result.report or 'not written (see the warning above)'}")
     return 0
+
+
+def _print_headline(directory: Path) -> None:
+    """Three headline numbers per arm: the median at generation 0 and at the last."""
+    from .report.summary import format_number, headline_metrics, load_run
+
+    frames = load_run(directory)
+    width = max(len(arm) for arm in frames)
+    print("headline (median over seeds, generation 0 -> last):")
+    for arm, frame in frames.items():
+        cells = [
+            f"{metric} {format_number(first)} -> {format_number(last)}"
+            for metric, first, last in headline_metrics(frame)
+        ]
+        print(f"  {arm:{width}s}  " + "   ".join(cells))
 
 
 def _print_run(directory: Path) -> None:
@@ -98,8 +116,69 @@ def _print_run(directory: Path) -> None:
         console.print(table)
 
 
+#: Curation and web statistics that `show --last` puts beside the metrics.
+HEADLINE_STATS = ("curation.kept_fraction", "web.synthetic_share", "web.trained_synthetic_share")
+
+
+def _print_last(directory: Path) -> None:
+    """One table: every arm (rows) by metric (columns), median over seeds at the last generation."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report.summary import load_run
+
+    frames = load_run(directory)
+    rows = {}
+    for arm, frame in frames.items():
+        sim = frame[frame["source"] == "simulation"]
+        last = sim[sim["generation"] == sim["generation"].max()]
+        rows[arm] = (
+            int(last["generation"].max()),
+            last.groupby("metric", sort=False)["value"].median(),
+        )
+    # the configured metrics and the share curation kept; curator details stay in `show`
+    metrics = list(
+        dict.fromkeys(
+            m
+            for _, medians in rows.values()
+            for m in medians.index
+            if "." not in m or m in HEADLINE_STATS
+        )
+    )
+    table = Table(
+        title=f"{directory.name}: median over seeds at the last generation", title_justify="left"
+    )
+    table.add_column("arm", no_wrap=True)
+    table.add_column("gen", justify="right")
+    for metric in metrics:
+        table.add_column(metric, justify="right", overflow="fold")
+    for arm, (generation, medians) in rows.items():
+        cells = [_fmt(medians[m]) if m in medians.index else "" for m in metrics]
+        table.add_row(arm, str(generation), *cells)
+    Console().print(table)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
-    _print_run(Path(args.run_dir))
+    if args.last:
+        _print_last(Path(args.run_dir))
+    else:
+        _print_run(Path(args.run_dir))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report.html import write_report
+
+    run_dirs = [Path(d) for d in args.run_dirs]
+    if args.out:
+        out = Path(args.out)
+    else:
+        out = run_dirs[0] / "report.html" if len(run_dirs) == 1 else Path("comparison.html")
+    formats = tuple(f.strip().lower() for f in args.format.split(",") if f.strip())
+    path = write_report(run_dirs, out, figures=args.figures, formats=formats)
+    if args.figures:
+        print(f"figures: {args.figures} ({', '.join(formats)})")
+    print(f"report: {path}")
     return 0
 
 
@@ -140,7 +219,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("show", help="table of each metric at the first, middle and last generation")
     p.add_argument("run_dir")
+    p.add_argument(
+        "--last", action="store_true", help="one table: every arm by metric at the last generation"
+    )
     p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser(
+        "report", help="write report.html for a run, or a comparison of several runs"
+    )
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one run, or several to compare")
+    p.add_argument(
+        "--out", help="HTML file (default RUN_DIR/report.html; comparison.html for several)"
+    )
+    p.add_argument("--figures", metavar="DIR", help="also export every figure into DIR")
+    p.add_argument(
+        "--format", default="png", help="figure formats for --figures: png, svg, pdf (comma list)"
+    )
+    p.set_defaults(func=cmd_report)
+
+    from .diagnose import add_parser as add_diagnose_parser
+
+    add_diagnose_parser(sub)
+
+    from .experiment.sweep import add_parser as add_sweep_parser
+    from .query import add_parser as add_query_parser
+    from .report.phase import add_parser as add_phase_parser
+
+    add_sweep_parser(sub)
+    add_phase_parser(sub)
+    add_query_parser(sub)
     return parser
 
 

@@ -217,6 +217,8 @@ def take(data: Any, index: np.ndarray) -> Any:
     """Select samples by index; for a :class:`SeedBatch`, ``index`` is (seeds, k)."""
     if isinstance(data, SeedBatch):
         arr = data.array
+        if index.ndim == 1:  # the same samples of every seed
+            return SeedBatch(arr[:, index])
         idx = index.reshape(index.shape + (1,) * (arr.ndim - 2))
         return SeedBatch(np.take_along_axis(arr, idx, axis=1))
     if isinstance(data, tuple):
@@ -231,8 +233,9 @@ def subsample(data: Any, k: int, rng: np.random.Generator) -> Any:
     n = length(data)
     if k > n:
         raise DataError(f"cannot subsample {k} samples from {n}")
-    if isinstance(data, SeedBatch):
-        return take(data, choose_rows(rng, data.n_seeds, n, k))
+    batch = data[0] if isinstance(data, tuple) else data  # pairs share one index per seed
+    if isinstance(batch, SeedBatch):
+        return take(data, choose_rows(rng, batch.n_seeds, n, k))
     return take(data, rng.permutation(n)[:k])
 
 
@@ -342,6 +345,15 @@ class GenerativeModel(Component):
         return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
 
 
+@dataclass
+class Assembled:
+    """What a stateful regime returns: the training set, its new state, statistics."""
+
+    data: Any
+    state: Any
+    stats: dict[str, float] = field(default_factory=dict)
+
+
 class Regime(Component):
     """Assembles the training set of generation ``t >= 1``.
 
@@ -349,13 +361,31 @@ class Regime(Component):
     outputs of models ``0..t-1`` (oldest first). :attr:`history_window` says how
     many of the most recent outputs the regime reads (``None``: all), so the chain
     keeps no more in memory or in checkpoints.
+
+    A regime that must remember more than the outputs (a web of pages with their
+    provenance) sets :attr:`stateful` and implements ``assemble(real, history,
+    generation, *, rng, state) -> Assembled`` instead: the chain passes back the
+    state it returned last time (``None`` at generation 1), checkpoints it with
+    the chain, and records ``Assembled.stats`` as metrics.
     """
 
     history_window: ClassVar[int | None] = None
+    stateful: ClassVar[bool] = False
 
     def __call__(
         self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
     ) -> Any:
+        raise NotImplementedError
+
+    def assemble(
+        self,
+        real: RealData,
+        history: Sequence[Any],
+        generation: int,
+        *,
+        rng: np.random.Generator,
+        state: Any,
+    ) -> Assembled:
         raise NotImplementedError
 
 
@@ -394,11 +424,13 @@ class Metric(Component):
 
 @dataclass
 class Curated:
-    """What a curator kept, and how many items it removed."""
+    """What a curator kept (and at which input positions), and how many items it removed."""
 
     kept: Any
     removed: int
     stats: dict[str, float] = field(default_factory=dict)
+    #: Positions of the kept items in the curator's input, in order.
+    index: np.ndarray | None = None
 
 
 class Curator(Component):

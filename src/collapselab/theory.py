@@ -109,6 +109,8 @@ def expected_curves(
         return _categorical_curves(
             data_truth, model_params, regime_id, regime_params, n0, n, generations, decoding
         )
+    if model_id == "linreg":
+        return _linreg_curves(data_truth, model_params, regime_id, regime_params, n, generations)
     if data_id != "gaussian" or model_id != "gaussian" or "cov" not in data_truth:
         return {}
     cov = np.asarray(data_truth["cov"])
@@ -200,3 +202,83 @@ def _categorical_curves(
     if regime_id == "accumulate" and regime_params.get("include_real", True):
         return {"heterozygosity": categorical_accumulate(**common), "support": support}
     return {"support": support}
+
+
+# ---------------------------------------------------------------------------
+# Linear regression on a fixed design (Gerstgrasser et al. 2024; Dohmatob et al. 2024)
+# ---------------------------------------------------------------------------
+
+
+def linreg_ols(
+    *, generations: int, per_noise: float, noise: float, model_noise: float, regime: str
+) -> np.ndarray:
+    """Expected error of least squares at generations 0..G-1 on a fixed design.
+
+    Fit number n = t + 1 of a chain whose labels are the previous fit's predictions
+    plus fresh noise. With e_i = (X^T X)^-1 X^T eps_i the error that fit i's label
+    noise alone would cause (independent, mean zero, E e_i^T M e_i = s_i^2 v where
+    v = E tr((X^T X)^-1 M), s_0^2 = ``noise`` for the real labels and s_i^2 =
+    ``model_noise`` for the model's):
+
+    replace
+        each fit adds its own: w_t - w* = e_0 + ... + e_t, so
+        E_n = v (sigma^2 + (n - 1) sigma_m^2), which for sigma_m = sigma is
+        n sigma^2 v: linear growth, no bound.
+    accumulate
+        model t fits the t + 1 label sets stacked on copies of the design, i.e. the
+        mean of their separate fits; by induction w_t - w* = sum_i e_i / (i + 1), so
+        E_n = v (sigma^2 + sigma_m^2 sum_{i=2..n} 1/i^2) < (pi^2/6) v sigma^2 for
+        sigma_m = sigma.
+
+    For a T x d standard Gaussian design and M = I, v = d / (T - d - 1) (the mean of
+    an inverse Wishart): T=100, d=10, sigma^2=1 give 3.371 (replace) and 0.181
+    (accumulate) at n = 30.
+    """
+    fits = np.arange(1, generations + 1)
+    if regime == "replace":
+        return per_noise * (noise + (fits - 1) * model_noise)
+    if regime == "accumulate":
+        later = np.concatenate([[0.0], np.cumsum(1.0 / fits[1:] ** 2)])
+        return per_noise * (noise + model_noise * later)
+    raise ValueError(f"no closed form for regime {regime!r}")
+
+
+def _linreg_curves(
+    truth: dict,
+    model_params: dict,
+    regime_id: str,
+    regime_params: dict,
+    n: int,
+    generations: int,
+) -> dict[str, np.ndarray]:
+    """``test_mse`` and ``coef_error`` of a least-squares chain, where a closed form holds.
+
+    It holds for OLS (``alpha`` 0) on a source that states the design's OLS error
+    factors, when each generation relabels the whole design once (``n`` equals the
+    design's rows), under ``replace`` or ``accumulate`` with the real data. With the
+    noise estimated by the model (``noise`` unset), E[sigma_hat^2] = sigma^2 and
+    sigma_hat^2 is independent of the fit, so the replace form still holds; under
+    accumulate the pooled residual also holds the spread between generations, and
+    no closed form is given.
+    """
+    factors = ("ols_test_error_per_noise", "ols_coef_error_per_noise", "noise", "design_rows")
+    if any(key not in truth for key in factors) or model_params.get("alpha", 0.0) != 0:
+        return {}
+    if n != truth["design_rows"] or not np.isfinite(truth["ols_test_error_per_noise"]):
+        return {}
+    model_noise = model_params.get("noise")
+    if regime_id == "accumulate" and regime_params.get("include_real", True):
+        if model_noise is None:
+            return {}
+    elif regime_id != "replace":
+        return {}
+    common = {
+        "generations": generations,
+        "noise": float(truth["noise"]),
+        "model_noise": float(truth["noise"] if model_noise is None else model_noise),
+        "regime": regime_id,
+    }
+    return {
+        "test_mse": linreg_ols(per_noise=truth["ols_test_error_per_noise"], **common),
+        "coef_error": linreg_ols(per_noise=truth["ols_coef_error_per_noise"], **common),
+    }

@@ -106,6 +106,7 @@ class Dedup(Curator):
             "near_duplicates": near / n if n else 0.0,
             "kept_fraction": float(keep.mean()) if n else float("nan"),
         }
+        index = np.flatnonzero(keep)
         return Curated(
-            kept=take(synthetic, np.flatnonzero(keep)), removed=int(n - keep.sum()), stats=stats
+            index=index, kept=take(synthetic, index), removed=int(n - keep.sum()), stats=stats
         )

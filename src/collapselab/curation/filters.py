@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core import NONE, Curated, Curator, Interval, Options, RealData, length, take
+from ..errors import ConfigError
 from ..registry import register
 from .scoring import (
     is_good,
@@ -26,7 +27,8 @@ def _keep(
         **quality_stats(reference, items, mask),
         **stats,
     }
-    return Curated(kept=take(items, np.flatnonzero(mask)), removed=int((~mask).sum()), stats=stats)
+    index = np.flatnonzero(mask)
+    return Curated(kept=take(items, index), removed=int((~mask).sum()), stats=stats, index=index)
 
 
 @register("curator", "likelihood-filter")
@@ -127,6 +129,11 @@ class Verifier(Curator):
                 synthetic,
                 valid,
                 {"valid_fraction": float(valid.mean()) if len(valid) else float("nan")},
+            )
+        if model is None:
+            raise ConfigError(
+                "the density verifier needs the model that generated the samples, which a web "
+                "scrape does not know; use the detector or a task source with an exact check"
             )
         log_ratio = truth_log_density(reference, synthetic) - np.asarray(
             model.log_prob(synthetic), dtype=float

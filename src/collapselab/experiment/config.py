@@ -32,6 +32,15 @@ class ComponentSpec(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class DecodingSpec(BaseModel):
+    """How a discrete model samples (see :mod:`collapselab.decoding`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(default=1.0, ge=0)
+    top_k: int | None = Field(default=None, gt=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+
+
 def _component(value: Any) -> Any:
     return {"id": value} if isinstance(value, str) else value
 
@@ -58,10 +67,17 @@ class RunConfig(BaseModel):
     batched: Literal["auto", "yes", "no"] = "auto"
     #: Checkpoint every k generations (default: every 10 s of work).
     checkpoint_every: int | None = Field(default=None, gt=0)
+    #: Curators applied in order to each generation's output before it is trained on.
+    curators: list[ComponentSpec] = Field(default_factory=list)
+    #: With curators: draw ``oversample x samples_per_generation`` candidates and keep
+    #: at most ``samples_per_generation`` of those accepted.
+    oversample: float = Field(default=1.0, ge=1.0)
+    #: Temperature, top-k and top-p of discrete models' sampling (default: none).
+    decoding: DecodingSpec | None = None
 
     _normalize = field_validator("data", "model", "regime", mode="before")(_component)
 
-    @field_validator("metrics", mode="before")
+    @field_validator("metrics", "curators", mode="before")
     @classmethod
     def _metrics(cls, value: Any) -> Any:
         return [_component(v) for v in value] if isinstance(value, list) else value
@@ -79,6 +95,11 @@ class RunConfig(BaseModel):
         data = self.model_dump(mode="json")
         for key in ("name", "description", "checkpoint_every"):
             data.pop(key)
+        if data.get("decoding") is None:  # keeps hashes of configs from before the field
+            data.pop("decoding", None)
+        if not data.get("curators"):
+            data.pop("curators", None)
+            data.pop("oversample", None)
         return data
 
     def config_hash(self) -> str:
@@ -249,11 +270,23 @@ def check_components(config: RunConfig, prefix: str = "") -> None:
     """Build every component once so unknown ids and bad parameters fail before running."""
     built = build_components(config, prefix)
     kind = built["model"].kind
+    if config.decoding is not None and not getattr(built["model"], "supports_decoding", False):
+        raise ConfigError(
+            f"config field {prefix + 'decoding'!r}: model {config.model.id!r} has no decoding "
+            "controls; remove decoding or use a discrete model (categorical, ngram)"
+        )
     if built["data"].kind != kind:
         raise ConfigError(
             f"config field {prefix + 'data.id'!r}: data {config.data.id!r} is {built['data'].kind} "
             f"but model {config.model.id!r} consumes {kind}"
         )
+    for i, curator in enumerate(built["curators"].values()):
+        if kind not in curator.applies_to:
+            kinds = ", ".join(sorted(str(k) for k in curator.applies_to))
+            raise ConfigError(
+                f"config field {prefix}curators.{i}: curator {config.curators[i].id!r} applies to "
+                f"{kinds} data, not to {kind}"
+            )
     for i, (name, metric) in enumerate(built["metrics"].items()):
         if kind not in metric.applies_to:
             kinds = ", ".join(sorted(str(k) for k in metric.applies_to))
@@ -277,7 +310,13 @@ def build_components(config: RunConfig, prefix: str = "") -> dict[str, Any]:
                 f"config field {prefix}metrics.{i}: metric {spec.id!r} is listed twice"
             )
         metrics[spec.id] = make("metric", spec, f"metrics.{i}")
+    curators = {}
+    for i, spec in enumerate(config.curators):
+        # the same curator twice (with other parameters) gets its position as a suffix
+        name = spec.id if spec.id not in curators else f"{spec.id}#{i}"
+        curators[name] = make("curator", spec, f"curators.{i}")
     return {
+        "curators": curators,
         "data": make("data", config.data, "data"),
         "model": make("model", config.model, "model"),
         "regime": make("regime", config.regime, "regime"),

@@ -6,7 +6,9 @@ Layout of a run directory::
     OUT/<arm>/config.yaml                        the arm's resolved config
     OUT/<arm>/manifest.json                      versions, root seed, timings, status
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
+    OUT/<arm>/snapshots.npz                      seed 0's samples at generation 0, middle, last (and real)
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
+    OUT/report.html                              figures, config, manifest and summary in one file
 
 Rerunning the same command resumes an interrupted run from its checkpoints and
 ends bit-identical to an uninterrupted one.
@@ -14,6 +16,7 @@ ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import shutil
 import time
@@ -22,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +33,7 @@ import yaml
 
 from .. import __version__, theory
 from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
+from ..decoding import Decoding
 from ..errors import ConfigError, ResultsError
 from .config import Config, RunConfig, build_components, load_config
 from .storage import (
@@ -40,6 +44,9 @@ from .storage import (
     write_json,
     write_metrics,
 )
+
+if TYPE_CHECKING:
+    from ..report.snapshots import SnapshotRecorder
 
 #: Without ``checkpoint_every``, a chain checkpoints after this much work.
 CHECKPOINT_SECONDS = 10.0
@@ -67,6 +74,8 @@ class RunResult:
     directory: Path
     config: Config
     arms: list[ArmResult]
+    #: ``report.html``, or ``None`` if it was not asked for or could not be drawn.
+    report: Path | None = None
 
     def metrics(self) -> pd.DataFrame:
         return pd.concat([a.frame for a in self.arms], ignore_index=True)
@@ -98,20 +107,55 @@ def make_spec(config: RunConfig) -> ChainSpec:
         model=parts["model"],
         regime=parts["regime"],
         metrics=parts["metrics"],
+        curators=parts["curators"],
+        oversample=config.oversample,
         samples_per_generation=config.samples_per_generation,
         generations=config.generations,
         real_samples=config.resolved_real_samples(),
         root_seed=config.root_seed,
+        decoding=Decoding.from_config(config.decoding.model_dump())
+        if config.decoding is not None
+        else None,
     )
 
 
 def uses_batched_path(config: RunConfig, spec: ChainSpec) -> bool:
-    available = type(spec.model).batched_class is not None
+    stateful = type(spec.regime).stateful
+    available = type(spec.model).batched_class is not None and not spec.curators and not stateful
     if config.batched == "yes" and not available:
+        why = (
+            "curators filter each seed differently"
+            if spec.curators
+            else "regime keeps per-seed state"
+            if stateful
+            else "it has no batched path"
+        )
         raise ConfigError(
-            f"config field 'batched': model {config.model.id!r} has no batched path; use batched: auto"
+            f"config field 'batched': model {config.model.id!r} cannot run batched here ({why}); "
+            "use batched: auto"
         )
     return available and config.batched != "no"
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, recorded in the manifest beside ``metrics.parquet``."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def check_digest(path: Path, expected: str | None) -> None:
+    """Raise :class:`ResultsError` if ``path`` lost the digest recorded when it was written.
+
+    Parquet notices a truncated file but not every flipped byte inside a page, so a
+    completed arm is trusted only while its bytes are the ones written.
+    """
+    if expected is None:  # written before digests were recorded
+        return
+    try:
+        actual = file_sha256(path)
+    except OSError:
+        actual = None
+    if actual != expected:
+        raise ResultsError(f"{str(path)!r} does not match its recorded checksum; rerun to redo it")
 
 
 class _Checkpointer:
@@ -141,9 +185,16 @@ class _Checkpointer:
             self.last_save = time.monotonic()
 
 
-def _seed_job(spec: ChainSpec, seed: int, checkpoint: _Checkpointer) -> dict[str, list[Any]]:
+def _seed_job(
+    spec: ChainSpec, seed: int, checkpoint: _Checkpointer, snapshots: SnapshotRecorder
+) -> dict[str, list[Any]]:
     """Run one seed in a worker process, checkpointing as it goes."""
-    state = run_seed(spec, seed, checkpoint.load(), checkpoint.maybe_save)
+
+    def after(state: ChainState) -> None:
+        snapshots.observe(seed, state)  # before the checkpoint, so a resume never misses one
+        checkpoint.maybe_save(state)
+
+    state = run_seed(spec, seed, checkpoint.load(), after)
     return state.values
 
 
@@ -182,6 +233,7 @@ def theory_frame(
         n0=spec.real_samples,
         n=spec.samples_per_generation,
         generations=spec.generations,
+        decoding=spec.decoding,
     )
     curves = {k: v for k, v in curves.items() if k in spec.metrics}
     if not curves:
@@ -236,11 +288,14 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     on_generation: Hook | None = None,
+    report: bool = True,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
     ``on_generation(arm, seed, generation)`` is called after each completed
-    generation (``seed`` is ``None`` on the batched path).
+    generation (``seed`` is ``None`` on the batched path). With ``report``, the
+    run ends by writing ``report.html`` (after every result is saved; a report
+    that cannot be drawn only warns).
     """
     if not isinstance(config, Config):
         config = load_config(config)
@@ -281,7 +336,12 @@ def run(
         raise
     manifest.update(status="complete", finished=_now())
     write_json(manifest_path, manifest)
-    return RunResult(directory=directory, config=config, arms=results)
+    result = RunResult(directory=directory, config=config, arms=results)
+    if report:
+        from ..report.html import write_report_safely
+
+        result.report = write_report_safely([directory], directory / "report.html")
+    return result
 
 
 def _run_arm(
@@ -309,6 +369,7 @@ def _run_arm(
     metrics_path = directory / "metrics.parquet"
     if previous is not None and previous.get("status") == "complete":
         try:
+            check_digest(metrics_path, previous.get("metrics_sha256"))
             frame = read_metrics(metrics_path)
             return ArmResult(
                 config.name, directory, config, frame, path, previous.get("elapsed_s", 0.0), True
@@ -333,6 +394,11 @@ def _run_arm(
     write_json(manifest_path, manifest)
     start = time.perf_counter()
     checkpoints = directory / "checkpoints"
+    from ..report.snapshots import SnapshotRecorder
+
+    snapshots = SnapshotRecorder(
+        checkpoints / "snapshots", config.generations, spec.model.kind, config_hash
+    )
     advance = bar.task(config.name, config.seeds * config.generations)
     resumed = False
     if batched:
@@ -343,6 +409,7 @@ def _run_arm(
             advance(config.seeds * (state.generation + 1))
 
         def after(state: ChainState) -> None:
+            snapshots.observe(None, state)
             checkpointer.maybe_save(state)
             advance(config.seeds)
             if on_generation is not None:
@@ -365,7 +432,10 @@ def _run_arm(
                 pending.append((seed, checkpointer, state))
         if workers > 1 and len(pending) > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(_seed_job, spec, seed, ck): seed for seed, ck, _ in pending}
+                futures = {
+                    pool.submit(_seed_job, spec, seed, ck, snapshots): seed
+                    for seed, ck, _ in pending
+                }
                 for future in as_completed(futures):
                     per_seed[futures[future]] = future.result()
                     advance(config.generations)
@@ -375,24 +445,31 @@ def _run_arm(
                 def after(
                     state: ChainState, seed: int = seed, ck: _Checkpointer = checkpointer
                 ) -> None:
+                    snapshots.observe(seed, state)
                     ck.maybe_save(state)
                     advance(1)
                     if on_generation is not None:
                         on_generation(config.name, seed, state.generation)
 
                 per_seed[seed] = run_seed(spec, seed, state, after).values
+        # every recorded series: the metrics and any curator statistics
         values = {
             name: np.array([per_seed[s][name] for s in range(config.seeds)], dtype=float)
-            for name in spec.metrics
+            for name in per_seed[0]
         }
     frame = _frame(config.name, config_hash, values)
     theory_rows = theory_frame(config, spec, config.name, config_hash)
     if theory_rows is not None:
         frame = pd.concat([frame, theory_rows], ignore_index=True)
     write_metrics(metrics_path, frame)
+    snapshots.finish(directory / "snapshots.npz", load_real(spec, 0))
     elapsed = time.perf_counter() - start
     manifest.update(
-        status="complete", finished=_now(), elapsed_s=round(elapsed, 3), resumed=resumed
+        status="complete",
+        finished=_now(),
+        elapsed_s=round(elapsed, 3),
+        resumed=resumed,
+        metrics_sha256=file_sha256(metrics_path),
     )
     write_json(manifest_path, manifest)
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -1,5 +1,5 @@
 """Metrics: fidelity, tails and diversity; importing registers them."""
 
-from . import continuous
+from . import continuous, supervised, tasks, text
 
-__all__ = ["continuous"]
+__all__ = ["continuous", "supervised", "text"]

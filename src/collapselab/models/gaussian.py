@@ -13,6 +13,7 @@ import numpy as np
 
 from ..core import BOOLEAN, DataKind, GenerativeModel, SeedBatch, as_2d
 from ..errors import DataError
+from ..regimes import Moments
 from ..registry import register
 
 LOG_2PI = np.log(2 * np.pi)
@@ -59,15 +60,17 @@ class Gaussian(GenerativeModel):
     def __init__(self, *, unbiased: bool = False) -> None:
         self.unbiased = unbiased
 
+    #: ``fit`` also takes a pool's :class:`~collapselab.regimes.Moments` (see ``accumulate``).
+    fits_moments: ClassVar[bool] = True
+
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
-        x = as_2d(data)
+        pool = data if isinstance(data, Moments) else Moments.of(data)
         ddof = 1 if self.unbiased else 0
-        if x.shape[0] <= ddof:
-            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {x.shape[0]}")
-        self.mean_ = x.mean(axis=0)
-        centered = x - self.mean_
-        self.cov_ = centered.T @ centered / (x.shape[0] - ddof)
-        self.n_features_in_ = x.shape[1]
+        if pool.count <= ddof:
+            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {pool.count}")
+        self.mean_ = pool.mean
+        self.cov_ = pool.scatter / (pool.count - ddof)
+        self.n_features_in_ = pool.mean.shape[-1]
         return self
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
@@ -102,15 +105,15 @@ class BatchedGaussian:
     def __init__(self, *, unbiased: bool = False) -> None:
         self.unbiased = unbiased
 
-    def fit(self, data: SeedBatch, *, rng: np.random.Generator) -> Self:
-        x = data.array
-        n = x.shape[1]
+    fits_moments: ClassVar[bool] = True
+
+    def fit(self, data: SeedBatch | Moments, *, rng: np.random.Generator) -> Self:
+        pool = data if isinstance(data, Moments) else Moments.of(data)
         ddof = 1 if self.unbiased else 0
-        if n <= ddof:
-            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {n}")
-        self.mean_ = x.mean(axis=1)
-        centered = x - self.mean_[:, None, :]
-        self.cov_ = np.einsum("sni,snj->sij", centered, centered) / (n - ddof)
+        if pool.count <= ddof:
+            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {pool.count}")
+        self.mean_ = pool.mean
+        self.cov_ = pool.scatter / (pool.count - ddof)
         return self
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:

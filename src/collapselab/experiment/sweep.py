@@ -1,0 +1,504 @@
+"""Sweeps: the cross product of a grid of config overrides, each point a run.
+
+A grid axis is a dotted key and its values (``--grid samples_per_generation=20,50,100``);
+a point sets one value per axis with :func:`~.config.apply_set`, so any field a
+``--set`` can reach can be swept, arms included. Layout of a sweep directory::
+
+    ROOT/<sweep>/sweep.json        the grid, every point (name, values, config hashes), status
+    ROOT/<sweep>/config.yaml       the base config (after --set overrides)
+    ROOT/<sweep>/<point>/...       one ordinary run directory per point (see runner)
+
+Point names come from the point's values, sanitized to ``[A-Za-z0-9._-]`` (a hash
+disambiguates what sanitizing merges), so they are deterministic, stable when a
+grid grows, and can never leave the sweep directory. The sweep directory itself
+must lie inside the results root. Rerunning the same command resumes: complete
+points are checked (manifest, checksum, Parquet) and skipped, the rest resume from
+their checkpoints, and the results are bit-identical on every backend.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import itertools
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import CollapseLabError, ConfigError, ResultsError
+from .backends import Task, make_backend
+from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
+
+#: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
+DEFAULT_ROOT = "runs"
+ROOT_VARIABLE = "COLLAPSELAB_RESULTS"
+
+#: Grids of the sweep presets, used when ``collapselab sweep PRESET`` gets no ``--grid``.
+PRESET_GRIDS: dict[str, list[str]] = {
+    "phase-gaussian": [
+        "samples_per_generation=10,20,50,100,200",
+        "regime.params.real_fraction=0,0.02,0.05,0.1,0.2,0.5",
+    ],
+}
+
+MANIFEST = "sweep.json"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One grid axis: a dotted config key and its values (as typed, and parsed as YAML)."""
+
+    key: str
+    raw: tuple[str, ...]
+    values: tuple[Any, ...]
+
+
+@dataclass
+class Point:
+    """One grid point: its name, its value on each axis, and its validated config."""
+
+    name: str
+    values: dict[str, Any]
+    config: Config
+
+    def arm_hashes(self) -> dict[str, str]:
+        return {arm.name: arm.config_hash() for arm in self.config.arm_configs()}
+
+
+@dataclass
+class Sweep:
+    """A planned sweep: base config, axes, points and where they go."""
+
+    name: str
+    directory: Path
+    root: Path
+    base: dict[str, Any]
+    axes: list[Axis]
+    points: list[Point]
+
+    def point_dir(self, point: Point) -> Path:
+        return self.directory / point.name
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: its directory, points, and how many ran or were already done."""
+
+    directory: Path
+    points: list[Point]
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+def _split_values(text: str) -> list[str]:
+    """Split ``v1,v2,...`` at top-level commas (YAML lists and mappings stay whole)."""
+    parts, depth, current = [], 0, []
+    for char in text:
+        if char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+        if char == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [p.strip() for p in parts]
+
+
+def parse_axis(spec: str) -> Axis:
+    """Parse one ``--grid KEY=V1,V2,...``; each value is read as YAML."""
+    key, sep, rest = spec.partition("=")
+    key = key.strip()
+    if not sep or not key or not rest.strip():
+        raise ConfigError(
+            f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. --grid samples_per_generation=20,50"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_-]+)*", key):
+        raise ConfigError(f"--grid {spec!r}: {key!r} is not a dotted config key")
+    if key == "name" or key == "arms":
+        raise ConfigError(
+            f"--grid {spec!r}: {key!r} cannot be swept; point names come from the grid, "
+            "and arms are swept through their fields (e.g. arms.0.regime.id)"
+        )
+    raw = _split_values(rest)
+    if any(not v for v in raw):
+        raise ConfigError(f"--grid {spec!r}: empty value; separate values by single commas")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"--grid {spec!r}: a value is listed twice")
+    values = []
+    for v in raw:
+        try:
+            values.append(yaml.safe_load(v))
+        except yaml.YAMLError:
+            raise ConfigError(f"--grid {spec!r}: value {v!r} is not valid YAML") from None
+    return Axis(key, tuple(raw), tuple(values))
+
+
+def _slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")
+    return re.sub(r"\.{2,}", ".", slug)  # no '..' anywhere, even though '/' never survives
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def point_names(axes: list[Axis], combos: list[tuple[str, ...]]) -> list[str]:
+    """Safe, deterministic names: ``<key>-<value>`` per axis, joined by ``_``.
+
+    The key is its last dotted part unless two axes share it. A name that sanitizing
+    made ambiguous, or that is too long, gets a hash of the exact values.
+    """
+    last = [a.key.rsplit(".", 1)[-1] for a in axes]
+    labels = [
+        _slug(a.key if last.count(short) > 1 else short)
+        for a, short in zip(axes, last, strict=True)
+    ]
+    exact = [json.dumps(list(c)) for c in combos]
+    names = []
+    for combo, key in zip(combos, exact, strict=True):
+        name = "_".join(f"{lab}-{_slug(v) or 'x'}" for lab, v in zip(labels, combo, strict=True))
+        if not name or not name[0].isalnum():
+            name = "p" + name
+        if len(name) > 90:
+            name = name[:80].rstrip("-._") + "-" + _short_hash(key)
+        names.append(name)
+    counts = {n: names.count(n) for n in names}
+    names = [
+        n if counts[n] == 1 else f"{n[:80]}-{_short_hash(k)}"
+        for n, k in zip(names, exact, strict=True)
+    ]
+    for n in names:  # defence in depth: a name is one safe path component
+        if not _NAME_RE.match(n) or n in (".", ".."):  # pragma: no cover - guaranteed above
+            raise ConfigError(f"grid point name {n!r} is not a safe directory name")
+    return names
+
+
+def results_root(root: str | Path | None) -> Path:
+    """The results root: ``--root``, else ``$COLLAPSELAB_RESULTS``, else ``runs``."""
+    return Path(root or os.environ.get(ROOT_VARIABLE) or DEFAULT_ROOT)
+
+
+def resolve_inside(root: Path, out: str | Path | None, default: str) -> Path:
+    """``out`` (relative to ``root``, or absolute) as a folder strictly inside ``root``.
+
+    Symbolic links are resolved first, so a link cannot lead out of the root either.
+    """
+    target = Path(out) if out is not None else Path(default)
+    if not str(target).strip():
+        raise ResultsError("--out is empty; name a folder inside the results root")
+    path = target if target.is_absolute() else root / target
+    resolved, base = path.resolve(), root.resolve()
+    if resolved == base or base not in resolved.parents:
+        raise ResultsError(
+            f"--out {str(target)!r} resolves to {str(resolved)!r}, outside the results root "
+            f"{str(base)!r}; choose a folder inside it or set --root"
+        )
+    return resolved
+
+
+def plan_sweep(
+    source: str | Path | dict[str, Any],
+    grid: list[str] | None = None,
+    *,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    root: str | Path | None = None,
+) -> Sweep:
+    """Expand a config and a grid into points, each validated, without writing anything.
+
+    Parameters
+    ----------
+    source : str, Path or dict
+        A config file, a preset name, or a config mapping.
+    grid : list of str, optional
+        ``KEY=V1,V2,...`` axes; by default the preset's grid (see :data:`PRESET_GRIDS`).
+    overrides : list of str, optional
+        ``--set KEY=VALUE`` applied to the base before the grid.
+    out : str or Path, optional
+        The sweep directory, relative to ``root`` (default: the config's name).
+    root : str or Path, optional
+        The results root every sweep directory must lie in.
+    """
+    if isinstance(source, dict):
+        data = copy.deepcopy(source)
+    else:
+        data, _ = read_yaml(source)
+    if not grid:
+        grid = PRESET_GRIDS.get(str(source), []) if not isinstance(source, dict) else []
+    if not grid:
+        raise ConfigError("a sweep needs at least one --grid KEY=V1,V2,...")
+    for assignment in overrides or []:
+        apply_set(data, assignment)
+    base = load_config(data)  # the base itself must be valid
+    axes = [parse_axis(spec) for spec in grid]
+    keys = [a.key for a in axes]
+    if len(set(keys)) != len(keys):
+        raise ConfigError("--grid: an axis is given twice; list all its values in one --grid")
+    combos = list(itertools.product(*(a.raw for a in axes)))
+    names = point_names(axes, combos)
+    points = []
+    for name, combo in zip(names, combos, strict=True):
+        point_data = copy.deepcopy(data)
+        for axis, raw in zip(axes, combo, strict=True):
+            try:
+                apply_set(point_data, f"{axis.key}={raw}")
+            except ConfigError as exc:
+                raise ConfigError(str(exc).replace("--set", "--grid", 1)) from None
+        point_data["name"] = name
+        where = ", ".join(f"{a.key}={v}" for a, v in zip(axes, combo, strict=True))
+        try:
+            config = load_config(point_data)
+        except ConfigError as exc:
+            raise ConfigError(f"grid point {where}: {exc}") from None
+        values = {a.key: a.values[a.raw.index(v)] for a, v in zip(axes, combo, strict=True)}
+        points.append(Point(name, values, config))
+    results = results_root(root)
+    directory = resolve_inside(results, out, base.name)
+    return Sweep(base.name, directory, results, data, axes, points)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def arm_complete(arm: RunConfig, directory: Path) -> bool:
+    """Whether an arm's results are complete and intact (manifest, checksum, Parquet)."""
+    from .runner import check_digest
+    from .storage import read_json, read_metrics
+
+    manifest = read_json(directory / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+        return False
+    if manifest.get("config_hash") != arm.config_hash():
+        return False
+    try:
+        check_digest(directory / "metrics.parquet", manifest.get("metrics_sha256"))
+        read_metrics(directory / "metrics.parquet")
+    except ResultsError:
+        return False
+    return True
+
+
+def _check_no_conflict(sweep: Sweep, point: Point) -> None:
+    """Refuse before any work if a point's folder holds another config's results."""
+    from .storage import read_json
+
+    for arm in point.config.arm_configs():
+        manifest = read_json(sweep.point_dir(point) / arm.name / "manifest.json")
+        if isinstance(manifest, dict) and manifest.get("config_hash") not in (
+            None,
+            arm.config_hash(),
+        ):
+            raise ResultsError(
+                f"{str(sweep.point_dir(point) / arm.name)!r} holds a run of a different config; "
+                "choose another --out for this sweep, or remove that folder"
+            )
+
+
+def _tasks(sweep: Sweep, point: Point, granularity: str) -> list[Task]:
+    """The tasks of one incomplete point: the whole run, or its arms and seeds."""
+    config = point.config.model_dump(mode="json")
+    directory = str(sweep.point_dir(point))
+    if granularity == "run":
+        return [Task("run", config, directory)]
+    from .runner import make_spec, uses_batched_path
+
+    tasks = []
+    for index, arm in enumerate(point.config.arm_configs()):
+        arm_dir = sweep.point_dir(point) / arm.name
+        if arm_complete(arm, arm_dir):
+            continue
+        if uses_batched_path(arm, make_spec(arm)):
+            tasks.append(Task("arm", config, directory, arm=index))
+        else:
+            tasks += [Task("seed", config, directory, arm=index, seed=s) for s in range(arm.seeds)]
+    return tasks
+
+
+def _manifest(sweep: Sweep, **extra: Any) -> dict[str, Any]:
+    from .runner import versions
+
+    return {
+        "name": sweep.name,
+        "root": str(sweep.root),
+        "axes": [{"key": a.key, "values": list(a.values)} for a in sweep.axes],
+        "points": [
+            {"name": p.name, "values": p.values, "arms": p.arm_hashes()} for p in sweep.points
+        ],
+        "versions": versions(),
+        **extra,
+    }
+
+
+def run_sweep(
+    sweep: Sweep,
+    *,
+    backend: str = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    granularity: str = "auto",
+) -> SweepResult:
+    """Run every incomplete point of ``sweep`` and write the sweep manifest.
+
+    Parameters
+    ----------
+    backend : {"local", "ray"}
+        ``local`` runs points in a process pool of ``workers`` processes (serially in
+        this process with one worker); ``ray`` sends tasks to a Ray cluster.
+    workers : int, optional
+        Local processes (default: the CPU count), or CPUs of a new local Ray cluster.
+    address : str, optional
+        ``HOST:PORT`` of a running Ray cluster.
+    granularity : {"auto", "run", "seed"}
+        ``run``: one task per point. ``seed``: one task per seed of per-seed arms
+        (expensive models) and per arm on the batched path. ``auto``: ``seed`` on Ray,
+        ``run`` locally.
+    """
+    from .runner import run
+    from .storage import atomic_write, read_json, write_json
+
+    if granularity not in ("auto", "run", "seed"):
+        raise CollapseLabError(f"--granularity must be auto, run or seed; got {granularity!r}")
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise CollapseLabError(f"--workers must be >= 1; got {workers}")
+    if granularity == "auto":
+        granularity = "seed" if backend == "ray" else "run"
+    start = time.perf_counter()
+    for point in sweep.points:
+        _check_no_conflict(sweep, point)
+    manifest_path = sweep.directory / MANIFEST
+    manifest = _manifest(sweep, status="running", started=_now(), backend=backend)
+    write_json(manifest_path, manifest)
+    atomic_write(
+        sweep.directory / "config.yaml", yaml.safe_dump(sweep.base, sort_keys=False).encode()
+    )
+    result = SweepResult(sweep.directory, sweep.points)
+    todo: list[Point] = []
+    for point in sweep.points:
+        top = read_json(sweep.point_dir(point) / "manifest.json")
+        done = isinstance(top, dict) and top.get("status") == "complete"
+        if done and all(
+            arm_complete(arm, sweep.point_dir(point) / arm.name)
+            for arm in point.config.arm_configs()
+        ):
+            result.skipped.append(point.name)
+        else:
+            todo.append(point)
+    tasks = [t for point in todo for t in _tasks(sweep, point, granularity)]
+    try:
+        if tasks:
+            runner = make_backend(backend, workers=min(workers, len(tasks)), address=address)
+            try:
+                for _ in runner.map(tasks):
+                    pass
+            finally:
+                runner.close()
+        # Assemble points run as arm and seed tasks (from their checkpoints: no
+        # recomputation), and write each point's own manifest.
+        if granularity == "seed":
+            for point in todo:
+                run(point.config, sweep.point_dir(point), report=False)
+    except KeyboardInterrupt:
+        manifest.update(status="interrupted", interrupted=_now())
+        write_json(manifest_path, manifest)
+        raise
+    except Exception as exc:
+        manifest.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else "")
+        try:
+            write_json(manifest_path, manifest)
+        except ResultsError:
+            pass  # the disk that failed the run may fail this too; the first error matters
+        raise
+    result.ran = [p.name for p in todo]
+    result.elapsed = time.perf_counter() - start
+    manifest.update(status="complete", finished=_now(), elapsed_s=round(result.elapsed, 3))
+    write_json(manifest_path, manifest)
+    return result
+
+
+def load_sweep(directory: str | Path) -> dict[str, Any]:
+    """A sweep directory's manifest, with a clear error if it is not one."""
+    from .storage import read_json
+
+    manifest = read_json(Path(directory) / MANIFEST)
+    if not isinstance(manifest, dict) or "points" not in manifest:
+        raise ResultsError(
+            f"{str(directory)!r} is not a sweep directory (no readable {MANIFEST}); "
+            "run 'collapselab sweep' first"
+        )
+    return manifest
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    if args.workers is not None and args.workers < 1:
+        raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
+    sweep = plan_sweep(args.config, args.grid, overrides=args.set, out=args.out, root=args.root)
+    if args.dry_run:
+        print(f"sweep {sweep.name}: {len(sweep.points)} points -> {sweep.directory}")
+        for point in sweep.points:
+            print(f"  {point.name}")
+        return 0
+    result = run_sweep(
+        sweep,
+        backend=args.backend,
+        workers=args.workers,
+        address=args.address,
+        granularity=args.granularity,
+    )
+    if not args.quiet:
+        print(
+            f"sweep {sweep.name}: {len(result.points)} points, {len(result.ran)} run, "
+            f"{len(result.skipped)} already complete, {result.elapsed:.1f} s"
+        )
+    print(f"results: {result.directory}")
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``collapselab sweep`` to the CLI's subcommands."""
+    p = sub.add_parser("sweep", help="run a grid of configs (a phase diagram) locally or on Ray")
+    p.add_argument("config", help="a YAML config file or a preset name")
+    p.add_argument(
+        "--grid",
+        action="append",
+        metavar="KEY=V1,V2,...",
+        help="a grid axis (dotted key, comma-separated values); repeat for a cross product",
+    )
+    p.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="override a base config field"
+    )
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", metavar="HOST:PORT", help="a running Ray cluster (--backend ray)")
+    p.add_argument(
+        "--workers", type=int, help="local processes, or CPUs of a new local Ray cluster"
+    )
+    p.add_argument(
+        "--granularity",
+        choices=("auto", "run", "seed"),
+        default="auto",
+        help="one task per run, or per seed for expensive models (auto: seed on Ray)",
+    )
+    p.add_argument("--root", help=f"results root (default ${ROOT_VARIABLE} or '{DEFAULT_ROOT}')")
+    p.add_argument("--out", help="sweep folder inside the results root (default: config name)")
+    p.add_argument("--dry-run", action="store_true", help="list the points, write nothing")
+    p.add_argument("--quiet", action="store_true", help="print only the results path")
+    p.set_defaults(func=cmd_sweep)

@@ -1,0 +1,609 @@
+"""Metrics of discrete and text models: tails, diversity and fit to the real data.
+
+The loss that matters to users of text models is the loss of rare words and rare
+phrasings. Word types are the case-folded tokens of
+:func:`collapselab.data.text.tokenize_words`; token data (``TOKENS``) uses its ids.
+"Rare" real types are those seen at most ``k`` times in the seed's real training
+data. Metrics that need a model capability declare it in ``requires`` (method
+names), so the conformance checks pick a model that has it:
+
+* ``token_log_probs(data)``: per-token log-probabilities (perplexity, coverage);
+* ``type_probs(types)``: the model's unigram probability of given types (rare mass,
+  rare types in the support);
+* ``probabilities()``: the full distribution of a categorical model.
+
+The pure functions (entropy of counts, Zipf fit, distinct-n) also serve
+``collapselab diagnose``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..core import (
+    DataKind,
+    GenerativeModel,
+    Interval,
+    Metric,
+    RealData,
+    ReferenceBatch,
+    SeedBatch,
+)
+from ..data.text import encode_documents
+from ..registry import register
+
+TOKENS = frozenset({DataKind.TOKENS})
+TEXT = frozenset({DataKind.TEXT})
+DISCRETE = frozenset({DataKind.TOKENS, DataKind.TEXT})
+
+
+# ---------------------------------------------------------------------------
+# Tokenized corpora and pure statistics
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TokenizedCorpus:
+    """Documents as word ids: ``ids[doc_ptr[d]:doc_ptr[d+1]]`` is document ``d``."""
+
+    ids: np.ndarray
+    doc_ptr: np.ndarray
+    types: np.ndarray  # id -> word (object array)
+
+    @property
+    def counts(self) -> np.ndarray:
+        return np.bincount(self.ids, minlength=len(self.types))
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.ids)
+
+
+def tokenize_corpus(documents: Any) -> TokenizedCorpus:
+    """Case-folded word ids of every document."""
+    ids, types, doc_ptr = encode_documents(list(documents))
+    return TokenizedCorpus(ids, doc_ptr, types)
+
+
+class _LastResult:
+    """Computes ``fn(*args)`` once for the metrics of a generation.
+
+    Every metric of a generation receives the same objects (the output, the model,
+    the reference), so one slot keyed by identity suffices; it holds references to
+    no more than one generation's objects, so identities cannot be reused meanwhile.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.args: tuple[Any, ...] = ()
+        self.value: Any = None
+
+    def __call__(self, *args: Any) -> Any:
+        same = len(args) == len(self.args) and all(
+            a is b for a, b in zip(args, self.args, strict=False)
+        )
+        if not same:
+            self.value = self.fn(*args)
+            self.args = args
+        return self.value
+
+
+_output_corpus = _LastResult(tokenize_corpus)
+_test_log_probs = _LastResult(lambda model, test: model.token_log_probs(test))
+
+
+def entropy_of_counts(counts: np.ndarray) -> float:
+    """Shannon entropy (nats) of the empirical distribution ``counts / sum``."""
+    c = np.asarray(counts, dtype=float)
+    c = c[c > 0]
+    if c.sum() == 0:
+        return float("nan")
+    p = c / c.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def entropy_of_probs(p: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Shannon entropy (nats) of distributions along ``axis``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    return -terms.sum(axis=axis)
+
+
+def zipf_exponent_of_counts(counts: np.ndarray, min_count: int = 1) -> float:
+    """β of Zipf's law ``f(r) ∝ r^-β``: minus the least-squares slope of log frequency
+    on log rank, over the types seen at least ``min_count`` times (NaN with < 2 types)."""
+    c = np.sort(np.asarray(counts, dtype=float))[::-1]
+    ranks = np.arange(1, len(c) + 1, dtype=float)
+    keep = c >= max(min_count, 1)
+    if keep.sum() < 2:
+        return float("nan")
+    slope = np.polyfit(np.log(ranks[keep]), np.log(c[keep]), 1)[0]
+    return float(-slope)
+
+
+def ngram_ids(corpus: TokenizedCorpus, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An id per word n-gram (equal n-grams, equal ids) and its document, for every
+    n-gram that lies inside one document."""
+    ids, ptr = corpus.ids, corpus.doc_ptr
+    doc = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    starts = np.arange(max(len(ids) - n + 1, 0))
+    valid = (
+        starts[doc[starts] == doc[np.minimum(starts + n - 1, len(ids) - 1)]] if n > 1 else starts
+    )
+    code = np.zeros(len(valid), dtype=np.int64)
+    v = max(len(corpus.types), 1)
+    for k in range(n):
+        _, code = np.unique(code * v + ids[valid + k], return_inverse=True)
+        code = code.reshape(-1)
+    return code, doc[valid]
+
+
+def distinct_n(corpus: TokenizedCorpus, n: int) -> float:
+    """Distinct word n-grams divided by all n-grams (Li et al. 2016); NaN without any."""
+    code, _ = ngram_ids(corpus, n)
+    if len(code) == 0:
+        return float("nan")
+    return float(len(np.unique(code)) / len(code))
+
+
+# ---------------------------------------------------------------------------
+# Reference statistics (computed once per seed)
+# ---------------------------------------------------------------------------
+
+
+def real_distribution(ref: RealData) -> np.ndarray:
+    """The real distribution over token ids: the truth if known, else training frequencies."""
+
+    def compute(r: RealData) -> np.ndarray:
+        if "probs" in r.truth:
+            return np.asarray(r.truth["probs"], dtype=float)
+        counts = np.bincount(np.asarray(r.train, dtype=np.int64))
+        return counts / counts.sum()
+
+    return ref.cached("real_distribution", compute)
+
+
+def rare_types(ref: RealData, k: int) -> np.ndarray:
+    """Types seen between 1 and ``k`` times in the real training data (ids or words)."""
+
+    def compute(r: RealData) -> np.ndarray:
+        if r.kind == DataKind.TOKENS:
+            counts = np.bincount(np.asarray(r.train, dtype=np.int64))
+            return np.flatnonzero((counts >= 1) & (counts <= k))
+        corpus = tokenize_corpus(r.train)
+        counts = corpus.counts
+        return corpus.types[(counts >= 1) & (counts <= k)]
+
+    return ref.cached(f"rare_types_{k}", compute)
+
+
+def output_types(synthetic: Any) -> np.ndarray:
+    """Distinct types of an output: ids for token data, case-folded words for text."""
+    if isinstance(synthetic, np.ndarray):
+        return np.unique(synthetic)
+    return _output_corpus(synthetic).types
+
+
+def output_counts(synthetic: Any) -> np.ndarray:
+    if isinstance(synthetic, np.ndarray):
+        return np.unique(synthetic, return_counts=True)[1]
+    return _output_corpus(synthetic).counts
+
+
+def _rare_mask(ref: RealData, k: int, width: int) -> np.ndarray:
+    mask = np.zeros(width, dtype=bool)
+    ids = rare_types(ref, k)
+    mask[ids[ids < width]] = True
+    return mask
+
+
+def _pad(a: np.ndarray, width: int) -> np.ndarray:
+    """Zero-pad the last axis of ``a`` to ``width``."""
+    extra = width - a.shape[-1]
+    return a if extra <= 0 else np.concatenate([a, np.zeros((*a.shape[:-1], extra))], axis=-1)
+
+
+def _token_batch_ready(references: ReferenceBatch) -> bool:
+    # Stacking per-seed vectors needs one width: a known truth fixes it.
+    return "probs" in references.items[0].truth
+
+
+class _NoParams(Metric):
+    def __init__(self) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------------
+# Fit to the real data
+# ---------------------------------------------------------------------------
+
+
+@register("metric", "perplexity_real")
+class PerplexityReal(_NoParams):
+    """Perplexity of the held-out real test data under model t, per token.
+
+    exp(mean negative log-probability) over the test tokens the model gives a
+    non-zero probability; an unsmoothed model gives unseen tokens (or unseen
+    contexts) probability 0, so read it beside ``coverage_real``, the share of test
+    tokens that count. Smoothed models cover every token. ``inf`` when none is covered.
+    """
+
+    applies_to = DISCRETE
+    requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        logp = _test_log_probs(model, reference.test)
+        covered = np.isfinite(logp)
+        if not covered.any():
+            return float("inf")
+        return float(np.exp(-logp[covered].mean()))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        logp = _batched_test_log_probs(model, references)
+        covered = np.isfinite(logp)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(covered, logp, 0.0).sum(1) / covered.sum(1)
+        return np.where(covered.any(1), np.exp(-mean), np.inf)
+
+
+@register("metric", "coverage_real")
+class CoverageReal(_NoParams):
+    """Share of the held-out real test tokens to which model t gives a non-zero probability."""
+
+    applies_to = DISCRETE
+    requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return float(np.isfinite(_test_log_probs(model, reference.test)).mean())
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        return np.isfinite(_batched_test_log_probs(model, references)).mean(1)
+
+
+def _batched_test_log_probs(model: Any, references: ReferenceBatch) -> np.ndarray:
+    test = references.stacked("test_ids", lambda r: np.asarray(r.test, dtype=np.int64))
+    probs = model.probabilities()
+    inside = test < probs.shape[1]
+    p = np.take_along_axis(probs, np.where(inside, test, 0), axis=1)
+    with np.errstate(divide="ignore"):
+        return np.where(inside, np.log(p), -np.inf)
+
+
+# ---------------------------------------------------------------------------
+# Tails
+# ---------------------------------------------------------------------------
+
+
+@register("metric", "types")
+class Types(_NoParams):
+    """Vocabulary size of model t's output: distinct word types (or token ids)."""
+
+    applies_to = DISCRETE
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return float(len(output_types(synthetic)))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        ordered = np.sort(synthetic.array, axis=1)
+        return (np.diff(ordered, axis=1) != 0).sum(axis=1) + 1.0
+
+
+class RareSurvival(Metric):
+    """Share of the real rare types (seen 1..k times in the real training data) still
+    present in model t's output. NaN when the real data has no such type."""
+
+    applies_to = DISCRETE
+    parameter_constraints: ClassVar = {"k": [Interval(1, None, integer=True)]}
+
+    def __init__(self, *, k: int = 1) -> None:
+        self.k = k
+
+    def _present(self, model: Any, synthetic: Any, rare: np.ndarray) -> np.ndarray:
+        if isinstance(synthetic, np.ndarray):
+            return np.isin(rare, output_types(synthetic))
+        present = set(output_types(synthetic).tolist())  # np.isin on strings is quadratic-ish
+        return np.fromiter((w in present for w in rare.tolist()), dtype=bool, count=len(rare))
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        rare = rare_types(reference, self.k)
+        if len(rare) == 0:
+            return float("nan")
+        return float(self._present(model, synthetic, rare).mean())
+
+    def _present_batched(self, model: Any, synthetic: SeedBatch, width: int) -> np.ndarray:
+        s = synthetic.array.shape[0]
+        ids = synthetic.array
+        inside = ids < width
+        flat = (np.where(inside, ids, 0) + np.arange(s)[:, None] * width)[inside]
+        return np.bincount(flat, minlength=s * width).reshape(s, width) > 0
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        if not _token_batch_ready(references):
+            return None
+        width = len(real_distribution(references.items[0]))
+        rare = references.stacked(f"rare_mask_{self.k}", lambda r: _rare_mask(r, self.k, width))
+        present = self._present_batched(model, synthetic, width)
+        with np.errstate(invalid="ignore"):
+            return (present & rare).sum(1) / rare.sum(1)
+
+
+@register("metric", "rare_survival_k1")
+class RareSurvivalK1(RareSurvival):
+    """Share of the real types seen once (hapaxes) still present in model t's output."""
+
+    def __init__(self, *, k: int = 1) -> None:
+        self.k = k
+
+
+@register("metric", "rare_survival_k5")
+class RareSurvivalK5(RareSurvival):
+    """Share of the real types seen at most 5 times still present in model t's output."""
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+
+class RareSupport(RareSurvival):
+    """Share of the real rare types (seen 1..k times) to which model t still gives a
+    non-zero probability: the types it can still emit."""
+
+    requires: ClassVar[tuple[str, ...]] = ("type_probs",)
+
+    def _present(self, model: Any, synthetic: Any, rare: np.ndarray) -> np.ndarray:
+        return model.type_probs(rare) > 0
+
+    def _present_batched(self, model: Any, synthetic: SeedBatch, width: int) -> np.ndarray:
+        return _pad(model.probabilities(), width)[:, :width] > 0
+
+
+@register("metric", "rare_support_k1")
+class RareSupportK1(RareSupport):
+    """Share of the real hapaxes still in model t's support."""
+
+    def __init__(self, *, k: int = 1) -> None:
+        self.k = k
+
+
+@register("metric", "rare_support_k5")
+class RareSupportK5(RareSupport):
+    """Share of the real types seen at most 5 times still in model t's support."""
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+
+@register("metric", "rare_mass")
+class RareMass(Metric):
+    """Probability model t gives to the real rare types (seen 1..k times in the real
+    training data), from its unigram distribution. NaN for character models."""
+
+    applies_to = DISCRETE
+    requires: ClassVar[tuple[str, ...]] = ("type_probs",)
+    parameter_constraints: ClassVar = {"k": [Interval(1, None, integer=True)]}
+
+    def __init__(self, *, k: int = 5) -> None:
+        self.k = k
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return float(np.sum(model.type_probs(rare_types(reference, self.k))))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        if not _token_batch_ready(references):
+            return None
+        probs = model.probabilities()
+        width = max(len(real_distribution(references.items[0])), probs.shape[1])
+        rare = references.stacked(
+            f"rare_mask_{self.k}_{width}", lambda r: _rare_mask(r, self.k, width)
+        )
+        return (_pad(probs, width) * rare).sum(1)
+
+
+# ---------------------------------------------------------------------------
+# Diversity
+# ---------------------------------------------------------------------------
+
+
+@register("metric", "entropy")
+class Entropy(_NoParams):
+    """Shannon entropy (nats): of model t's distribution where it has one in closed
+    form (a categorical model), else of the word frequencies of its output."""
+
+    applies_to = DISCRETE
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        if hasattr(model, "probabilities"):
+            return float(entropy_of_probs(model.probabilities()))
+        return entropy_of_counts(output_counts(synthetic))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        return entropy_of_probs(model.probabilities(), axis=1)
+
+
+@register("metric", "zipf_exponent")
+class ZipfExponent(Metric):
+    """β fitted on the rank–frequency curve of model t's output (least squares on
+    log–log, types seen at least ``min_count`` times). NaN with fewer than 2 types."""
+
+    applies_to = DISCRETE
+    parameter_constraints: ClassVar = {"min_count": [Interval(1, None, integer=True)]}
+
+    def __init__(self, *, min_count: int = 1) -> None:
+        self.min_count = min_count
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return zipf_exponent_of_counts(output_counts(synthetic), self.min_count)
+
+
+class DistinctN(Metric):
+    """Distinct word n-grams over all n-grams of model t's output (inside documents)."""
+
+    applies_to = TEXT
+    parameter_constraints: ClassVar = {"n": [Interval(1, None, integer=True)]}
+
+    def __init__(self, *, n: int = 1) -> None:
+        self.n = n
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return distinct_n(_output_corpus(synthetic), self.n)
+
+
+@register("metric", "distinct_1")
+class Distinct1(DistinctN):
+    """Distinct words over all words of model t's output."""
+
+    def __init__(self, *, n: int = 1) -> None:
+        self.n = n
+
+
+@register("metric", "distinct_2")
+class Distinct2(DistinctN):
+    """Distinct word bigrams over all bigrams of model t's output."""
+
+    def __init__(self, *, n: int = 2) -> None:
+        self.n = n
+
+
+@register("metric", "distinct_3")
+class Distinct3(DistinctN):
+    """Distinct word trigrams over all trigrams of model t's output."""
+
+    def __init__(self, *, n: int = 3) -> None:
+        self.n = n
+
+
+@register("metric", "distinct_4")
+class Distinct4(DistinctN):
+    """Distinct word 4-grams over all 4-grams of model t's output."""
+
+    def __init__(self, *, n: int = 4) -> None:
+        self.n = n
+
+
+# ---------------------------------------------------------------------------
+# Categorical models
+# ---------------------------------------------------------------------------
+
+
+@register("metric", "support")
+class Support(_NoParams):
+    """Number of token ids to which model t gives a non-zero probability."""
+
+    applies_to = TOKENS
+    requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        return float(np.count_nonzero(model.probabilities()))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        return np.count_nonzero(model.probabilities(), axis=1).astype(float)
+
+
+@register("metric", "heterozygosity")
+class Heterozygosity(_NoParams):
+    """1 - Σ p_k² of model t: the chance two draws differ (Wright–Fisher's H)."""
+
+    applies_to = TOKENS
+    requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        p = model.probabilities()
+        return float(1.0 - np.dot(p, p))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        p = model.probabilities()
+        return 1.0 - np.einsum("sv,sv->s", p, p)
+
+
+@register("metric", "tv_real")
+class TVReal(_NoParams):
+    """Total variation ½ Σ |p_t - p_real| between model t and the real distribution."""
+
+    applies_to = TOKENS
+    requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        p, q = _aligned(model.probabilities(), real_distribution(reference))
+        return float(0.5 * np.abs(p - q).sum())
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        if not _token_batch_ready(references):
+            return None
+        p, q = _aligned(model.probabilities(), references.stacked("real", real_distribution))
+        return 0.5 * np.abs(p - q).sum(axis=1)
+
+
+@register("metric", "kl_real")
+class KLReal(_NoParams):
+    """KL(p_t ‖ p_real) in nats: finite while the model stays inside the real support
+    (inf if it puts mass where the real distribution has none)."""
+
+    applies_to = TOKENS
+    requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        p, q = _aligned(model.probabilities(), real_distribution(reference))
+        return float(_kl(p, q))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        if not _token_batch_ready(references):
+            return None
+        p, q = _aligned(model.probabilities(), references.stacked("real", real_distribution))
+        return _kl(p, q)
+
+
+def _aligned(p: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    width = max(p.shape[-1], q.shape[-1])
+    return _pad(np.asarray(p, dtype=float), width), _pad(np.asarray(q, dtype=float), width)
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0) / q), 0.0)
+    return terms.sum(axis=-1)

@@ -1,0 +1,155 @@
+"""A categorical distribution over a vocabulary of token ids, fitted by counting.
+
+Refitting the maximum-likelihood estimate on ``n`` of its own draws is the
+Wright–Fisher model of population genetics: heterozygosity ``1 - sum p^2`` decays by
+``(1 - 1/n)`` per generation in expectation and a type that is lost never returns
+(see :func:`collapselab.theory.categorical_replace`). Add-k smoothing over a fixed
+vocabulary keeps every type alive. The batched path advances every seed's chain in
+one vectorized pass: ``probs_`` is then (S, V).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from ..core import NONE, DataKind, GenerativeModel, Interval, SeedBatch
+from ..decoding import Decoding
+from ..errors import DataError
+from ..registry import register
+
+
+def as_token_ids(data: Any, vocabulary_size: int | None = None) -> np.ndarray:
+    """A 1-D int64 array of token ids, with clear errors for anything else."""
+    ids = np.asarray(data)
+    if ids.ndim != 1:
+        raise DataError(f"token data must be a 1-D array of token ids; got shape {ids.shape}")
+    if ids.size == 0:
+        raise DataError("token data is empty")
+    if ids.dtype.kind not in "iu":
+        if ids.dtype.kind == "f" and np.all(np.mod(ids, 1) == 0):
+            ids = ids.astype(np.int64)
+        else:
+            raise DataError(f"token ids must be integers; got dtype {ids.dtype}")
+    if ids.min() < 0:
+        raise DataError(f"token ids must be >= 0; got {int(ids.min())}")
+    if vocabulary_size is not None and ids.max() >= vocabulary_size:
+        raise DataError(
+            f"token id {int(ids.max())} is outside the vocabulary of {vocabulary_size}; "
+            "raise the model's vocabulary_size"
+        )
+    return ids.astype(np.int64, copy=False)
+
+
+def _decoded(probs: np.ndarray, decoding: Any) -> np.ndarray:
+    resolved = Decoding.from_config(decoding)
+    return probs if resolved is None or resolved.is_identity else resolved.apply(probs)
+
+
+def draw_rows(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` i.i.d. ids from each row of ``probs`` (S, V) by inverse CDF, all rows at once.
+
+    Row ``s``'s CDF is shifted by ``s`` so one ``searchsorted`` serves every row.
+    """
+    s, v = probs.shape
+    cdf = np.cumsum(probs, axis=1)
+    cdf /= cdf[:, -1:]
+    offsets = np.arange(s, dtype=float)[:, None]
+    flat = (cdf + offsets).ravel()
+    pos = np.searchsorted(flat, (rng.random((s, n)) + offsets).ravel(), side="right")
+    ids = pos.reshape(s, n) - np.arange(s)[:, None] * v
+    return np.clip(ids, 0, v - 1).astype(np.int64)
+
+
+@register("model", "categorical")
+class Categorical(GenerativeModel):
+    """A distribution over token ids ``0..V-1``: counts, optionally add-k smoothed.
+
+    Parameters
+    ----------
+    vocabulary_size : int, optional
+        V. By default one more than the largest id in the training data, so the
+        vocabulary shrinks as top ids are lost; set it to smooth over every id.
+    smoothing : float, default 0.0
+        Pseudo-count k added to every id (0: the maximum-likelihood estimate).
+    """
+
+    kind = DataKind.TOKENS
+    supports_decoding: ClassVar[bool] = True
+    parameter_constraints: ClassVar = {
+        "vocabulary_size": [NONE, Interval(1, None, integer=True)],
+        "smoothing": [Interval(0, None)],
+    }
+
+    def __init__(self, *, vocabulary_size: int | None = None, smoothing: float = 0.0) -> None:
+        self.vocabulary_size = vocabulary_size
+        self.smoothing = smoothing
+
+    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
+        ids = as_token_ids(data, self.vocabulary_size)
+        v = self.vocabulary_size or int(ids.max()) + 1
+        counts = np.bincount(ids, minlength=v)
+        self.counts_ = counts
+        self.probs_ = (counts + self.smoothing) / (len(ids) + self.smoothing * v)
+        return self
+
+    def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
+        return draw_rows(_decoded(self.probs_, decoding)[None, :], n, rng)[0]
+
+    def log_prob(self, data: Any) -> np.ndarray:
+        ids = as_token_ids(data)
+        inside = ids < len(self.probs_)
+        with np.errstate(divide="ignore"):
+            return np.where(inside, np.log(self.probs_[np.where(inside, ids, 0)]), -np.inf)
+
+    def token_log_probs(self, data: Any) -> np.ndarray:
+        """Log-probability of every token (here every item is one token)."""
+        return self.log_prob(data)
+
+    def probabilities(self) -> np.ndarray:
+        """The fitted distribution over ids ``0..V-1``."""
+        return self.probs_
+
+    def type_probs(self, types: Any) -> np.ndarray:
+        """Probability of each token id in ``types`` (0 outside the vocabulary)."""
+        ids = np.asarray(types, dtype=np.int64)
+        inside = (ids >= 0) & (ids < len(self.probs_))
+        return np.where(inside, self.probs_[np.where(inside, ids, 0)], 0.0)
+
+
+class BatchedCategorical:
+    """All seeds' categorical models at once: ``probs_`` is (S, V)."""
+
+    def __init__(self, *, vocabulary_size: int | None = None, smoothing: float = 0.0) -> None:
+        self.vocabulary_size = vocabulary_size
+        self.smoothing = smoothing
+
+    def fit(self, data: SeedBatch, *, rng: np.random.Generator) -> Self:
+        ids = data.array
+        if ids.ndim != 2:
+            raise DataError(f"batched token data must be (seeds, n); got shape {ids.shape}")
+        as_token_ids(ids.ravel(), self.vocabulary_size)
+        s, n = ids.shape
+        v = self.vocabulary_size or int(ids.max()) + 1
+        flat = (ids + np.arange(s)[:, None] * v).ravel()
+        counts = np.bincount(flat, minlength=s * v).reshape(s, v)
+        self.counts_ = counts
+        self.probs_ = (counts + self.smoothing) / (n + self.smoothing * v)
+        return self
+
+    def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
+        return SeedBatch(draw_rows(_decoded(self.probs_, decoding), n, rng))
+
+    def unbatch(self, seed: int) -> Categorical:
+        """Seed ``seed``'s model as a plain :class:`Categorical`."""
+        model = Categorical(vocabulary_size=self.vocabulary_size, smoothing=self.smoothing)
+        model.counts_ = self.counts_[seed]
+        model.probs_ = self.probs_[seed]
+        return model
+
+    def probabilities(self) -> np.ndarray:
+        return self.probs_
+
+
+Categorical.batched_class = BatchedCategorical

@@ -1,0 +1,634 @@
+"""An n-gram (Markov) model of text at the word or character level.
+
+``order`` is the Markov order: the number of previous tokens the next one depends
+on (a word 3-gram has order 2, like markovify's ``state_size=2``). Smoothing:
+
+* ``none``: the maximum-likelihood estimate, the setting that collapses: a phrasing
+  the model did not emit is gone for good. A context never seen in training (or
+  seen only at a document's end) has no MLE; ``log_prob`` gives its next token
+  probability 0 (``-inf``) and sampling backs off to the longest seen suffix.
+* ``add-k``: ``(c(ctx, w) + k) / (c(ctx) + k V)`` over the model's vocabulary,
+  including an unknown-word class that scores tokens never seen in training.
+* ``kneser-ney``: interpolated Kneser–Ney with absolute discount ``D``: the top order
+  uses counts, lower orders continuation counts, and the base is uniform.
+
+Documents are generated in one of two modes: ``free`` runs from the document start
+to a length drawn from the training documents' lengths; ``prefix`` continues the
+first ``prefix_length`` tokens of the training documents by
+``continuation_length`` tokens, as Shumailov et al. (2024) prompted with real
+blocks. A generated document keeps its prefix, so under ``replace`` every
+generation continues the same real prefixes. Because the length is fixed, the
+end-of-document token is never sampled: each next-token distribution is
+conditioned on not ending (then decoded with temperature/top-k/top-p).
+
+Implementation: tokens are integer ids; the context of every position is encoded
+level by level (``code_j = rank(code_{j-1} * V + token)``), so each order's table
+is a CSR matrix (sorted context codes -> continuation ids and counts). All
+documents are generated together, one vectorized step per token position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+
+from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
+from ..data.text import UNK_WORD, encode_documents
+from ..decoding import Decoding
+from ..errors import DataError
+from ..registry import register
+
+END, UNK, BOS = 0, 1, 2
+UNK_CHAR = "\ufffd"
+#: Dense next-token rows computed at once on the smoothed, decoded path (memory bound).
+_DENSE_CELLS = 2_000_000
+
+
+@dataclass
+class _Level:
+    """The table of one order: contexts of ``j`` tokens and their continuations."""
+
+    keys: np.ndarray  # sorted context codes (code_{j-1} * V + oldest token); row r = keys[r]
+    row_ptr: np.ndarray  # (R + 1,) entry range of each row
+    entry_keys: np.ndarray  # (E,) sorted row * V + token, to look entries up
+    tokens: np.ndarray  # (E,) continuation ids, ascending within each row
+    counts: np.ndarray  # (E,) raw counts
+    weights: np.ndarray  # (E,) raw counts, or continuation counts below the top order (KN)
+    #: Top order of an unsmoothed model: the row of the context that follows each entry
+    #: (-1 after END), so free-running generation walks rows without re-encoding contexts.
+    successor: np.ndarray | None = None
+
+
+def _documents(data: Any) -> list[str]:
+    if isinstance(data, str) or not hasattr(data, "__len__"):
+        raise DataError("text data must be a list of documents (strings)")
+    docs = list(data)
+    if not docs:
+        raise DataError("text data is empty: no documents")
+    bad = next((d for d in docs if not isinstance(d, str)), None)
+    if bad is not None:
+        raise DataError(f"text documents must be strings; got {type(bad).__name__}")
+    return docs
+
+
+def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True, return_counts=True)`` of int64 keys, by
+    hashing (pandas) and sorting only the distinct keys: several times faster."""
+    codes, uniques = pd.factorize(values, sort=True)
+    counts = np.bincount(codes, minlength=len(uniques))
+    return np.asarray(uniques, dtype=np.int64), codes.astype(np.int64), counts
+
+
+def _first_index(codes: np.ndarray, n_unique: int) -> np.ndarray:
+    """Position of the first occurrence of each code."""
+    first = np.full(n_unique, len(codes), dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(len(codes)))
+    return first
+
+
+def _row_sums(values: np.ndarray, row_ptr: np.ndarray) -> np.ndarray:
+    cum = np.concatenate([[0.0], np.cumsum(values, dtype=float)])
+    return cum[row_ptr[1:]] - cum[row_ptr[:-1]]
+
+
+def _draw_in_rows(
+    cum0: np.ndarray, row_ptr: np.ndarray, rows: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """Entry index drawn in each row in proportion to its weights (``cum0``: cumulative
+    weights with a leading 0), by inverse CDF with the uniforms ``u``."""
+    start, stop = row_ptr[rows], row_ptr[rows + 1]
+    lo, hi = cum0[start], cum0[stop]
+    idx = np.searchsorted(cum0, lo + u * (hi - lo), side="right") - 1
+    return np.clip(idx, start, stop - 1)
+
+
+@register("model", "ngram")
+class NGram(GenerativeModel):
+    """Word- or character-level Markov model of order ``order``.
+
+    Parameters
+    ----------
+    order : int, default 2
+        Number of previous tokens in the context (2: a 3-gram model).
+    level : {"word", "char"}, default "word"
+    smoothing : {"none", "add-k", "kneser-ney"}, default "none"
+    pseudocount : float, default 1.0
+        k of add-k smoothing.
+    discount : float, default 0.75
+        D of Kneser–Ney smoothing.
+    lowercase : bool, default True
+        Lowercase the text before tokenizing.
+    mode : {"free", "prefix"}, default "free"
+    prefix_length : int, default 64
+        Tokens of each training document given as the prompt in ``prefix`` mode.
+    continuation_length : int, default 64
+        Tokens generated after each prefix in ``prefix`` mode.
+    """
+
+    kind = DataKind.TEXT
+    supports_decoding: ClassVar[bool] = True
+    parameter_constraints: ClassVar = {
+        "order": [Interval(0, 12, integer=True)],
+        "level": [Options(("word", "char"))],
+        "smoothing": [Options(("none", "add-k", "kneser-ney"))],
+        "pseudocount": [Interval(0, None, closed="neither")],
+        "discount": [Interval(0, 1, closed="neither")],
+        "lowercase": [BOOLEAN],
+        "mode": [Options(("free", "prefix"))],
+        "prefix_length": [Interval(1, None, integer=True)],
+        "continuation_length": [Interval(1, None, integer=True)],
+    }
+
+    def __init__(
+        self,
+        *,
+        order: int = 2,
+        level: str = "word",
+        smoothing: str = "none",
+        pseudocount: float = 1.0,
+        discount: float = 0.75,
+        lowercase: bool = True,
+        mode: str = "free",
+        prefix_length: int = 64,
+        continuation_length: int = 64,
+    ) -> None:
+        self.order = order
+        self.level = level
+        self.smoothing = smoothing
+        self.pseudocount = pseudocount
+        self.discount = discount
+        self.lowercase = lowercase
+        self.mode = mode
+        self.prefix_length = prefix_length
+        self.continuation_length = continuation_length
+
+    # -- tokens ------------------------------------------------------------------
+
+    def _padded(
+        self, docs: list[str], vocab: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All documents as one id array (``order`` BOS pads, the tokens, END per document)
+        and the vocabulary: built here when ``vocab`` is None, else the given one with
+        unknown tokens mapped to UNK."""
+        ids, types, doc_ptr = encode_documents(docs, level=self.level, lowercase=self.lowercase)
+        unk = UNK_CHAR if self.level == "char" else UNK_WORD
+        if vocab is None:
+            is_unk = types == unk
+            vocab = np.concatenate([np.array(["</s>", unk, "<s>"], dtype=object), types[~is_unk]])
+            lookup = np.cumsum(~is_unk) + 2  # ids follow the three special tokens
+            lookup[is_unk] = UNK
+        else:
+            lookup = pd.Index(vocab, dtype=object).get_indexer(types)
+            lookup[lookup < 0] = UNK
+        ids = lookup[ids]
+        n_docs = len(doc_ptr) - 1
+        stride = self.order + 1
+        doc_of = np.repeat(np.arange(n_docs), np.diff(doc_ptr))
+        x = np.full(len(ids) + n_docs * stride, BOS, dtype=np.int64)
+        x[np.arange(len(ids)) + doc_of * stride + self.order] = ids
+        x[doc_ptr[1:] + np.arange(n_docs) * stride + self.order] = END
+        return x, vocab
+
+    # -- fitting -----------------------------------------------------------------
+
+    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
+        x, vocab = self._padded(_documents(data))
+        v = len(vocab)
+        targets = np.flatnonzero(x != BOS)
+        ends = np.flatnonzero(x == END)
+
+        # Context codes of every target position, one order at a time.
+        codes = np.zeros(len(targets), dtype=np.int64)
+        level_codes = [codes]
+        level_keys = [np.zeros(1, dtype=np.int64)]
+        for j in range(1, self.order + 1):
+            keys, codes, _ = sorted_unique(codes * v + x[targets - j])
+            level_codes.append(codes)
+            level_keys.append(keys)
+        # Level j's entries: (context code, next token) pairs with their counts.
+        tables = []
+        for j in range(self.order + 1):
+            if j == 0:  # one context: the entries are the tokens themselves
+                counts = np.bincount(x[targets], minlength=v)
+                seen = np.flatnonzero(counts)
+                tables.append((seen, np.searchsorted(seen, x[targets]), counts[seen]))
+            else:
+                tables.append(sorted_unique(level_codes[j] * v + x[targets]))
+        self.levels_ = []
+        for j in range(self.order + 1):
+            entry_keys, entry_of, counts = tables[j]
+            row_ptr = np.searchsorted(entry_keys // v, np.arange(len(level_keys[j]) + 1))
+            weights = counts.astype(float)
+            if self.smoothing == "kneser-ney" and j < self.order:
+                # Continuation count of (ctx, w): distinct tokens seen before it, i.e. the
+                # number of distinct order-(j+1) entries whose suffix it is.
+                first_next = _first_index(tables[j + 1][1], len(tables[j + 1][0]))
+                suffix = level_codes[j][first_next] * v + x[targets[first_next]]
+                weights = np.bincount(
+                    np.searchsorted(entry_keys, suffix), minlength=len(entry_keys)
+                ).astype(float)
+            successor = None
+            if self.smoothing == "none" and j == self.order:
+                successor = np.full(len(entry_keys), -1, dtype=np.int64)
+                going_on = np.flatnonzero(x[targets[:-1]] != END)
+                successor[entry_of[going_on]] = level_codes[j][going_on + 1]
+            self.levels_.append(
+                _Level(
+                    level_keys[j], row_ptr, entry_keys, entry_keys % v, counts, weights, successor
+                )
+            )
+        self.vocab_ = vocab
+        self.lengths_ = np.diff(np.concatenate([[-1], ends])) - 1 - self.order
+        self.unigram_ = self._unigram()
+        if self.mode == "prefix":
+            self._store_prefixes(x, ends)
+        return self
+
+    def _store_prefixes(self, x: np.ndarray, ends: np.ndarray) -> None:
+        doc_starts = np.concatenate([[0], ends[:-1] + 1]) + self.order
+        keep = np.minimum(ends - doc_starts, self.prefix_length)
+        self.prefix_ptr_ = np.concatenate([[0], np.cumsum(keep)])
+        take = np.repeat(doc_starts, keep) + (
+            np.arange(keep.sum()) - np.repeat(self.prefix_ptr_[:-1], keep)
+        )
+        self.prefix_tokens_ = x[take]
+
+    def _unigram(self) -> np.ndarray:
+        """The model's distribution of emitted tokens at order 0 (END and BOS excluded)."""
+        level = self.levels_[0]
+        v = len(self.vocab_)
+        dense = np.zeros(v)
+        if self.smoothing == "kneser-ney":
+            dense[level.tokens] = self._kn_factor(level, 0, level.weights)
+            w_total, distinct = level.weights.sum(), len(level.tokens)
+            dense += self.discount * distinct / w_total / (v - 1)
+        else:
+            dense[level.tokens] = level.counts
+            if self.smoothing == "add-k":
+                dense += self.pseudocount
+        dense[[END, BOS]] = 0.0
+        return dense / dense.sum()
+
+    def _kn_factor(self, level: _Level, row: int, w: np.ndarray) -> np.ndarray:
+        total = level.weights[level.row_ptr[row] : level.row_ptr[row + 1]].sum()
+        return np.maximum(w - self.discount, 0.0) / total
+
+    # -- contexts ----------------------------------------------------------------
+
+    def _context_rows(self, history: np.ndarray) -> list[np.ndarray]:
+        """Row of each context (``history`` (m, order), most recent last) at every order;
+        -1 where the context was never seen."""
+        v = len(self.vocab_)
+        m = history.shape[0]
+        code = np.zeros(m, dtype=np.int64)
+        rows = [code]
+        for j in range(1, self.order + 1):
+            keys = self.levels_[j].keys
+            key = code * v + history[:, -j]
+            pos = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
+            code = np.where((code >= 0) & (keys[pos] == key), pos, -1)
+            rows.append(code)
+        return rows
+
+    def _entry_weight(
+        self, j: int, rows: np.ndarray, tokens: np.ndarray, values: np.ndarray
+    ) -> np.ndarray:
+        """``values`` of entry (row, token) at order ``j`` (0 where absent or row < 0)."""
+        entry_keys = self.levels_[j].entry_keys
+        key = rows * len(self.vocab_) + tokens
+        pos = np.minimum(np.searchsorted(entry_keys, key), len(entry_keys) - 1)
+        found = (rows >= 0) & (entry_keys[pos] == key)
+        return np.where(found, values[pos], 0.0)
+
+    # -- scoring -----------------------------------------------------------------
+
+    def _token_probs(self, x: np.ndarray) -> np.ndarray:
+        targets = np.flatnonzero(x != BOS)
+        tokens = x[targets]
+        history = (
+            np.stack([x[targets - k] for k in range(self.order, 0, -1)], axis=1)
+            if self.order
+            else np.zeros((len(targets), 0), dtype=np.int64)
+        )
+        rows = self._context_rows(history)
+        v_pred = len(self.vocab_) - 1  # every id but BOS can be emitted
+        top = self.levels_[self.order]
+        top_total = _row_sums(top.counts, top.row_ptr)
+        r = rows[self.order]
+        c = self._entry_weight(self.order, r, tokens, top.counts.astype(float))
+        total = np.where(r >= 0, top_total[np.maximum(r, 0)], 0.0)
+        if self.smoothing == "none":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(total > 0, c / np.where(total > 0, total, 1.0), 0.0)
+        if self.smoothing == "add-k":
+            k = self.pseudocount
+            return (c + k) / (total + k * v_pred)
+        p = np.full(len(tokens), 1.0 / v_pred)
+        for j in range(self.order + 1):
+            level = self.levels_[j]
+            w_total = _row_sums(level.weights, level.row_ptr)
+            distinct = np.diff(level.row_ptr).astype(float)
+            rj = rows[j]
+            seen = rj >= 0
+            safe = np.maximum(rj, 0)
+            w = self._entry_weight(j, rj, tokens, level.weights)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mixed = (
+                    np.maximum(w - self.discount, 0.0) + self.discount * distinct[safe] * p
+                ) / w_total[safe]
+            p = np.where(seen, mixed, p)
+        return p
+
+    def token_log_probs(self, data: Any) -> np.ndarray:
+        """Log-probability of every token of every document (its END included), in order."""
+        x = self._padded(_documents(data), self.vocab_)[0]
+        with np.errstate(divide="ignore"):
+            return np.log(self._token_probs(x))
+
+    def log_prob(self, data: Any) -> np.ndarray:
+        x = self._padded(_documents(data), self.vocab_)[0]
+        with np.errstate(divide="ignore"):
+            logp = np.log(self._token_probs(x))
+        ends = np.flatnonzero(x[x != BOS] == END)  # every document ends with one END
+        return np.add.reduceat(logp, np.concatenate([[0], ends[:-1] + 1]))
+
+    def type_probs(self, types: Any) -> np.ndarray:
+        """The model's unigram probability of each word type (case-folded like the metrics).
+
+        Character models have no word types: NaN.
+        """
+        types = list(types)
+        if self.level == "char":
+            return np.full(len(types), np.nan)
+        folded: dict[str, float] = {}
+        for word, p in zip(self.vocab_, self.unigram_, strict=True):
+            if p > 0:
+                key = word.lower()
+                folded[key] = folded.get(key, 0.0) + p
+        return np.array([folded.get(str(t), 0.0) for t in types], dtype=float)
+
+    # -- sampling ----------------------------------------------------------------
+
+    def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> list[str]:
+        resolved = Decoding.from_config(decoding)
+        if resolved is not None and resolved.is_identity:
+            resolved = None
+        if self.mode == "prefix":
+            n_prefixes = len(self.prefix_ptr_) - 1
+            which = np.arange(n) % n_prefixes
+            sizes = np.diff(self.prefix_ptr_)[which]
+            prompt = [
+                self.prefix_tokens_[self.prefix_ptr_[i] : self.prefix_ptr_[i + 1]] for i in which
+            ]
+            lengths = np.full(n, self.continuation_length)
+        else:
+            prompt = [np.zeros(0, dtype=np.int64)] * n
+            sizes = np.zeros(n, dtype=np.int64)
+            lengths = rng.choice(self.lengths_, size=n)
+        history = np.full((n, self.order), BOS, dtype=np.int64)
+        for i, p in enumerate(prompt):
+            if self.order and len(p):
+                tail = p[-self.order :]
+                history[i, self.order - len(tail) :] = tail
+        generated = self._generate(history, lengths, rng, resolved)
+        words = self.vocab_
+        sep = "" if self.level == "char" else " "
+        out = []
+        for i in range(n):
+            tokens = np.concatenate([prompt[i], generated[i]]) if sizes[i] else generated[i]
+            out.append(sep.join(words[tokens].tolist()))
+        return out
+
+    def _generate(
+        self,
+        history: np.ndarray,
+        lengths: np.ndarray,
+        rng: np.random.Generator,
+        decoding: Decoding | None,
+    ) -> list[np.ndarray]:
+        """Token ids of each document, all documents advanced together one position a step.
+
+        Documents are processed longest first, so the active ones are a prefix. An
+        unsmoothed model walks its top-order rows through their successors; only a
+        document in an unseen or dead-end context takes the general path (backoff).
+        """
+        order = np.argsort(-lengths, kind="stable")
+        lengths_sorted = lengths[order]
+        history = history[order].copy()
+        offsets = np.concatenate([[0], np.cumsum(lengths_sorted)])
+        out = np.empty(offsets[-1], dtype=np.int64)
+        tables = self._sampling_tables(decoding)
+        max_len = int(lengths_sorted[0]) if len(lengths_sorted) else 0
+        active = len(lengths_sorted)
+        walk = self.smoothing == "none"
+        if walk:
+            top, top_table = self.levels_[self.order], tables[self.order]
+            live = top_table["total"] > 0
+            row = self._context_rows(history)[self.order]
+        for step in range(max_len):
+            while active and lengths_sorted[active - 1] <= step:
+                active -= 1
+            hist = history[:active]
+            if walk:
+                r = row[:active]  # a view: updates go to ``row``
+                fast = r >= 0
+                fast[fast] = live[r[fast]]
+                slow = ~fast
+                tokens = np.empty(active, dtype=np.int64)
+                e = _draw_in_rows(
+                    top_table["cum0"], top.row_ptr, r[fast], rng.random(int(fast.sum()))
+                )
+                tokens[fast] = top.tokens[e]
+                r[fast] = top.successor[e]
+                if slow.any():
+                    tokens[slow] = self._draw(hist[slow], rng, tables, decoding)
+            else:
+                tokens = self._draw(hist, rng, tables, decoding)
+            out[offsets[:active] + step] = tokens
+            if self.order:
+                hist[:, :-1] = hist[:, 1:]
+                hist[:, -1] = tokens
+            if walk and slow.any():
+                r[slow] = self._context_rows(hist[slow])[self.order]
+        result: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(lengths)
+        for rank, doc in enumerate(order):
+            result[doc] = out[offsets[rank] : offsets[rank + 1]]
+        return result
+
+    def _sampling_tables(self, decoding: Decoding | None) -> list[dict[str, np.ndarray]]:
+        """Per order: cumulative sampling weights and, for smoothed models, the
+        probability of using this order (rather than a lower one)."""
+        tables = []
+        for level in self.levels_:
+            if self.smoothing == "none":
+                # Condition on not ending: END entries get no weight.
+                w = np.where(level.tokens == END, 0.0, level.counts.astype(float))
+                total = _row_sums(w, level.row_ptr)
+                if decoding is not None:
+                    w = _decode_rows(w, level.row_ptr, total, decoding)
+                tables.append({"cum0": np.concatenate([[0.0], np.cumsum(w)]), "total": total})
+            elif self.smoothing == "add-k":
+                w = level.counts.astype(float)
+                total = _row_sums(w, level.row_ptr)
+                k_mass = self.pseudocount * (len(self.vocab_) - 1)
+                tables.append(
+                    {
+                        "cum0": np.concatenate([[0.0], np.cumsum(w)]),
+                        "stay": total / (total + k_mass),
+                    }
+                )
+            else:
+                w = np.maximum(level.weights - self.discount, 0.0)
+                w_total = _row_sums(level.weights, level.row_ptr)
+                stay = _row_sums(w, level.row_ptr) / w_total
+                tables.append({"cum0": np.concatenate([[0.0], np.cumsum(w)]), "stay": stay})
+        return tables
+
+    def _draw(
+        self,
+        hist: np.ndarray,
+        rng: np.random.Generator,
+        tables: list[dict[str, np.ndarray]],
+        decoding: Decoding | None,
+    ) -> np.ndarray:
+        rows = self._context_rows(hist)
+        m = hist.shape[0]
+        if self.smoothing == "none":
+            tokens = np.empty(m, dtype=np.int64)
+            pending = np.ones(m, dtype=bool)
+            u = rng.random(m)
+            for j in range(self.order, -1, -1):
+                r = rows[j]
+                ok = pending & (r >= 0)
+                ok[ok] = tables[j]["total"][r[ok]] > 0
+                if ok.any():
+                    level = self.levels_[j]
+                    e = _draw_in_rows(tables[j]["cum0"], level.row_ptr, r[ok], u[ok])
+                    tokens[ok] = level.tokens[e]
+                    pending &= ~ok
+            if pending.any():
+                raise DataError("the model has no token to emit: it was fitted on empty documents")
+            return tokens
+        if decoding is not None:
+            return self._draw_dense(rows, rng, decoding)
+        tokens = np.full(m, END, dtype=np.int64)
+        todo = np.arange(m)
+        for _ in range(10_000):  # rejection of END: P(END) < 1 under any smoothing
+            tokens[todo] = self._draw_mixture([r[todo] for r in rows], rng, tables)
+            todo = todo[tokens[todo] == END]
+            if not len(todo):
+                return tokens
+        raise RuntimeError("could not draw a token other than the end of the document")
+
+    def _draw_mixture(
+        self, rows: list[np.ndarray], rng: np.random.Generator, tables: list[dict[str, np.ndarray]]
+    ) -> np.ndarray:
+        m = len(rows[0])
+        tokens = np.empty(m, dtype=np.int64)
+        pending = np.ones(m, dtype=bool)
+        lowest = self.order if self.smoothing == "add-k" else 0
+        for j in range(self.order, lowest - 1, -1):
+            r = rows[j]
+            here = pending & (r >= 0)
+            here[here] = rng.random(int(here.sum())) < tables[j]["stay"][r[here]]
+            if here.any():
+                level = self.levels_[j]
+                e = _draw_in_rows(
+                    tables[j]["cum0"], level.row_ptr, r[here], rng.random(int(here.sum()))
+                )
+                tokens[here] = level.tokens[e]
+                pending &= ~here
+        # The rest: uniform over every id but BOS.
+        z = rng.integers(0, len(self.vocab_) - 1, size=int(pending.sum()))
+        tokens[pending] = z + (z >= BOS)
+        return tokens
+
+    def next_token_probs(self, context: Sequence[str]) -> np.ndarray:
+        """P(next token | the last ``order`` tokens of ``context``) over :attr:`vocab_`
+        (END included), as ``log_prob`` scores it: all zeros for an unsmoothed model
+        in a context it never saw. Tokens are given as the model splits text."""
+        tokens = [BOS] * self.order + [
+            int(i) if i >= 0 else UNK for i in pd.Index(self.vocab_).get_indexer(list(context))
+        ]
+        history = np.array([tokens[len(tokens) - self.order :]], dtype=np.int64)
+        return self._dense_probs(self._context_rows(history))[0]
+
+    def _dense_probs(self, rows: list[np.ndarray]) -> np.ndarray:
+        """Exact next-token distributions (m, V) for given contexts (rows per order)."""
+        m, v = len(rows[0]), len(self.vocab_)
+        v_pred = v - 1
+        if self.smoothing == "none":
+            top = self.levels_[self.order]
+            dense = _scatter_rows(top, rows[self.order], top.counts.astype(float), v)
+            total = dense.sum(axis=1, keepdims=True)
+            return np.divide(dense, total, out=np.zeros_like(dense), where=total > 0)
+        if self.smoothing == "add-k":
+            top = self.levels_[self.order]
+            dense = _scatter_rows(top, rows[self.order], top.counts.astype(float), v)
+            p = (dense + self.pseudocount) / (
+                dense.sum(axis=1, keepdims=True) + self.pseudocount * v_pred
+            )
+        else:
+            p = np.full((m, v), 1.0 / v_pred)
+            for j, level in enumerate(self.levels_):
+                r = rows[j]
+                dense = _scatter_rows(level, r, level.weights, v)
+                w_total = dense.sum(axis=1, keepdims=True)
+                distinct = (dense > 0).sum(axis=1, keepdims=True)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    mixed = (
+                        np.maximum(dense - self.discount, 0.0) + self.discount * distinct * p
+                    ) / w_total
+                p = np.where((r >= 0)[:, None], mixed, p)
+        p[:, BOS] = 0.0
+        return p
+
+    def _draw_dense(
+        self, rows: list[np.ndarray], rng: np.random.Generator, decoding: Decoding
+    ) -> np.ndarray:
+        stacked = np.stack(rows, axis=1)
+        unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        v = len(self.vocab_)
+        chunk = max(1, _DENSE_CELLS // v)
+        tokens = np.empty(len(inverse), dtype=np.int64)
+        u = rng.random(len(inverse))
+        for lo in range(0, len(unique), chunk):
+            part = unique[lo : lo + chunk]
+            p = self._dense_probs([part[:, j] for j in range(part.shape[1])])
+            p[:, END] = 0.0  # conditioned on not ending, then decoded
+            p = decoding.apply(p)
+            cdf = np.cumsum(p, axis=1)
+            docs = np.flatnonzero((inverse >= lo) & (inverse < lo + len(part)))
+            local = inverse[docs] - lo
+            pos = (cdf[local] <= (u[docs] * cdf[local, -1])[:, None]).sum(axis=1)
+            tokens[docs] = np.minimum(pos, v - 1)
+        return tokens
+
+
+def _scatter_rows(level: _Level, rows: np.ndarray, values: np.ndarray, v: int) -> np.ndarray:
+    """Dense (m, V) rows of a CSR table (zeros for rows < 0)."""
+    dense = np.zeros((len(rows), v))
+    seen = np.flatnonzero(rows >= 0)
+    if len(seen):
+        r = rows[seen]
+        sizes = level.row_ptr[r + 1] - level.row_ptr[r]
+        owner = np.repeat(seen, sizes)
+        entries = np.repeat(level.row_ptr[r], sizes) + (
+            np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        )
+        dense[owner, level.tokens[entries]] = values[entries]
+    return dense
+
+
+def _decode_rows(
+    w: np.ndarray, row_ptr: np.ndarray, total: np.ndarray, decoding: Decoding
+) -> np.ndarray:
+    """Decoded weights per row; rows without weight (a context that only ends) stay empty."""
+    live = np.repeat(total > 0, np.diff(row_ptr))
+    safe = np.where(live, w, 1.0)  # decode every row, then blank the dead ones
+    return np.where(live, decoding.apply_segments(safe, row_ptr), 0.0)

@@ -1,0 +1,319 @@
+"""``report.html``: one self-contained file per run, or a comparison of several runs.
+
+The file needs nothing but itself: figures are inline PNG (``data:`` URIs), the
+style sheet is inline, there is no script, and a Content-Security-Policy forbids
+every fetch, so it reads the same offline and as an e-mail attachment. Every piece
+of user or corpus text (names, descriptions, configs, sample texts) passes through
+:func:`html.escape`; the policy is a second line of defence, not the first.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import warnings
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import __version__
+from ..errors import ResultsError
+from ..experiment.storage import atomic_write
+from . import figures as figs
+from .runs import Run, load, run_labels
+from .summary import format_number, headline_metrics, summarize
+
+#: Resolution of the inline figures: sharp on screens, small enough to e-mail.
+INLINE_DPI = 110
+
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+STYLE = """
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
+       max-width: 1200px; margin: 0 auto; padding: 1.5rem 2rem 4rem; }
+h1 { font-size: 1.6rem; margin-bottom: .2rem; }
+h2 { font-size: 1.25rem; margin-top: 2.4rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
+h3 { font-size: 1.05rem; margin-top: 1.6rem; }
+.meta, figcaption, .note { color: #555; font-size: .9rem; }
+.note { background: #fff8e6; border-left: 3px solid #e69f00; padding: .4rem .7rem; }
+nav a { margin-right: 1rem; }
+figure { margin: 1.2rem 0; }
+figure img { max-width: 100%; height: auto; display: block; }
+table { border-collapse: collapse; margin: .6rem 0; font-size: .9rem; }
+th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: right;
+         vertical-align: top; }
+th { background: #f5f5f7; }
+td.text, th.text { text-align: left; }
+tr.first td { border-top: 1px solid #bbb; }
+table.texts td { text-align: left; max-width: 22rem; font-family: Georgia, serif; }
+pre { background: #f5f5f7; padding: .7rem; overflow-x: auto; font-size: .8rem; }
+details { margin: .4rem 0; }
+summary { cursor: pointer; }
+"""
+
+
+def esc(value: Any) -> str:
+    """``value`` as HTML text: every ``<``, ``>``, ``&`` and quote escaped."""
+    return html.escape(str(value), quote=True)
+
+
+def _png(figure: Any) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=INLINE_DPI)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_html(item: figs.Figure) -> str:
+    png = None
+    if item.figure is not None:
+        try:
+            png = _png(item.figure)
+        except Exception as exc:  # matplotlib fails some layouts only when drawing
+            item.note = f"could not draw ({type(exc).__name__}: {exc})"
+    if png is None:
+        return f'<p class="note">{esc(item.title)}: not drawn. {esc(item.note)}</p>'
+    caption = f"<figcaption>{esc(item.caption)}</figcaption>" if item.caption else ""
+    return (
+        f'<figure id="fig-{esc(item.key)}"><img alt="{esc(item.title)}" '
+        f'src="data:image/png;base64,{png}">{caption}</figure>'
+    )
+
+
+def _headline_html(runs: list[Run], labels: list[str]) -> str:
+    rows = []
+    for run, label in zip(runs, labels, strict=True):
+        for arm in run.arms:
+            cells = []
+            for metric, first, last in headline_metrics(arm.frame):
+                cells.append(
+                    f"<td class='text'>{esc(metric)}: {esc(format_number(first))} &rarr; "
+                    f"<b>{esc(format_number(last))}</b></td>"
+                )
+            generations = int(arm.frame["generation"].max()) + 1
+            name = f"{label} / {arm.name}" if len(runs) > 1 else arm.name
+            rows.append(
+                f"<tr><th class='text'>{esc(name)}</th><td>{generations}</td>{''.join(cells)}</tr>"
+            )
+    return (
+        "<table class='headline'><thead><tr><th class='text'>arm</th><th>generations</th>"
+        "<th class='text' colspan='3'>median over seeds: generation 0 &rarr; last</th>"
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _summary_html(run: Run, arm: Any) -> str:
+    """Median, central 95% of seeds, mean ± s.e. and theory at generation 0, middle, last."""
+    summary = summarize(arm.frame)
+    seeds = int(summary["seeds"].max()) if len(summary) else 0
+    has_theory = bool(summary["theory"].notna().any())
+    head = "<th class='text'>metric</th><th>generation</th><th>median</th><th>95% of seeds</th>"
+    if has_theory:
+        head += "<th>mean ± s.e.</th><th>theory</th>"
+    body = []
+    for metric, rows in summary.groupby("metric", sort=False):
+        for i, (_, row) in enumerate(rows.sort_values("generation").iterrows()):
+            cells = [
+                f"<td class='text'>{esc(metric) if i == 0 else ''}</td>",
+                f"<td>{int(row['generation'])}</td>",
+                f"<td>{esc(format_number(row['median']))}</td>",
+                f"<td>[{esc(format_number(row['lo']))}, {esc(format_number(row['hi']))}]</td>",
+            ]
+            if has_theory:
+                known = row["theory"] == row["theory"]  # not NaN
+                mean = f"{format_number(row['mean'])} ± {format_number(row['sem'])}"
+                cells.append(f"<td>{esc(mean) if known else ''}</td>")
+                cells.append(f"<td>{esc(format_number(row['theory'])) if known else ''}</td>")
+            body.append(
+                f"<tr class='{'first' if i == 0 else ''}' data-metric='{esc(metric)}' "
+                f"data-generation='{int(row['generation'])}'>{''.join(cells)}</tr>"
+            )
+    return (
+        f"<h3>{esc(arm.name)} <span class='meta'>({seeds} seeds)</span></h3>"
+        f"<table class='summary' data-run='{esc(run.directory.name)}' data-arm='{esc(arm.name)}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _texts_html(arm: Any, title: str) -> str:
+    columns = figs.sample_texts(arm)
+    if not columns:
+        return ""
+    head = "".join(f"<th class='text'>{esc(name)}</th>" for name in columns)
+    depth = max(len(docs) for docs in columns.values())
+    rows = []
+    for i in range(depth):
+        cells = "".join(
+            f"<td>{esc(docs[i]) if i < len(docs) else ''}</td>" for docs in columns.values()
+        )
+        rows.append(f"<tr>{cells}</tr>")
+    return (
+        f"<h3>{esc(title)}</h3><table class='texts' data-arm='{esc(arm.name)}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _dump(data: Any, as_yaml: bool) -> str:
+    if as_yaml:
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+
+
+def _run_html(run: Run, label: str) -> str:
+    manifest = run.manifest
+    parts = [
+        f"<h3>{esc(label)}</h3>",
+        "<table class='run'><tbody>",
+        f"<tr><th class='text'>name</th><td class='text'>{esc(run.name)}</td></tr>",
+        f"<tr><th class='text'>directory</th><td class='text'>{esc(run.directory)}</td></tr>",
+        f"<tr><th class='text'>status</th><td class='text'>{esc(manifest.get('status', '?'))}"
+        "</td></tr>",
+        f"<tr><th class='text'>arms</th><td class='text'>"
+        f"{esc(', '.join(a.name for a in run.arms))}</td></tr>",
+        "</tbody></table>",
+    ]
+    if run.config.get("description"):
+        parts.append(f"<p>{esc(run.config['description'])}</p>")
+    parts.append(
+        f"<details><summary>config.yaml</summary><pre>{esc(_dump(run.config, True))}</pre>"
+        "</details>"
+    )
+    parts.append(
+        f"<details><summary>manifest.json</summary><pre>{esc(_dump(manifest, False))}</pre>"
+        "</details>"
+    )
+    for arm in run.arms:
+        if arm.directory == run.directory:
+            continue  # a single-arm run: its config and manifest are the run's
+        parts.append(
+            f"<details><summary>{esc(arm.name)}: config.yaml and manifest.json</summary>"
+            f"<pre>{esc(_dump(arm.config, True))}</pre><pre>{esc(_dump(arm.manifest, False))}"
+            "</pre></details>"
+        )
+    return "".join(parts)
+
+
+def build_report(runs: list[Run]) -> str:
+    """The HTML text of the report of ``runs`` (one run, or a comparison of several)."""
+    labels = run_labels(runs)
+    comparison = len(runs) > 1
+    title = (
+        "collapselab comparison: " + " vs ".join(labels)
+        if comparison
+        else f"collapselab report: {runs[0].name}"
+    )
+    with figs.style():
+        items = figs.build_figures(runs)
+        try:
+            sections = {
+                section: "".join(_figure_html(i) for i in items if i.section == section)
+                for section in ("metrics", "snapshots")
+            }
+        finally:
+            figs.close(items)
+    summaries = "".join(
+        (f"<h3>{esc(label)}</h3>" if comparison else "")
+        + "".join(_summary_html(run, arm) for arm in run.arms)
+        for run, label in zip(runs, labels, strict=True)
+    )
+    texts = "".join(
+        _texts_html(arm, f"{label} / {arm.name}" if comparison else arm.name)
+        for run, label in zip(runs, labels, strict=True)
+        for arm in run.arms
+    )
+    generated = datetime.now(UTC).isoformat(timespec="seconds")
+    nav = [("headline", "Headline"), ("metrics", "Metrics"), ("summary", "Summary")]
+    nav += [("snapshots", "Samples")] + ([("texts", "Texts")] if texts else [])
+    nav += [("runs", "Runs" if comparison else "Config and manifest")]
+    intro = (
+        "Runs are matched by config name (arms of the same name overlaid)"
+        if comparison and len({r.name for r in runs}) == 1
+        else "Arms are matched by their real data"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="{CSP}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{STYLE}</style></head>
+<body>
+<header><h1>{esc(title)}</h1>
+<p class="meta">generated {esc(generated)} by collapselab {esc(__version__)} from
+{esc(", ".join(str(r.directory) for r in runs))}</p>
+<nav>{"".join(f'<a href="#{key}">{name}</a>' for key, name in nav)}</nav></header>
+<section id="headline"><h2>Headline</h2>{_headline_html(runs, labels)}</section>
+<section id="metrics"><h2>Metrics over generations</h2>
+<p class="meta">{esc(intro)}; series are labelled by what sets them apart.</p>
+{sections["metrics"]}</section>
+<section id="summary"><h2>Summary</h2>
+<p class="meta">At generation 0, the middle and the last: the median and central 95% of seeds;
+where closed-form theory exists, the simulation mean ± its standard error beside the
+expected value.</p>{summaries}</section>
+<section id="snapshots"><h2>Distribution snapshots</h2>
+<p class="meta">One seed's samples at generation 0, the middle and the last, against the real
+held-out data.</p>{sections["snapshots"]}</section>
+{f'<section id="texts"><h2>Sample texts</h2>{texts}</section>' if texts else ""}
+<section id="runs"><h2>{"Runs" if comparison else "Config and manifest"}</h2>
+{"".join(_run_html(run, label) for run, label in zip(runs, labels, strict=True))}</section>
+</body></html>
+"""
+
+
+def write_report(
+    run_dirs: Iterable[str | Path],
+    out: str | Path,
+    *,
+    figures: str | Path | None = None,
+    formats: tuple[str, ...] = ("png",),
+) -> Path:
+    """Write the report of one or several run directories to ``out`` (atomically).
+
+    Parameters
+    ----------
+    run_dirs : iterable of path
+        Run directories (or arm directories); several make a comparison.
+    out : path
+        The HTML file to write.
+    figures : path, optional
+        Also export every figure into this folder, once per format.
+    formats : tuple of str
+        Export formats: ``png``, ``svg``, ``pdf``.
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    ResultsError
+        If a directory is not a finished run, a format is unknown, or a file
+        cannot be written.
+    """
+    figs.check_formats(formats)
+    runs = [load(d) for d in run_dirs]
+    if not runs:
+        raise ResultsError("no run directories given")
+    out = Path(out)
+    atomic_write(out, build_report(runs).encode("utf-8"))
+    if figures is not None:
+        figs.export(runs, figures, formats)
+    return out
+
+
+def write_report_safely(run_dirs: Iterable[str | Path], out: str | Path) -> Path | None:
+    """:func:`write_report`, warning instead of raising: for the end of a run, whose
+    results are already saved and must not be lost to a plotting failure."""
+    try:
+        return write_report(run_dirs, out)
+    except Exception as exc:
+        warnings.warn(
+            f"report.html could not be written ({type(exc).__name__}: {exc}); "
+            "rerun it with 'collapselab report'",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
