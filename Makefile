@@ -42,7 +42,9 @@ test: lint browser
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_gaussian_chain.py
+	$(BIN)/python benchmarks/bench_ngram_markovify.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -102,7 +102,9 @@ BAD = [
 
 @pytest.mark.parametrize(("label", "config", "field", "hint"), BAD, ids=[b[0] for b in BAD])
 def test_bad_config_one_line_exit_2(tmp_path, capsys, label, config, field, hint):
-    code, _out, err = run_cli(capsys, "run", write(tmp_path, config), "--out", str(tmp_path / "out"))
+    code, _out, err = run_cli(
+        capsys, "run", write(tmp_path, config), "--out", str(tmp_path / "out")
+    )
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

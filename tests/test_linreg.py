@@ -17,7 +17,10 @@ def spec(regime="replace", data=None, model=None, n=100, generations=30, regime_
         data=make("data", data["id"], **data.get("params", {})),
         model=make("model", "linreg", **model),
         regime=make("regime", regime, **(regime_params or {})),
-        metrics={"test_mse": make("metric", "test_mse"), "coef_error": make("metric", "coef_error")},
+        metrics={
+            "test_mse": make("metric", "test_mse"),
+            "coef_error": make("metric", "coef_error"),
+        },
         samples_per_generation=n,
         generations=generations,
         real_samples=n,
@@ -44,7 +47,9 @@ def assert_within_4se(values, expected):
     mean = grid.mean(axis=0)
     se = grid.std(axis=0, ddof=1) / np.sqrt(grid.shape[0])
     z = (mean - expected) / se
-    assert np.all(np.abs(z) < 4), f"max |z| = {np.abs(z).max():.2f} at generation {np.abs(z).argmax()}"
+    assert np.all(np.abs(z) < 4), (
+        f"max |z| = {np.abs(z).max():.2f} at generation {np.abs(z).argmax()}"
+    )
 
 
 def test_closed_forms_quoted_in_the_issue():
@@ -204,7 +209,10 @@ def test_no_theory_where_no_closed_form_holds():
         "n0": 100,
         "generations": 5,
     }
-    assert theory.expected_curves(model_params={"alpha": 0.1}, regime_id="replace", n=100, **common) == {}
+    assert (
+        theory.expected_curves(model_params={"alpha": 0.1}, regime_id="replace", n=100, **common)
+        == {}
+    )
     assert theory.expected_curves(model_params={}, regime_id="accumulate", n=100, **common) == {}
     assert theory.expected_curves(model_params={}, regime_id="replace", n=50, **common) == {}
     assert theory.expected_curves(model_params={}, regime_id="fresh", n=100, **common) == {}

@@ -126,3 +126,33 @@ def test_absorbing_metric_never_decreases_along_a_chain():
 
 def test_every_continuous_metric_is_registered():
     assert set(CONTINUOUS_METRICS) <= set(list_ids("metric"))
+
+
+def test_batched_metrics_in_two_dimensions_match_per_seed():
+    rng = np.random.default_rng(6)
+    refs = [gaussian_reference(rng, n=300, d=2) for _ in range(3)]
+    data = SeedBatch(rng.normal(0, [[[0.5, 1.0]], [[1.0, 1.0]], [[1.5, 0.7]]], size=(3, 60, 2)))
+    model = BatchedGaussian().fit(data, rng=rng)
+    output = model.sample(60, rng=rng)
+    sliced = make("metric", "wasserstein")
+    batched = sliced.batched(model, output, ReferenceBatch(refs), rng=rng)
+    single = [sliced(model.unbatch(s), output.array[s], refs[s], rng=rng) for s in range(3)]
+    np.testing.assert_allclose(batched, single, rtol=1e-12)  # same fixed directions: exact
+    marginal = make("metric", "tail_mass", mode="marginal")
+    batched = marginal.batched(model, output, ReferenceBatch(refs), rng=rng)
+    single = [marginal(model.unbatch(s), output.array[s], refs[s], rng=rng) for s in range(3)]
+    np.testing.assert_allclose(batched, single, rtol=1e-9)
+    nll = make("metric", "nll_real")
+    batched = nll.batched(model, output, ReferenceBatch(refs), rng=rng)
+    single = [nll(model.unbatch(s), output.array[s], refs[s], rng=rng) for s in range(3)]
+    np.testing.assert_allclose(batched, single, rtol=1e-9)
+    radius = make("metric", "tail_mass", n_mc=100_000)
+    batched = radius.batched(model, output, ReferenceBatch(refs), rng=rng)
+    single = np.array(
+        [radius(model.unbatch(s), output.array[s], refs[s], rng=rng) for s in range(3)]
+    )
+    # two Monte Carlo estimates of the same mass: each has s.e. sqrt(p(1-p)/n_mc) / real mass
+    real_mass = np.array([r.cached("tail_bounds", radius._bounds)["radius_mass"] for r in refs])
+    p = single * real_mass
+    se = np.sqrt(2 * p * (1 - p) / 100_000) / real_mass
+    assert np.all(np.abs(batched - single) < 4 * se + 1e-12)

@@ -19,7 +19,10 @@ def simulate(
     dim=1,
     unbiased=False,
     root_seed=0,
+    bias=1.0,
 ):
+    from collapselab.decoding import Decoding
+
     spec = ChainSpec(
         data=make("data", "gaussian", dim=dim, std=1.5),
         model=make("model", "gaussian", unbiased=unbiased),
@@ -29,11 +32,18 @@ def simulate(
         generations=generations,
         real_samples=n0,
         root_seed=root_seed,
+        decoding=None if bias == 1.0 else Decoding(bias=bias),
     )
     state = run_batched(spec, seeds)
     sims = {k: np.stack(v, axis=1) for k, v in state.values.items()}  # (seeds, generations)
     common = dict(
-        n0=n0, n=n, generations=generations, trace=1.5**2 * dim, dim=dim, unbiased=unbiased
+        n0=n0,
+        n=n,
+        generations=generations,
+        trace=1.5**2 * dim,
+        dim=dim,
+        unbiased=unbiased,
+        bias=bias,
     )
     return sims, common
 
@@ -141,3 +151,20 @@ def test_batched_and_per_seed_paths_agree():
         assert abs(a.mean() - b.mean()) < 4 * se, (
             f"{metric}: {a.mean():.4g} vs {b.mean():.4g} (se {se:.2g})"
         )
+
+
+@pytest.mark.parametrize("regime", ["replace", "accumulate"])
+def test_sampling_bias_lambda(regime):
+    """Go MAD's lambda < 1: samples from N(mu, lambda^2 Sigma) speed up the loss of variance."""
+    sims, common = simulate(regime=regime, bias=0.9, seeds=3000)
+    curves = (
+        theory.gaussian_replace(**common) if regime == "replace" else theory.gaussian_pool(**common)
+    )
+    assert_mean_within(sims["variance"], curves["variance"], "variance")
+    assert_mean_within(sims["mean_shift"], curves["mean_shift"], "mean_shift")
+    if regime == "replace":
+        assert_mean_within(sims["log_variance"], curves["log_variance"], "log_variance")
+    unbiased_sampling = (theory.gaussian_replace if regime == "replace" else theory.gaussian_pool)(
+        **{**common, "bias": 1.0}
+    )
+    assert curves["variance"][-1] < unbiased_sampling["variance"][-1]

@@ -257,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except CollapseLabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # One line even when a library's message has several (YAML reader errors do).
+        message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(

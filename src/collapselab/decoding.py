@@ -26,11 +26,20 @@ import numpy as np
 from .core import NONE, Interval
 from .errors import InvalidParameterError, parameter_message
 
+#: Mass within this of ``top_p`` reaches it: ties at the boundary (0.5 + 0.2 vs 0.7) must
+#: not depend on rounding, which a cumulative sum over many rows accumulates.
+_MASS_TOLERANCE = 1e-9
+
 _CONSTRAINTS = {
     "temperature": [Interval(0, None)],
     "top_k": [NONE, Interval(1, None, integer=True)],
     "top_p": [Interval(0, 1, closed="right")],
+    "bias": [Interval(0, None, closed="neither")],
 }
+
+#: Controls of discrete models (their next-token distribution) and of continuous ones.
+DISCRETE_CONTROLS = frozenset({"temperature", "top_k", "top_p"})
+CONTINUOUS_CONTROLS = frozenset({"bias"})
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,16 @@ class Decoding:
         Keep only the ``top_k`` most probable tokens.
     top_p : float, default 1.0
         In ``(0, 1]``: keep the smallest set of most probable tokens with mass ``>= top_p``.
+    bias : float, default 1.0
+        The sampling bias lambda of continuous models (Alemohammad et al., "Go MAD"):
+        each sample's deviation from its mode is scaled by ``bias``, so ``bias < 1``
+        trades diversity for quality (a Gaussian samples N(mu, bias^2 Sigma)).
     """
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float = 1.0
+    bias: float = 1.0
 
     def __post_init__(self) -> None:
         for name, constraints in _CONSTRAINTS.items():
@@ -77,7 +91,16 @@ class Decoding:
     @property
     def is_identity(self) -> bool:
         """True when sampling from the model's own distribution."""
-        return self.temperature == 1.0 and self.top_k is None and self.top_p >= 1.0
+        return (
+            self.temperature == 1.0
+            and self.top_k is None
+            and self.top_p >= 1.0
+            and self.bias == 1.0
+        )
+
+    def changed(self) -> set[str]:
+        """The controls set away from their defaults."""
+        return {name for name, default in DEFAULTS.items() if getattr(self, name) != default}
 
     def apply(self, probs: np.ndarray) -> np.ndarray:
         """The decoded distribution of each row of ``probs`` (last axis), renormalised.
@@ -134,7 +157,7 @@ class Decoding:
             if self.top_k is not None:
                 keep_ranked &= rank < self.top_k
             if self.top_p < 1.0:
-                keep_ranked &= before < self.top_p
+                keep_ranked &= before < self.top_p - _MASS_TOLERANCE
             keep = np.empty_like(keep_ranked)
             keep[order] = keep_ranked
             p = np.where(keep, p, 0.0)
@@ -159,7 +182,7 @@ class Decoding:
             keep &= rank < self.top_k
         if self.top_p < 1.0:
             before = np.cumsum(ranked, axis=-1) - ranked  # mass strictly above each entry
-            keep &= before < self.top_p
+            keep &= before < self.top_p - _MASS_TOLERANCE
         return keep
 
 
@@ -173,3 +196,12 @@ def decode(probs: np.ndarray, decoding: Decoding | dict[str, Any] | None) -> np.
 
 
 __all__ = ["Decoding", "decode"]
+
+
+DEFAULTS = {"temperature": 1.0, "top_k": None, "top_p": 1.0, "bias": 1.0}
+
+
+def sampling_bias(decoding: Decoding | dict[str, Any] | None) -> float:
+    """The continuous sampling bias lambda of ``decoding`` (1.0 when unset)."""
+    resolved = Decoding.from_config(decoding)
+    return 1.0 if resolved is None else resolved.bias

@@ -37,19 +37,32 @@ from typing import Any
 import numpy as np
 from scipy.special import polygamma, psi
 
+from .decoding import sampling_bias
+
 
 def gaussian_replace(
-    *, n0: int, n: int, generations: int, trace: float, dim: int, unbiased: bool = False
+    *,
+    n0: int,
+    n: int,
+    generations: int,
+    trace: float,
+    dim: int,
+    unbiased: bool = False,
+    bias: float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """Expected ``variance``, ``mean_shift`` and (1-D) ``log_variance`` per generation."""
+    """Expected ``variance``, ``mean_shift`` and (1-D) ``log_variance`` per generation.
+
+    ``bias`` is the sampling bias lambda: each generation samples N(mu, lambda^2
+    Sigma), which multiplies every step's variance factor by lambda^2.
+    """
     delta = 1 if unbiased else 0
     t = np.arange(generations)
-    factor = (n - 1) / (n - delta)
+    factor = bias**2 * (n - 1) / (n - delta)
     expected_trace = trace * (n0 - 1) / (n0 - delta) * factor**t
-    shift = trace / n0 + np.concatenate([[0.0], np.cumsum(expected_trace[:-1] / n)])
+    shift = trace / n0 + np.concatenate([[0.0], np.cumsum(bias**2 * expected_trace[:-1] / n)])
     out = {"variance": expected_trace / dim, "mean_shift": shift}
     if dim == 1:
-        step = psi((n - 1) / 2) + np.log(2 / (n - delta))
+        step = psi((n - 1) / 2) + np.log(2 / (n - delta)) + 2 * np.log(bias)
         first = psi((n0 - 1) / 2) + np.log(2 / (n0 - delta))
         out["log_variance"] = np.log(trace) + first + t * step
     return out
@@ -70,9 +83,11 @@ def gaussian_pool(
     dim: int,
     unbiased: bool = False,
     budget: int | None = None,
+    bias: float = 1.0,
 ) -> dict[str, np.ndarray]:
     """Expected ``variance`` and ``mean_shift`` under accumulate (``budget=None``) or
-    accumulate-subsample (a fixed ``budget``)."""
+    accumulate-subsample (a fixed ``budget``); new draws have covariance
+    ``bias^2 Sigma_t`` (the sampling bias lambda)."""
     delta = 1 if unbiased else 0
     q = (n0 - 1) * trace  # expected pool sum of squares
     pool_shift = trace / n0  # E||pool mean - mu||^2
@@ -85,8 +100,9 @@ def gaussian_pool(
         offset = q / (p - 1) * (1 / b - 1 / p)
         variance[t] = expected_trace / dim
         shift[t] = pool_shift + offset
-        spread = expected_trace / n + offset  # E||mean of new draws - pool mean||^2
-        q += (n - 1) * expected_trace + p * n / (p + n) * spread
+        drawn = bias**2 * expected_trace  # E tr of the covariance the new draws come from
+        spread = drawn / n + offset  # E||mean of new draws - pool mean||^2
+        q += (n - 1) * drawn + p * n / (p + n) * spread
         pool_shift += (n / (p + n)) ** 2 * spread
     return {"variance": variance, "mean_shift": shift}
 
@@ -121,6 +137,7 @@ def expected_curves(
         "trace": float(np.trace(cov)),
         "dim": cov.shape[0],
         "unbiased": bool(model_params.get("unbiased", False)),
+        "bias": sampling_bias(decoding),
     }
     if regime_id == "replace":
         return gaussian_replace(**common)

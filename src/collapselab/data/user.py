@@ -8,6 +8,7 @@ not the one given, an empty corpus, a missing column) raises
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterable
@@ -44,10 +45,26 @@ def read_text_file(path: Path, encoding: str = "utf-8") -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    if b"\x00" in raw[:8192]:
-        raise DataError(
-            f"{str(path)!r} looks like a binary file (it contains NUL bytes); give a text file"
-        )
+    try:
+        wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
+    if not wide:
+        for bom, name in (
+            (codecs.BOM_UTF32_LE, "UTF-32"),
+            (codecs.BOM_UTF32_BE, "UTF-32"),
+            (codecs.BOM_UTF16_LE, "UTF-16"),
+            (codecs.BOM_UTF16_BE, "UTF-16"),
+        ):
+            if raw.startswith(bom):
+                raise DataError(
+                    f"{str(path)!r} is {name} text (it starts with a byte-order mark); "
+                    f"convert it to UTF-8 or pass its encoding ({name.lower()})"
+                )
+        if b"\x00" in raw[:8192]:
+            raise DataError(
+                f"{str(path)!r} looks like a binary file (it contains NUL bytes); give a text file"
+            )
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as exc:

@@ -172,8 +172,10 @@ class RayBackend(Backend):
             }
             if address:
                 options["address"] = address
-            elif workers:
-                options["num_cpus"] = workers
+            else:  # a new cluster on this machine, never one that happens to be running
+                options["address"] = "local"
+                if workers:
+                    options["num_cpus"] = workers
             try:
                 self.ray.init(**options)
             except (ConnectionError, RuntimeError, ValueError) as exc:

@@ -39,6 +39,7 @@ class DecodingSpec(BaseModel):
     temperature: float = Field(default=1.0, ge=0)
     top_k: int | None = Field(default=None, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
+    bias: float = Field(default=1.0, gt=0)
 
 
 def _component(value: Any) -> Any:
@@ -270,11 +271,17 @@ def check_components(config: RunConfig, prefix: str = "") -> None:
     """Build every component once so unknown ids and bad parameters fail before running."""
     built = build_components(config, prefix)
     kind = built["model"].kind
-    if config.decoding is not None and not getattr(built["model"], "supports_decoding", False):
-        raise ConfigError(
-            f"config field {prefix + 'decoding'!r}: model {config.model.id!r} has no decoding "
-            "controls; remove decoding or use a discrete model (categorical, ngram)"
-        )
+    if config.decoding is not None:
+        from ..decoding import Decoding
+
+        allowed = getattr(built["model"], "decoding_controls", frozenset())
+        unsupported = sorted(Decoding(**config.decoding.model_dump()).changed() - allowed)
+        if unsupported:
+            what = ", ".join(sorted(allowed)) if allowed else "none"
+            raise ConfigError(
+                f"config field {prefix + 'decoding.' + unsupported[0]!r}: model {config.model.id!r} "
+                f"has no {unsupported[0]!r} control (its decoding controls: {what})"
+            )
     if built["data"].kind != kind:
         raise ConfigError(
             f"config field {prefix + 'data.id'!r}: data {config.data.id!r} is {built['data'].kind} "

@@ -194,7 +194,10 @@ def _seed_job(
         snapshots.observe(seed, state)  # before the checkpoint, so a resume never misses one
         checkpoint.maybe_save(state)
 
-    state = run_seed(spec, seed, checkpoint.load(), after)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # workers share the cores; see run()
+        state = run_seed(spec, seed, checkpoint.load(), after)
     return state.values
 
 
@@ -289,14 +292,34 @@ def run(
     progress: bool = False,
     on_generation: Hook | None = None,
     report: bool = True,
+    threads: int | None = 1,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
     ``on_generation(arm, seed, generation)`` is called after each completed
     generation (``seed`` is ``None`` on the batched path). With ``report``, the
     run ends by writing ``report.html`` (after every result is saved; a report
-    that cannot be drawn only warns).
+    that cannot be drawn only warns). ``threads`` caps the BLAS/OpenMP thread
+    pools (``None``: leave them alone). One thread is much faster for the small
+    fits of a chain: on a busy 2-core machine a scikit-learn GMM fit took 7 ms
+    with one thread and 170 ms with the default pools. Parallelism comes from
+    ``workers`` processes across seeds instead.
     """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        return _run_all(config, out, workers, overwrite, progress, on_generation, report)
+
+
+def _run_all(
+    config: Config | str | Path,
+    out: str | Path | None,
+    workers: int,
+    overwrite: bool,
+    progress: bool,
+    on_generation: Hook | None,
+    report: bool,
+) -> RunResult:
     if not isinstance(config, Config):
         config = load_config(config)
     directory = Path(out) if out is not None else Path("runs") / config.name

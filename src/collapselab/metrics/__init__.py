@@ -2,4 +2,4 @@
 
 from . import continuous, supervised, tasks, text
 
-__all__ = ["continuous", "supervised", "text"]
+__all__ = ["continuous", "supervised", "tasks", "text"]

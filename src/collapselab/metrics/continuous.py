@@ -207,7 +207,7 @@ class NLLReal(Metric):
     ) -> np.ndarray | None:
         mean, cov = model.moments()
         if mean.shape[1] != 1:
-            return None
+            return self._batched_nd(model, mean, cov, references)
         test = references.stacked("test", lambda r: as_2d(r.test))[:, :, 0]
         var = cov[:, 0, 0]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -215,14 +215,38 @@ class NLLReal(Metric):
             nll = 0.5 * (np.log(2 * np.pi * var) + sq / var)
         return np.where(var > 0, nll, np.inf)
 
+    def _batched_nd(
+        self, model: Any, mean: np.ndarray, cov: np.ndarray, references: ReferenceBatch
+    ) -> np.ndarray:
+        """Every seed at once through Cholesky factors; a seed whose covariance is not
+        positive definite (a collapsed fit) goes through the exact per-seed formula."""
+        test = references.stacked("test", lambda r: as_2d(r.test))
+        d = mean.shape[1]
+        out = np.empty(mean.shape[0])
+        eigenvalues = np.linalg.eigvalsh(cov)
+        healthy = eigenvalues[:, 0] > 1e-12 * np.maximum(eigenvalues[:, -1], 1e-300)
+        if healthy.any():
+            chol = np.linalg.cholesky(cov[healthy])
+            centred = np.swapaxes(test[healthy] - mean[healthy][:, None, :], 1, 2)
+            whitened = np.linalg.solve(chol, centred)  # (s, d, m)
+            logdet = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), axis=1)
+            quad = np.mean(np.sum(whitened**2, axis=1), axis=1)
+            out[healthy] = 0.5 * (quad + logdet + d * np.log(2 * np.pi))
+        for s in np.flatnonzero(~healthy):
+            out[s] = -np.mean(model.unbatch(s).log_prob(test[s]))
+        return out
+
 
 @register("metric", "wasserstein")
 class Wasserstein(Metric):
     """Wasserstein-1 distance between model t's output and the real test data.
 
-    Exact in 1-D; in more dimensions either sliced (the mean of the exact 1-D W1
-    over ``n_projections`` random unit directions) or exact optimal transport (POT
-    ``emd2``; cubic in the sample size).
+    Exact in 1-D; in more dimensions either sliced or exact optimal transport (POT
+    ``emd2``; cubic in the sample size). Sliced W1 is the mean of the exact 1-D W1
+    over ``n_projections`` unit directions. The directions are drawn once, from a
+    fixed seed, and shared by every seed and generation: each generation is then
+    measured by the same yardstick, so trends across generations carry no
+    projection noise, and the real data's sorted projections are computed once.
     """
 
     applies_to = CONTINUOUS
@@ -231,9 +255,21 @@ class Wasserstein(Metric):
         "n_projections": [Interval(1, None, integer=True)],
     }
 
-    def __init__(self, *, method: str = "sliced", n_projections: int = 100) -> None:
+    def __init__(self, *, method: str = "sliced", n_projections: int = 50) -> None:
         self.method = method
         self.n_projections = n_projections
+
+    def _directions(self, d: int) -> np.ndarray:
+        directions = np.random.default_rng(20240517).standard_normal((d, self.n_projections))
+        return directions / np.linalg.norm(directions, axis=0)
+
+    def _sorted_test(self, reference: RealData) -> np.ndarray:
+        """The real test data's sorted projections, (n_projections, m), once per seed."""
+        y = as_2d(reference.test)
+        key = f"sliced_test_{self.n_projections}"
+        return reference.cached(
+            key, lambda r: np.sort((y @ self._directions(y.shape[1])).T, axis=1)
+        )
 
     def __call__(
         self,
@@ -251,11 +287,8 @@ class Wasserstein(Metric):
 
             cost = ot.dist(x, y, metric="euclidean")
             return float(ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), cost))
-        # Sliced W1: the mean over random unit directions of the exact 1-D W1
-        # between the projections, all directions in one vectorized pass.
-        directions = rng.standard_normal((x.shape[1], self.n_projections))
-        directions /= np.linalg.norm(directions, axis=0)
-        return float(np.mean(wasserstein_1d_rows((x @ directions).T, (y @ directions).T)))
+        projected = np.sort((x @ self._directions(x.shape[1])).T, axis=1)
+        return float(np.mean(wasserstein_sorted_rows(projected, self._sorted_test(reference))))
 
     def batched(
         self,
@@ -265,10 +298,52 @@ class Wasserstein(Metric):
         *,
         rng: np.random.Generator,
     ) -> np.ndarray | None:
-        if synthetic.array.shape[2] != 1:
+        x = synthetic.array
+        if x.shape[2] == 1:
+            test = references.stacked("test", lambda r: as_2d(r.test))
+            return wasserstein_1d_rows(x[:, :, 0], test[:, :, 0])
+        if self.method == "exact":
             return None
-        test = references.stacked("test", lambda r: as_2d(r.test))
-        return wasserstein_1d_rows(synthetic.array[:, :, 0], test[:, :, 0])
+        seeds, n, _ = x.shape
+        test = references.stacked(f"sliced_test_{self.n_projections}", self._sorted_test)
+        projected = np.sort(np.einsum("snd,dk->skn", x, self._directions(x.shape[2])), axis=2)
+        k, m = test.shape[1], test.shape[2]
+        distances = wasserstein_sorted_rows(
+            projected.reshape(seeds * k, n), test.reshape(seeds * k, m)
+        )
+        return distances.reshape(seeds, k).mean(axis=1)
+
+
+def _quantile_merge(n: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the quantile functions of n and m equally weighted points step: for each
+    interval of the merged grid {i/n} U {j/m}, its width and which order statistic of
+    each sample holds there. Depends only on (n, m), so it is computed once."""
+    key = (n, m)
+    if key not in _MERGE_CACHE:
+        grid = np.union1d(np.arange(1, n + 1) / n, np.arange(1, m + 1) / m)
+        width = np.diff(np.r_[0.0, grid])
+        mid = grid - width / 2
+        _MERGE_CACHE[key] = (
+            np.minimum((mid * n).astype(np.intp), n - 1),
+            np.minimum((mid * m).astype(np.intp), m - 1),
+            width,
+        )
+    return _MERGE_CACHE[key]
+
+
+_MERGE_CACHE: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def wasserstein_sorted_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact W1 between each row of sorted ``x`` (r, n) and sorted ``y`` (r, m): the
+    integral over u of |F^-1(u) - G^-1(u)|, in O(n + m) per row."""
+    a, b, width = _quantile_merge(x.shape[1], y.shape[1])
+    out = np.empty(x.shape[0])
+    step = 256  # rows per block: the gathered block stays in cache
+    for start in range(0, x.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = np.abs(x[rows][:, a] - y[rows][:, b]) @ width
+    return out
 
 
 def wasserstein_1d_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -363,20 +438,38 @@ class TailMass(Metric):
         *,
         rng: np.random.Generator,
     ) -> np.ndarray | None:
-        mean, cov = model.moments()
-        if mean.shape[1] != 1 or self._mode(1) != "marginal":
+        from ..models.gaussian import BatchedGaussian, _sqrt_psd
+
+        if not isinstance(model, BatchedGaussian):
             return None
-        lo = references.stacked("tail_lo", lambda r: r.cached("tail_bounds", self._bounds)["lo"][0])
-        hi = references.stacked("tail_hi", lambda r: r.cached("tail_bounds", self._bounds)["hi"][0])
-        mass = references.stacked(
-            "tail_mass", lambda r: r.cached("tail_bounds", self._bounds)["marginal_mass"]
-        )
-        sd = np.sqrt(cov[:, 0, 0])
-        mu = mean[:, 0]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            low = np.where(sd > 0, ndtr((lo - mu) / sd), (mu < lo).astype(float))
-            high = np.where(sd > 0, 1 - ndtr((hi - mu) / sd), (mu > hi).astype(float))
-        return (low + high) / mass
+        mean, cov = model.moments()
+        seeds, d = mean.shape
+
+        def bound(key: str) -> np.ndarray:
+            return references.stacked(
+                f"tail_{key}", lambda r: r.cached("tail_bounds", self._bounds)[key]
+            )
+
+        if self._mode(d) == "marginal":  # exact: a Gaussian's marginals are Gaussian
+            lo, hi = bound("lo"), bound("hi")
+            sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0.0, None))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                low = np.where(sd > 0, ndtr((lo - mean) / sd), (mean < lo).astype(float))
+                high = np.where(sd > 0, 1 - ndtr((hi - mean) / sd), (mean > hi).astype(float))
+            return (low + high).mean(axis=1) / bound("marginal_mass")
+        # Radius: Monte Carlo with the same standard normal draws for every seed
+        # (common random numbers), in chunks of seeds to bound memory.
+        z = rng.standard_normal((self.n_mc, d))
+        _, _, root = _sqrt_psd(cov)
+        centre, precision, r98 = bound("mean"), bound("precision"), bound("r98")
+        out = np.empty(seeds)
+        chunk = max(1, 4_000_000 // (self.n_mc * d))
+        for start in range(0, seeds, chunk):
+            part = slice(start, start + chunk)
+            x = z @ np.swapaxes(root[part], 1, 2) + (mean[part] - centre[part])[:, None, :]
+            radius = np.sum((x @ precision[part]) * x, axis=2)  # batched matmul, not einsum
+            out[part] = np.mean(radius > r98[part][:, None], axis=1)
+        return out / bound("radius_mass")
 
 
 @register("metric", "collapsed")

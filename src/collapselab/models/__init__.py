@@ -1,12 +1,13 @@
 """Generative model families, one module each; importing registers them."""
 
-from . import categorical, gaussian, gmm, kde, linreg, ngram  # noqa: F401
+from . import categorical, gaussian, gmm, kde, linreg, ngram, subliminal  # noqa: F401
 from .categorical import BatchedCategorical, Categorical
 from .gaussian import BatchedGaussian, Gaussian
 from .gmm import GMM
 from .kde import KDE
 from .linreg import BatchedLinearRegression, LinearRegression
 from .ngram import NGram
+from .subliminal import BatchedSubliminalMLP, SubliminalMLP
 
 __all__ = [
     "GMM",
@@ -14,8 +15,10 @@ __all__ = [
     "BatchedCategorical",
     "BatchedGaussian",
     "BatchedLinearRegression",
+    "BatchedSubliminalMLP",
     "Categorical",
     "Gaussian",
     "LinearRegression",
     "NGram",
+    "SubliminalMLP",
 ]

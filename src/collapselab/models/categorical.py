@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import NONE, DataKind, GenerativeModel, Interval, SeedBatch
-from ..decoding import Decoding
+from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
 
@@ -76,7 +76,7 @@ class Categorical(GenerativeModel):
     """
 
     kind = DataKind.TOKENS
-    supports_decoding: ClassVar[bool] = True
+    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
     parameter_constraints: ClassVar = {
         "vocabulary_size": [NONE, Interval(1, None, integer=True)],
         "smoothing": [Interval(0, None)],

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import BOOLEAN, DataKind, GenerativeModel, SeedBatch, as_2d
+from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..regimes import Moments
 from ..registry import register
@@ -55,6 +56,7 @@ class Gaussian(GenerativeModel):
     """
 
     kind = DataKind.CONTINUOUS
+    decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
     parameter_constraints: ClassVar = {"unbiased": [BOOLEAN]}
 
     def __init__(self, *, unbiased: bool = False) -> None:
@@ -76,6 +78,9 @@ class Gaussian(GenerativeModel):
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
         _, _, root = _sqrt_psd(self.cov_)
         z = rng.standard_normal((n, self.n_features_in_))
+        bias = sampling_bias(decoding)
+        if bias != 1.0:  # Go MAD's lambda: N(mu, lambda^2 Sigma)
+            z *= bias
         return self.mean_ + z @ root.T
 
     def log_prob(self, data: Any) -> np.ndarray:
@@ -119,6 +124,9 @@ class BatchedGaussian:
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         s, d = self.mean_.shape
         z = rng.standard_normal((s, n, d))
+        bias = sampling_bias(decoding)
+        if bias != 1.0:
+            z *= bias
         if d == 1:
             z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
         else:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, Interval, Options, as_2d
+from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..registry import register
 from ..rng import child_seed
@@ -32,6 +33,7 @@ class GMM(GenerativeModel):
     """
 
     kind = DataKind.CONTINUOUS
+    decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
     parameter_constraints: ClassVar = {
         "n_components": [Interval(1, None, integer=True)],
         "covariance_type": [Options(("full", "tied", "diag", "spherical"))],
@@ -99,11 +101,14 @@ class GMM(GenerativeModel):
         return np.stack([np.eye(d) * c for c in cov])
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
+        bias = sampling_bias(decoding)
         counts = rng.multinomial(n, self.weights_ / self.weights_.sum())
         parts = []
         for k, count in enumerate(counts):
             chol = np.linalg.cholesky(self.covariances_[k])
             z = rng.standard_normal((count, self.means_.shape[1]))
+            if bias != 1.0:  # Go MAD's lambda: shrink toward each component's mode
+                z *= bias
             parts.append(self.means_[k] + z @ chol.T)
         out = np.concatenate(parts, axis=0)
         return out[rng.permutation(n)]

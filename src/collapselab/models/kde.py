@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, Interval, Options, as_2d
+from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..registry import register
 
 
@@ -26,6 +27,7 @@ class KDE(GenerativeModel):
     """
 
     kind = DataKind.CONTINUOUS
+    decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
     parameter_constraints: ClassVar = {
         "bandwidth": [Interval(0, None, closed="neither"), Options(("scott", "silverman"))],
         "kernel": [Options(("gaussian", "tophat"))],
@@ -49,7 +51,7 @@ class KDE(GenerativeModel):
         x = self.data_
         centers = x[rng.integers(0, x.shape[0], size=n)]
         d = x.shape[1]
-        h = self.bandwidth_
+        h = self.bandwidth_ * sampling_bias(decoding)  # lambda shrinks toward each centre
         if self.kernel == "gaussian":
             return centers + h * rng.standard_normal((n, d))
         # Uniform in the ball of radius h: direction times radius h * U^(1/d).

@@ -38,7 +38,7 @@ import pandas as pd
 
 from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
 from ..data.text import UNK_WORD, encode_documents
-from ..decoding import Decoding
+from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
 
@@ -57,7 +57,7 @@ class _Level:
     entry_keys: np.ndarray  # (E,) sorted row * V + token, to look entries up
     tokens: np.ndarray  # (E,) continuation ids, ascending within each row
     counts: np.ndarray  # (E,) raw counts
-    weights: np.ndarray  # (E,) raw counts, or continuation counts below the top order (KN)
+    weights: np.ndarray  # (E,) the counts, or continuation counts below the top order (KN)
     #: Top order of an unsmoothed model: the row of the context that follows each entry
     #: (-1 after END), so free-running generation walks rows without re-encoding contexts.
     successor: np.ndarray | None = None
@@ -80,7 +80,7 @@ def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     hashing (pandas) and sorting only the distinct keys: several times faster."""
     codes, uniques = pd.factorize(values, sort=True)
     counts = np.bincount(codes, minlength=len(uniques))
-    return np.asarray(uniques, dtype=np.int64), codes.astype(np.int64), counts
+    return np.asarray(uniques, dtype=np.int64), codes, counts
 
 
 def _first_index(codes: np.ndarray, n_unique: int) -> np.ndarray:
@@ -101,9 +101,14 @@ def _draw_in_rows(
     """Entry index drawn in each row in proportion to its weights (``cum0``: cumulative
     weights with a leading 0), by inverse CDF with the uniforms ``u``."""
     start, stop = row_ptr[rows], row_ptr[rows + 1]
-    lo, hi = cum0[start], cum0[stop]
-    idx = np.searchsorted(cum0, lo + u * (hi - lo), side="right") - 1
-    return np.clip(idx, start, stop - 1)
+    idx = start.copy()
+    # A row with one continuation needs no search (most rows of a sparse corpus).
+    many = np.flatnonzero(stop - start > 1)
+    s, e = start[many], stop[many]
+    lo, hi = cum0[s], cum0[e]
+    found = np.searchsorted(cum0, lo + u[many] * (hi - lo), side="right") - 1
+    idx[many] = np.clip(found, s, e - 1)
+    return idx
 
 
 @register("model", "ngram")
@@ -130,7 +135,7 @@ class NGram(GenerativeModel):
     """
 
     kind = DataKind.TEXT
-    supports_decoding: ClassVar[bool] = True
+    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
     parameter_constraints: ClassVar = {
         "order": [Interval(0, 12, integer=True)],
         "level": [Options(("word", "char"))],
@@ -198,54 +203,74 @@ class NGram(GenerativeModel):
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         x, vocab = self._padded(_documents(data))
         v = len(vocab)
-        targets = np.flatnonzero(x != BOS)
         ends = np.flatnonzero(x == END)
+        targets = np.flatnonzero(x != BOS)
+        tokens = x[targets].astype(np.int32)  # the token at every target position
 
-        # Context codes of every target position, one order at a time.
-        codes = np.zeros(len(targets), dtype=np.int64)
-        level_codes = [codes]
+        # Context codes of every target position, one order at a time (int32: they index
+        # positions, and a corpus's arrays dominate the memory a fit needs).
+        level_codes: list[np.ndarray | None] = [None]  # order 0: one empty context
         level_keys = [np.zeros(1, dtype=np.int64)]
         for j in range(1, self.order + 1):
-            keys, codes, _ = sorted_unique(codes * v + x[targets - j])
-            level_codes.append(codes)
+            older = x[targets - j]
+            if level_codes[-1] is not None:
+                older += level_codes[-1].astype(np.int64) * v
+            keys, codes, _ = sorted_unique(older)
+            level_codes.append(codes.astype(np.int32))
             level_keys.append(keys)
-        # Level j's entries: (context code, next token) pairs with their counts.
-        tables = []
-        for j in range(self.order + 1):
-            if j == 0:  # one context: the entries are the tokens themselves
-                counts = np.bincount(x[targets], minlength=v)
-                seen = np.flatnonzero(counts)
-                tables.append((seen, np.searchsorted(seen, x[targets]), counts[seen]))
+            del older, codes
+        if self.mode == "prefix":
+            self._store_prefixes(x, ends)
+        del x, targets
+
+        # Tables from the top order down: Kneser-Ney's continuation counts at order j
+        # come from the distinct entries of order j + 1.
+        kneser_ney = self.smoothing == "kneser-ney"
+        self.levels_ = [None] * (self.order + 1)
+        upper: tuple[np.ndarray, np.ndarray] | None = None  # (entry keys, entry of position)
+        for j in range(self.order, -1, -1):
+            context = level_codes[j]
+            if context is None:
+                all_counts = np.bincount(tokens, minlength=v)
+                entry_keys = np.flatnonzero(all_counts).astype(np.int64)
+                counts = all_counts[entry_keys]
+                entry_of = None
             else:
-                tables.append(sorted_unique(level_codes[j] * v + x[targets]))
-        self.levels_ = []
-        for j in range(self.order + 1):
-            entry_keys, entry_of, counts = tables[j]
+                entry_keys, entry_of, counts = sorted_unique(context.astype(np.int64) * v + tokens)
             row_ptr = np.searchsorted(entry_keys // v, np.arange(len(level_keys[j]) + 1))
-            weights = counts.astype(float)
-            if self.smoothing == "kneser-ney" and j < self.order:
+            weights = counts  # replaced by continuation counts below the top order (KN)
+            if kneser_ney and upper is not None:
                 # Continuation count of (ctx, w): distinct tokens seen before it, i.e. the
                 # number of distinct order-(j+1) entries whose suffix it is.
-                first_next = _first_index(tables[j + 1][1], len(tables[j + 1][0]))
-                suffix = level_codes[j][first_next] * v + x[targets[first_next]]
+                first = _first_index(upper[1], len(upper[0]))
+                suffix = tokens[first].astype(np.int64)
+                if context is not None:
+                    suffix += context[first].astype(np.int64) * v
                 weights = np.bincount(
                     np.searchsorted(entry_keys, suffix), minlength=len(entry_keys)
                 ).astype(float)
             successor = None
             if self.smoothing == "none" and j == self.order:
                 successor = np.full(len(entry_keys), -1, dtype=np.int64)
-                going_on = np.flatnonzero(x[targets[:-1]] != END)
-                successor[entry_of[going_on]] = level_codes[j][going_on + 1]
-            self.levels_.append(
-                _Level(
-                    level_keys[j], row_ptr, entry_keys, entry_keys % v, counts, weights, successor
-                )
+                going_on = np.flatnonzero(tokens[:-1] != END)
+                if context is None:
+                    successor[np.searchsorted(entry_keys, tokens[going_on])] = 0
+                else:
+                    successor[entry_of[going_on]] = context[going_on + 1]
+            self.levels_[j] = _Level(
+                level_keys[j],
+                row_ptr,
+                entry_keys,
+                (entry_keys % v).astype(np.int32),
+                counts,
+                weights,
+                successor,
             )
+            upper = (entry_keys, entry_of) if kneser_ney and entry_of is not None else None
+            del entry_of
         self.vocab_ = vocab
         self.lengths_ = np.diff(np.concatenate([[-1], ends])) - 1 - self.order
         self.unigram_ = self._unigram()
-        if self.mode == "prefix":
-            self._store_prefixes(x, ends)
         return self
 
     def _store_prefixes(self, x: np.ndarray, ends: np.ndarray) -> None:
@@ -394,13 +419,15 @@ class NGram(GenerativeModel):
             if self.order and len(p):
                 tail = p[-self.order :]
                 history[i, self.order - len(tail) :] = tail
-        generated = self._generate(history, lengths, rng, resolved)
-        words = self.vocab_
+        flat, starts = self._generate(history, lengths, rng, resolved)
+        words = self.vocab_[flat].tolist()  # one lookup for the whole output
         sep = "" if self.level == "char" else " "
         out = []
         for i in range(n):
-            tokens = np.concatenate([prompt[i], generated[i]]) if sizes[i] else generated[i]
-            out.append(sep.join(words[tokens].tolist()))
+            text = sep.join(words[starts[i] : starts[i] + lengths[i]])
+            if sizes[i]:
+                text = sep.join([*self.vocab_[prompt[i]].tolist(), text])
+            out.append(text)
         return out
 
     def _generate(
@@ -409,8 +436,9 @@ class NGram(GenerativeModel):
         lengths: np.ndarray,
         rng: np.random.Generator,
         decoding: Decoding | None,
-    ) -> list[np.ndarray]:
-        """Token ids of each document, all documents advanced together one position a step.
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids of all documents (``flat[starts[d]:starts[d] + lengths[d]]`` is
+        document ``d``), all documents advanced together one position a step.
 
         Documents are processed longest first, so the active ones are a prefix. An
         unsmoothed model walks its top-order rows through their successors; only a
@@ -427,7 +455,8 @@ class NGram(GenerativeModel):
         walk = self.smoothing == "none"
         if walk:
             top, top_table = self.levels_[self.order], tables[self.order]
-            live = top_table["total"] > 0
+            # Row -1 (an unseen context) reads the appended False: it takes the slow path.
+            live = np.append(top_table["total"] > 0, False)
             row = self._context_rows(history)[self.order]
         for step in range(max_len):
             while active and lengths_sorted[active - 1] <= step:
@@ -435,8 +464,7 @@ class NGram(GenerativeModel):
             hist = history[:active]
             if walk:
                 r = row[:active]  # a view: updates go to ``row``
-                fast = r >= 0
-                fast[fast] = live[r[fast]]
+                fast = live[r]
                 slow = ~fast
                 tokens = np.empty(active, dtype=np.int64)
                 e = _draw_in_rows(
@@ -454,10 +482,9 @@ class NGram(GenerativeModel):
                 hist[:, -1] = tokens
             if walk and slow.any():
                 r[slow] = self._context_rows(hist[slow])[self.order]
-        result: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(lengths)
-        for rank, doc in enumerate(order):
-            result[doc] = out[offsets[rank] : offsets[rank + 1]]
-        return result
+        starts = np.empty(len(lengths), dtype=np.int64)
+        starts[order] = offsets[:-1]
+        return out, starts
 
     def _sampling_tables(self, decoding: Decoding | None) -> list[dict[str, np.ndarray]]:
         """Per order: cumulative sampling weights and, for smoothed models, the

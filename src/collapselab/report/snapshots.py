@@ -191,6 +191,10 @@ class SnapshotRecorder:
         output = state.history[-1]
         if isinstance(output, SeedBatch):
             output = output.array[SNAPSHOT_SEED]
+        elif isinstance(output, tuple):  # supervised pairs: a SeedBatch per part
+            output = tuple(
+                p.array[SNAPSHOT_SEED] if isinstance(p, SeedBatch) else p for p in output
+            )
         output, truncated = _bound(output, self.limit)
         try:
             payload = _pack({"output": output}, {"truncated": truncated})

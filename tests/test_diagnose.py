@@ -1,0 +1,143 @@
+"""``collapselab diagnose`` end to end: output, JSON, and one-line errors (exit code 2)."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from collapselab.cli import main
+from collapselab.diagnose import diagnose
+from collapselab.metrics.text import (
+    distinct_n,
+    entropy_of_counts,
+    tokenize_corpus,
+    zipf_exponent_of_counts,
+)
+
+COMMON = "the cat sat on the mat and the dog sat on the log".split()
+
+
+def _corpora(tmp_path):
+    rng = np.random.default_rng(0)
+    reference = []
+    for i in range(60):
+        words = list(rng.choice(COMMON, size=12))
+        words.insert(int(rng.integers(0, 12)), f"rare{i}")  # each seen once
+        if i % 3 == 0:
+            words += ["frequent", "phrase"]
+        reference.append(" ".join(words))
+    # The candidate keeps the common words but lost every rare word and "frequent".
+    candidate = [" ".join(rng.choice(COMMON, size=13)) for _ in range(60)]
+    (tmp_path / "ref.txt").write_text("\n\n".join(reference), encoding="utf-8")
+    (tmp_path / "cand.txt").write_text("\n\n".join(candidate), encoding="utf-8")
+    return reference, candidate
+
+
+def test_diagnose_json_end_to_end(tmp_path, capsys):
+    reference, _ = _corpora(tmp_path)
+    argv = ["diagnose", str(tmp_path / "ref.txt"), str(tmp_path / "cand.txt")]
+    code = main([*argv, "--unit", "paragraph", "--json", "--bootstrap", "50", "--top", "5"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    ref, cand = out["reference"], out["candidate"]
+    assert ref["documents"]["value"] == 60 and cand["documents"]["value"] == 60
+    assert ref["rare_survival_k1"]["value"] == 1.0
+    assert cand["rare_survival_k1"]["value"] == 0.0
+    assert cand["rare_mass"]["value"] == 0.0
+    for side in (ref, cand):
+        for metric, m in side.items():
+            if isinstance(m, dict) and m["value"] is not None:
+                assert m["lo"] <= m["value"] <= m["hi"], metric
+    assert out["missing_types"][0] == {"type": "frequent", "reference_count": 20}
+    assert out["missing_types"][1] == {"type": "phrase", "reference_count": 20}
+    assert {"bigram": "frequent phrase", "reference_count": 20} in out["missing_bigrams"]
+    # Point values are the metric functions used in chains.
+    corpus = tokenize_corpus(reference)
+    assert ref["types"]["value"] == len(corpus.types)
+    assert ref["entropy"]["value"] == pytest.approx(entropy_of_counts(corpus.counts))
+    assert ref["zipf_exponent"]["value"] == pytest.approx(zipf_exponent_of_counts(corpus.counts))
+    for n in range(1, 5):
+        assert ref[f"distinct_{n}"]["value"] == pytest.approx(distinct_n(corpus, n))
+
+
+def test_diagnose_text_output_and_match_size(tmp_path, capsys):
+    _corpora(tmp_path)
+    (tmp_path / "small.txt").write_text("the cat sat\n\nthe dog sat on the log", encoding="utf-8")
+    code = main(
+        ["diagnose", str(tmp_path / "ref.txt"), str(tmp_path / "small.txt"), "--unit", "paragraph"]
+    )
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "rare_survival_k1" in text and "95% interval" in text
+    assert "missing from the candidate" in text and "frequent" in text
+    assert "--match-size" in text  # the corpora differ in size
+    matched = diagnose(
+        [" ".join(COMMON)] * 40, [" ".join(COMMON)] * 4, n_bootstrap=10, match_size=True
+    )
+    assert matched["reference"]["tokens"]["value"] == matched["candidate"]["tokens"]["value"]
+    assert matched["notes"] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "does not exist"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "binary file"),
+        ("naïve".encode("latin-1"), "not valid utf-8"),
+        ("naïve".encode("utf-16"), "is UTF-16 text"),
+        (b"   \n", "holds no text"),
+    ],
+)
+def test_diagnose_bad_inputs_exit_2_with_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "ref.txt").write_text("some real text here", encoding="utf-8")
+    bad = tmp_path / "bad.txt"
+    if content is not None:
+        bad.write_bytes(content)
+    assert main(["diagnose", str(tmp_path / "ref.txt"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_diagnose_usage_errors(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("words", encoding="utf-8")
+    assert (
+        main(["diagnose", str(tmp_path / "a.txt"), str(tmp_path / "a.txt"), "--bootstrap", "0"])
+        == 2
+    )
+    assert "--bootstrap must be >= 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["diagnose", str(tmp_path / "a.txt")])
+    assert exc.value.code == 2
+
+
+@pytest.mark.slow
+def test_diagnose_as_a_subprocess(tmp_path):
+    _corpora(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "collapselab",
+            "diagnose",
+            str(tmp_path / "ref.txt"),
+            str(tmp_path / "cand.txt"),
+            "--json",
+            "--bootstrap",
+            "20",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["candidate"]["rare_survival_k5"]["value"] == 0.0
+    failed = subprocess.run(
+        [sys.executable, "-m", "collapselab", "diagnose", str(tmp_path / "ref.txt"), "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert failed.returncode == 2
+    assert failed.stderr.startswith("error: ") and "does not exist" in failed.stderr
