@@ -234,3 +234,31 @@ def test_metrics_against_the_truth():
     x_test = real.test[0]
     empirical = np.mean((x_test @ model.coef_ - x_test @ real.truth["coef"]) ** 2)
     assert empirical == pytest.approx(gap @ gap, rel=0.15)
+
+
+def test_diabetes_is_one_fixed_real_design_with_known_coefficients():
+    source = make("data", "diabetes")
+    a = source.load(n=0, rng=np.random.default_rng(0))
+    b = source.load(n=0, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(a.train[0], b.train[0])  # the design is fixed ...
+    assert not np.array_equal(a.train[1], b.train[1])  # ... the label noise is not
+    assert a.train[0].shape == (332, 10) and a.test[0].shape == (110, 10)
+    # By default sigma^2 is the residual variance of the real least-squares fit,
+    # about half the standardized target's variance (R^2 of about 0.5).
+    assert 0.4 < a.truth["noise"] < 0.6
+    x = a.train[0]
+    expected = np.trace(np.linalg.inv(x.T @ x) @ a.truth["feature_cov"])
+    assert a.truth["ols_test_error_per_noise"] == pytest.approx(expected)
+
+
+def test_regression_metrics_without_known_coefficients():
+    from collapselab.core import DataKind, RealData
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((40, 2))
+    y = x @ np.array([1.0, 2.0]) + rng.standard_normal(40)
+    real = RealData(train=(x[:30], y[:30]), test=(x[30:], y[30:]), kind=DataKind.SUPERVISED)
+    model = LinearRegression().fit(real.train, rng=rng)
+    mse = make("metric", "test_mse")(model, None, real, rng=rng)
+    assert mse == pytest.approx(np.mean((x[30:] @ model.coef_ - y[30:]) ** 2))
+    assert np.isnan(make("metric", "coef_error")(model, None, real, rng=rng))

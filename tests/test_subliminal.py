@@ -145,6 +145,7 @@ def test_student_from_the_teachers_initialization_learns_digits_the_other_does_n
 def test_a_subliminal_run_is_a_run_like_any_chain(tmp_path, capsys):
     import collapselab as cl
     from collapselab.cli import main
+    from collapselab.experiment.config import load_config
 
     config = {
         "name": "subliminal-tiny",
@@ -160,7 +161,7 @@ def test_a_subliminal_run_is_a_run_like_any_chain(tmp_path, capsys):
             {"name": "different-init", "model": {"params": {"student_init": "different"}}},
         ],
     }
-    result = cl.run(cl.experiment.config.load_config(config), out=tmp_path / "run")
+    result = cl.run(load_config(config), out=tmp_path / "run")
     frame = result.metrics()
     assert set(frame["run_id"]) == {"same-init", "different-init"}
     assert sorted(frame["generation"].unique()) == [0, 1]

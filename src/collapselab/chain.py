@@ -9,6 +9,11 @@ See :mod:`collapselab.core` for the call order. Two paths run the same loop:
 Both resume from a :class:`ChainState` at any completed generation and give the
 same results as an uninterrupted run, because every random stream is a pure
 function of (root seed, seed, generation, component).
+
+Each generation fits a fresh, unfitted clone. A model whose class sets
+``fit_accepts_ancestors = True`` is also given ``previous=`` (model t-1) and
+``first=`` (model 0; both ``None`` at generation 0), so a neural model can keep
+generation 0's vocabulary and start from earlier weights (``GPT(init=...)``).
 """
 
 from __future__ import annotations
@@ -153,7 +158,14 @@ def run_seed(
             train = real.train
         else:
             train = _assemble(spec, state, real, t, stream(root, seed, t, "regime"))
-        model = spec.model.clone().fit(train, rng=stream(root, seed, t, "fit"))
+        model = spec.model.clone()
+        if getattr(model, "fit_accepts_ancestors", False):
+            # Neural models start from (or keep the vocabulary of) earlier generations.
+            model.fit(
+                train, rng=stream(root, seed, t, "fit"), previous=state.model, first=state.model_0
+            )
+        else:
+            model.fit(train, rng=stream(root, seed, t, "fit"))
         n = spec.samples_per_generation
         candidates = model.sample(
             math.ceil(n * spec.oversample) if spec.curators else n,

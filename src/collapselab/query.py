@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from .errors import CollapseLabError, ResultsError, require
+from .experiment.storage import read_json, read_yaml_mapping
 
 METRICS_FILE = "metrics.parquet"
 
@@ -68,13 +68,13 @@ def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
     files, rows, warnings = [], [], []
     for path in sorted(base.rglob(METRICS_FILE)):
         arm_dir = path.parent
-        manifest = _read_json(arm_dir / "manifest.json")
+        manifest = _manifest(arm_dir / "manifest.json")
         problem = _valid(path, manifest)
         if problem is not None:
             warnings.append(f"skipped {problem}")
             continue
         files.append(path)
-        config = _read_yaml(arm_dir / "config.yaml")
+        config = read_yaml_mapping(arm_dir / "config.yaml")
         sweep = _find_sweep(arm_dir, base)
         row = {
             "run_dir": arm_dir.relative_to(base).as_posix(),
@@ -93,20 +93,9 @@ def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
     return files, runs, warnings
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+def _manifest(path: Path) -> dict[str, Any] | None:
+    data = read_json(path)
     return data if isinstance(data, dict) else None
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _find_sweep(arm_dir: Path, root: Path) -> str | None:

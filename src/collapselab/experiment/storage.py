@@ -70,6 +70,17 @@ def read_json(path: Path) -> Any:
         return None
 
 
+def read_yaml_mapping(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping, or ``{}`` if it is missing, unreadable or not a mapping."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def write_metrics(path: Path, frame: pd.DataFrame) -> None:
     table = pa.Table.from_pandas(frame[list(METRIC_COLUMNS)], schema=SCHEMA, preserve_index=False)
     sink = pa.BufferOutputStream()

@@ -1,9 +1,10 @@
 """Generative model families, one module each; importing registers them."""
 
-from . import categorical, gaussian, gmm, kde, linreg, ngram, subliminal  # noqa: F401
+from . import categorical, gaussian, gmm, gpt, kde, linreg, ngram, subliminal  # noqa: F401
 from .categorical import BatchedCategorical, Categorical
 from .gaussian import BatchedGaussian, Gaussian
 from .gmm import GMM
+from .gpt import GPT
 from .kde import KDE
 from .linreg import BatchedLinearRegression, LinearRegression
 from .ngram import NGram
@@ -11,6 +12,7 @@ from .subliminal import BatchedSubliminalMLP, SubliminalMLP
 
 __all__ = [
     "GMM",
+    "GPT",
     "KDE",
     "BatchedCategorical",
     "BatchedGaussian",

@@ -33,6 +33,7 @@ from itertools import pairwise
 from typing import Any, ClassVar, Self
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..core import (
     DataKind,
@@ -183,6 +184,22 @@ def train(
     learning_rate: float,
 ) -> Params:
     """Adam on shuffled minibatches, every seed in lockstep (each with its own order)."""
+    # Products this small gain nothing from BLAS threads, and threads that spin while
+    # other processes hold the cores slow training down many times over.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train(params, x, target, generators, n_classes, epochs, batch_size, learning_rate)
+
+
+def _train(
+    params: Params,
+    x: np.ndarray,
+    target: np.ndarray,
+    generators: list[np.random.Generator],
+    n_classes: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+) -> Params:
     n_seeds, n = x.shape[:2]
     rows = np.arange(n_seeds)[:, None]
     flat = [p for layer in params for p in layer]

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from ..errors import ResultsError
-from ..experiment.storage import read_json, read_metrics
+from ..experiment.storage import read_json, read_metrics, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
 
 #: Config keys that never tell two series apart.
@@ -70,14 +69,6 @@ class Group:
     series: list[Series] = field(default_factory=list)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load(directory: str | Path) -> Run:
     """Read a run directory (or one arm's directory) for a report.
 
@@ -90,7 +81,7 @@ def load(directory: str | Path) -> Run:
     manifest = read_json(directory / "manifest.json")
     if not isinstance(manifest, dict):
         raise ResultsError(f"{str(directory)!r} is not a run directory (no readable manifest.json)")
-    config = _read_yaml(directory / "config.yaml")
+    config = read_yaml_mapping(directory / "config.yaml")
     if "arms" in manifest:
         arm_dirs = [(name, directory / name) for name in manifest["arms"]]
         name = str(manifest.get("name", directory.name))
@@ -104,7 +95,7 @@ def load(directory: str | Path) -> Run:
             Arm(
                 name=arm_name,
                 directory=arm_dir,
-                config=_read_yaml(arm_dir / "config.yaml"),
+                config=read_yaml_mapping(arm_dir / "config.yaml"),
                 manifest=arm_manifest if isinstance(arm_manifest, dict) else {},
                 frame=read_metrics(arm_dir / "metrics.parquet"),
                 snapshots=load_snapshots(arm_dir),

@@ -1,0 +1,116 @@
+"""Shared helpers of the neural (PyTorch) models: import, randomness, precision, weights.
+
+Nothing here imports torch at module import time: the core package works without
+it, and a neural model used without it raises
+:class:`~collapselab.errors.MissingDependencyError` naming
+``pip install "collapselab[neural]"``.
+
+* :func:`import_torch` is the one place that imports torch.
+* :func:`torch_generator` derives a :class:`torch.Generator` from the numpy ``rng``
+  passed to ``fit`` (no global seeding anywhere).
+* :func:`autocast` runs a block in bfloat16 on CPUs with native bf16 instructions
+  (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32, so
+  ``"auto"`` leaves it off.
+* :func:`weights_to_bytes` / :func:`weights_from_bytes` (and the file versions) store
+  a module's ``state_dict`` as safetensors: tensors only, never pickled code. Models
+  pickle their weights this way, so the runner's checksummed checkpoints hold them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import require
+from .rng import child_seed
+
+#: Values of the ``precision`` parameter of neural models.
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def import_torch(feature: str) -> Any:
+    """``torch``, or one line naming ``pip install "collapselab[neural]"``."""
+    return require("torch", "neural", feature)
+
+
+def torch_generator(rng: np.random.Generator) -> Any:
+    """A CPU :class:`torch.Generator` seeded from ``rng`` (advances ``rng`` by one draw)."""
+    torch = import_torch("a neural model")
+    return torch.Generator().manual_seed(child_seed(rng))
+
+
+def bf16_supported() -> bool:
+    """True where the CPU computes bfloat16 natively (AVX512-BF16 or AMX tiles)."""
+    torch = import_torch("a neural model")
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether ``precision`` (one of :data:`PRECISIONS`) means bfloat16 autocast here."""
+    return precision == "bf16" or (precision == "auto" and bf16_supported())
+
+
+def autocast(enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on CPU when ``enabled``; a no-op context otherwise."""
+    if not enabled:
+        return contextlib.nullcontext()
+    torch = import_torch("a neural model")
+    return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+def _safetensors() -> Any:
+    return require("safetensors.torch", "neural", "saving neural model weights")
+
+
+def weights_to_bytes(module: Any) -> bytes:
+    """The module's ``state_dict`` as safetensors bytes (tied tensors stored once)."""
+    state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
+    # safetensors refuses tensors that share memory (tied embeddings): keep the first name.
+    seen: dict[int, str] = {}
+    unique = {}
+    for name, tensor in state.items():
+        key = tensor.data_ptr()
+        if key not in seen:
+            seen[key] = name
+            unique[name] = tensor
+    return _safetensors().save(unique)
+
+
+def weights_from_bytes(module: Any, blob: bytes) -> None:
+    """Load safetensors bytes into ``module`` (missing names must be tied to loaded ones)."""
+    state = _safetensors().load(blob)
+    missing, unexpected = module.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"unexpected tensors in the saved weights: {unexpected}")
+    expected_tied = set(getattr(module, "tied_parameters", ()))
+    if set(missing) - expected_tied:
+        raise ValueError(f"tensors missing from the saved weights: {sorted(missing)}")
+
+
+def save_weights(path: str | Path, module: Any) -> None:
+    """Write the module's weights to ``path`` as a safetensors file."""
+    from .experiment.storage import atomic_write
+
+    atomic_write(Path(path), weights_to_bytes(module))
+
+
+def load_weights(path: str | Path, module: Any) -> None:
+    """Read weights written by :func:`save_weights` into ``module``."""
+    weights_from_bytes(module, Path(path).read_bytes())
+
+
+__all__ = [
+    "PRECISIONS",
+    "autocast",
+    "bf16_supported",
+    "import_torch",
+    "load_weights",
+    "save_weights",
+    "torch_generator",
+    "use_bf16",
+    "weights_from_bytes",
+    "weights_to_bytes",
+]

@@ -1,0 +1,51 @@
+"""The core works without torch; neural models then name the pip command."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from collapselab import make
+from collapselab.errors import MissingDependencyError
+
+
+def test_missing_torch_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
+    model = make("model", "gpt")  # building and validating needs no torch
+    with pytest.raises(MissingDependencyError, match=r'pip install "collapselab\[neural\]"'):
+        model.fit(["some text"], rng=np.random.default_rng(0))
+
+
+def test_registering_models_does_not_import_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import collapselab\n"
+        "assert 'gpt' in collapselab.list_ids('model')\n"
+        "collapselab.make('model', 'gpt', mode='prefix')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_safetensors_weights_round_trip(tmp_path):
+    torch = pytest.importorskip("torch")
+    from collapselab.neural import load_weights, save_weights, torch_generator
+
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    save_weights(tmp_path / "w.safetensors", a)
+    load_weights(tmp_path / "w.safetensors", b)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    g1, g2 = torch_generator(np.random.default_rng(4)), torch_generator(np.random.default_rng(4))
+    assert torch.equal(torch.rand(3, generator=g1), torch.rand(3, generator=g2))
+
+
+def test_truncated_weights_are_rejected(tmp_path):
+    torch = pytest.importorskip("torch")
+    from collapselab.neural import load_weights, save_weights
+
+    a = torch.nn.Linear(3, 2)
+    path = tmp_path / "w.safetensors"
+    save_weights(path, a)
+    path.write_bytes(path.read_bytes()[:-5])
+    with pytest.raises(Exception):  # noqa: B017 - safetensors raises its own error type
+        load_weights(path, torch.nn.Linear(3, 2))
