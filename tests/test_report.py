@@ -407,6 +407,9 @@ def test_run_writes_a_self_contained_report(small_run):
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     assert len(images) == 5  # 2 metric groups + 3 snapshot figures
     assert all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    # the same figures, byte for byte, as files in the run directory
+    files = sorted((small_run.directory / "figures").glob("*.png"))
+    assert sorted(p.read_bytes() for p in files) == sorted(base64.b64decode(i) for i in images)
     assert 'class="note"' not in text  # every figure drawn
     for arm, metrics in (("replace", 4), ("accumulate", 4), ("plane", 2)):
         table = re.search(rf"data-arm='{arm}'>(.*?)</table>", text, re.S).group(1)

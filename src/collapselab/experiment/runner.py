@@ -8,6 +8,7 @@ Layout of a run directory::
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
     OUT/<arm>/snapshots.npz                      seed 0's samples at generation 0, middle, last (and real)
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
+    OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
 
 Rerunning the same command resumes an interrupted run from its checkpoints and
@@ -363,7 +364,9 @@ def _run_all(
     if report:
         from ..report.html import write_report_safely
 
-        result.report = write_report_safely([directory], directory / "report.html")
+        result.report = write_report_safely(
+            [directory], directory / "report.html", directory / "figures"
+        )
     return result
 
 

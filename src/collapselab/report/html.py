@@ -62,17 +62,20 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _png(figure: Any) -> str:
+def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=INLINE_DPI)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
-def _figure_html(item: figs.Figure) -> str:
+def _figure_html(item: figs.Figure, sink: dict[str, bytes] | None = None) -> str:
     png = None
     if item.figure is not None:
         try:
-            png = _png(item.figure)
+            raw = _png(item.figure)
+            png = base64.b64encode(raw).decode("ascii")
+            if sink is not None:
+                sink[item.key] = raw
         except Exception as exc:  # matplotlib fails some layouts only when drawing
             item.note = f"could not draw ({type(exc).__name__}: {exc})"
     if png is None:
@@ -197,8 +200,9 @@ def _run_html(run: Run, label: str) -> str:
     return "".join(parts)
 
 
-def build_report(runs: list[Run]) -> str:
-    """The HTML text of the report of ``runs`` (one run, or a comparison of several)."""
+def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
+    """The HTML text of the report of ``runs`` (one run, or a comparison of several);
+    ``sink``, if given, receives each figure's PNG bytes by figure key."""
     labels = run_labels(runs)
     comparison = len(runs) > 1
     title = (
@@ -210,7 +214,7 @@ def build_report(runs: list[Run]) -> str:
         items = figs.build_figures(runs)
         try:
             sections = {
-                section: "".join(_figure_html(i) for i in items if i.section == section)
+                section: "".join(_figure_html(i, sink) for i in items if i.section == section)
                 for section in ("metrics", "snapshots")
             }
         finally:
@@ -268,6 +272,7 @@ def write_report(
     *,
     figures: str | Path | None = None,
     formats: tuple[str, ...] = ("png",),
+    inline_figures: str | Path | None = None,
 ) -> Path:
     """Write the report of one or several run directories to ``out`` (atomically).
 
@@ -281,6 +286,8 @@ def write_report(
         Also export every figure into this folder, once per format.
     formats : tuple of str
         Export formats: ``png``, ``svg``, ``pdf``.
+    inline_figures : path, optional
+        Also save the PNGs embedded in the report into this folder (no redrawing).
 
     Returns
     -------
@@ -298,17 +305,23 @@ def write_report(
     if not runs:
         raise ResultsError("no run directories given")
     out = Path(out)
-    atomic_write(out, build_report(runs).encode("utf-8"))
+    sink: dict[str, bytes] | None = {} if inline_figures is not None else None
+    atomic_write(out, build_report(runs, sink).encode("utf-8"))
+    for key, png in (sink or {}).items():
+        atomic_write(Path(inline_figures) / f"{key}.png", png)
     if figures is not None:
         figs.export(runs, figures, formats)
     return out
 
 
-def write_report_safely(run_dirs: Iterable[str | Path], out: str | Path) -> Path | None:
-    """:func:`write_report`, warning instead of raising: for the end of a run, whose
-    results are already saved and must not be lost to a plotting failure."""
+def write_report_safely(
+    run_dirs: Iterable[str | Path], out: str | Path, figures: str | Path | None = None
+) -> Path | None:
+    """:func:`write_report` (also saving its PNGs into ``figures``), warning instead of
+    raising: for the end of a run, whose results are already saved and must not be
+    lost to a plotting failure."""
     try:
-        return write_report(run_dirs, out)
+        return write_report(run_dirs, out, inline_figures=figures)
     except Exception as exc:
         warnings.warn(
             f"report.html could not be written ({type(exc).__name__}: {exc}); "
