@@ -288,8 +288,9 @@ class RealData:
 
     def draw(self, n: int, *, rng: np.random.Generator) -> Any:
         if self.source is None or not getattr(self.source, "can_draw", False):
+            name = getattr(self.source, "registry_id", "") or "this data source"
             raise DataError(
-                "this data source is a finite table and cannot draw new real samples; "
+                f"data {name!r} cannot draw new real samples (its real data is fixed); "
                 "use fresh with source: fixed or resample"
             )
         return self.source.draw(n, rng=rng)
