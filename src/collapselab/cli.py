@@ -185,11 +185,16 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from .experiment.config import preset_names, read_yaml
 
+    import shutil
+    import textwrap
+
+    width = shutil.get_terminal_size((120, 24)).columns
     for name in preset_names():
         data, _ = read_yaml(name)
-        print(
-            f"{name:22s} {data.get('description', '').strip().splitlines()[0] if data.get('description') else ''}"
-        )
+        description = " ".join(str(data.get("description", "")).split())
+        if not args.full:  # one line each, cut to the terminal
+            description = textwrap.shorten(description, max(width - 24, 40), placeholder=" ...")
+        print(f"{name:22s} {description}")
     return 0
 
 
@@ -215,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("presets", help="list the presets and what each reproduces")
+    p.add_argument("--full", action="store_true", help="print each description whole")
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("show", help="table of each metric at the first, middle and last generation")
@@ -267,6 +273,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
