@@ -183,10 +183,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_presets(args: argparse.Namespace) -> int:
-    from .experiment.config import preset_names, read_yaml
-
     import shutil
     import textwrap
+
+    from .experiment.config import preset_names, read_yaml
 
     width = shutil.get_terminal_size((120, 24)).columns
     for name in preset_names():
