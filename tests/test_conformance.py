@@ -22,7 +22,10 @@ def test_regime_conforms(regime_id):
 
 @pytest.mark.parametrize("metric_id", list_ids("metric"))
 def test_metric_conforms(metric_id):
-    check_metric(metric_id)
+    try:
+        check_metric(metric_id)
+    except MissingDependencyError as exc:  # image metrics need a neural model
+        pytest.skip(str(exc))
 
 
 @pytest.mark.parametrize("data_id", list_ids("data"))

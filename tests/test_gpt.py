@@ -176,3 +176,26 @@ def test_invalid_sizes_are_reported():
         make("model", "gpt", n_embd=10, n_head=4)
     with pytest.raises(InvalidParameterError, match="block_size"):
         make("model", "gpt", mode="prefix", prefix_length=64, continuation_length=64)
+
+
+def test_runner_checkpoint_holds_the_model_and_rejects_corruption(docs, tmp_path):
+    from collapselab.chain import ChainState
+    from collapselab.experiment.storage import load_checkpoint, save_checkpoint
+
+    model = fitted(docs)
+    path = tmp_path / "seed.ckpt"
+    save_checkpoint(path, {"state": ChainState(generation=0, model=model, model_0=model)})
+    loaded = load_checkpoint(path)["state"]
+    assert loaded.model.sample(5, rng=np.random.default_rng(0)) == model.sample(
+        5, rng=np.random.default_rng(0)
+    )
+    path.write_bytes(path.read_bytes()[:-100])  # truncated: ignored, so recomputed
+    assert load_checkpoint(path) is None
+
+
+def test_bf16_autocast_trains_and_samples(docs):
+    # Emulated where the CPU lacks bf16 (slower, same code path as on bf16 hardware).
+    model = fitted(docs, steps=10, precision="bf16")
+    assert np.all(np.isfinite(model.losses_))
+    assert len(model.sample(4, rng=np.random.default_rng(0))) == 4
+    assert np.all(np.isfinite(model.log_prob(docs[:3])))

@@ -10,16 +10,28 @@ from collapselab import make
 from collapselab.errors import MissingDependencyError
 
 
-def test_missing_torch_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    model = make("model", "gpt")  # building and validating needs no torch
+class _NoTorch:
+    """A meta-path finder that makes ``import torch`` fail as if it were not installed."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+@pytest.mark.parametrize("model_id", ["gpt", "vae"])
+def test_missing_torch_names_the_extra(monkeypatch, model_id):
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_NoTorch(), *sys.meta_path])
+    model = make("model", model_id)  # building and validating needs no torch
+    data = ["some text"] if model_id == "gpt" else np.zeros((4, 8, 8))
     with pytest.raises(MissingDependencyError, match=r'pip install "collapselab\[neural\]"'):
-        model.fit(["some text"], rng=np.random.default_rng(0))
+        model.fit(data, rng=np.random.default_rng(0))
 
 
 def test_registering_models_does_not_import_torch():
     code = (
-        "import sys; sys.modules['torch'] = None\n"
+        "import sys; sys.modules['torch'] = None  # any import of torch fails\n"
         "import collapselab\n"
         "assert 'gpt' in collapselab.list_ids('model')\n"
         "collapselab.make('model', 'gpt', mode='prefix')\n"

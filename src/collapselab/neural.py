@@ -19,6 +19,7 @@ it, and a neural model used without it raises
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,31 @@ def autocast(enabled: bool) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     torch = import_torch("a neural model")
     return torch.autocast("cpu", dtype=torch.bfloat16)
+
+
+@contextlib.contextmanager
+def matching_threads() -> Iterator[None]:
+    """Run torch with no more threads than the thread-pool cap in force.
+
+    The runner caps the BLAS and OpenMP pools with ``threadpoolctl`` (one thread per
+    worker process, several processes side by side). torch keeps its own count, fixed
+    when it is first imported, so torch imported under the cap still starts one thread
+    per core and oversubscribes the machine. The cap is read as the smallest thread
+    count among the loaded pools (numpy's BLAS is always loaded).
+    """
+    torch = import_torch("a neural model")
+    from threadpoolctl import threadpool_info
+
+    limits = [i["num_threads"] for i in threadpool_info()]
+    before = torch.get_num_threads()
+    target = min([before, *limits])
+    if target != before:
+        torch.set_num_threads(target)
+    try:
+        yield
+    finally:
+        if target != before:
+            torch.set_num_threads(before)
 
 
 def _safetensors() -> Any:
@@ -108,6 +134,7 @@ __all__ = [
     "bf16_supported",
     "import_torch",
     "load_weights",
+    "matching_threads",
     "save_weights",
     "torch_generator",
     "use_bf16",

@@ -46,6 +46,7 @@ from ..neural import (
     PRECISIONS,
     autocast,
     import_torch,
+    matching_threads,
     torch_generator,
     use_bf16,
     weights_from_bytes,
@@ -367,7 +368,8 @@ class GPT(GenerativeModel):
         else:
             network.init_weights(generator)
         self.network_ = network
-        self.losses_ = self._train(stream, rng)
+        with matching_threads():
+            self.losses_ = self._train(stream, rng)
         return self
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -435,7 +437,7 @@ class GPT(GenerativeModel):
                 rows.append((seq[a : stop + 1], done - a, d, done))
                 done, a = stop, a + stride
         bf16 = use_bf16(self.precision)
-        with torch.no_grad():
+        with torch.no_grad(), matching_threads():
             for i in range(0, len(rows), _EVAL_ROWS):
                 chunk = rows[i : i + _EVAL_ROWS]
                 width = max(len(r[0]) - 1 for r in chunk)
@@ -496,7 +498,8 @@ class GPT(GenerativeModel):
         Prompts of equal length are generated together; each row draws one uniform per
         step from ``rng`` in a fixed order, so the result is the same with or without
         the KV cache. In ``free`` mode a row is done at its first separator (the
-        returned ids run on past it; :meth:`sample` cuts there).
+        returned ids run on past it, padded with separators once every row is done;
+        :meth:`sample` cuts there).
         """
         torch = import_torch("the 'gpt' model")
         lengths = np.array([len(p) for p in prompts])
@@ -510,14 +513,21 @@ class GPT(GenerativeModel):
             )
             cache = self.network_.new_cache() if self.kv_cache else None
             step_input = idx
-            new = np.empty((len(rows), steps), dtype=np.int64)
-            with torch.no_grad():
+            new = np.full((len(rows), steps), SEP, dtype=np.int64)
+            ended = np.zeros(len(rows), dtype=bool)
+            with torch.no_grad(), matching_threads():
                 for step in range(steps):
                     with autocast(bf16):
                         logits = self.network_(step_input if self.kv_cache else idx, cache)
                     probs = torch.softmax(logits[:, -1].double(), dim=-1).numpy()
                     token = self._draw(probs, uniforms[rows, step], decoding)
                     new[:, step] = token
+                    if self.mode == "free":
+                        # Every document has ended: the rest is unused (the uniforms were
+                        # drawn up front, so stopping changes nothing).
+                        ended |= token == SEP
+                        if ended.all():
+                            break
                     step_input = torch.from_numpy(token[:, None])
                     idx = torch.cat([idx, step_input], dim=1)
             for j, r in enumerate(rows):

@@ -139,7 +139,7 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
         real = type(metric).example() if hasattr(type(metric), "example") else example_data(kind)
         model = next(
             m
-            for m in (registry.make("model", i) for i in _cheap_first(registry.list_ids("model")))
+            for m in (_small_model(i) for i in _cheap_first(registry.list_ids("model")))
             if m.kind == kind and _fits(metric, m)
         )
         model.fit(real.train, rng=np.random.default_rng(0))
@@ -155,6 +155,11 @@ def _cheap_first(model_ids: list[str]) -> list[str]:
     # Models with conformance_params are slow (neural) and may need optional packages:
     # measure metrics with any other model that fits.
     return sorted(model_ids, key=lambda i: hasattr(registry.get("model", i), "conformance_params"))
+
+
+def _small_model(model_id: str) -> Any:
+    params = getattr(registry.get("model", model_id), "conformance_params", None)
+    return registry.make("model", model_id, **(params or {}))
 
 
 def _fits(metric: Metric, model: Any) -> bool:

@@ -1,0 +1,61 @@
+"""Real images (``IMAGES``: float arrays (n, h, w) with pixels in [0, 1]).
+
+``digits-images`` are scikit-learn's 1,797 handwritten digits (8 x 8 pixels, no
+download), split per seed into training and held-out test images; the labels are
+dropped. The conformance checks get small example images from here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import ClassVar
+
+import numpy as np
+
+from ..core import DataKind, DataSource, Interval, RealData
+from ..registry import register
+from ..testing import EXAMPLE_DATA
+
+
+@cache
+def _digit_images() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    images = (load_digits().images / 16.0).astype(np.float32)
+    images.setflags(write=False)
+    return images
+
+
+@register("data", "digits-images")
+class DigitImages(DataSource):
+    """scikit-learn's handwritten digits as 8 x 8 images with pixels in [0, 1].
+
+    Parameters
+    ----------
+    test_fraction : float, default 0.25
+        Share of the 1,797 images held out as ``test_real``; the training images are
+        the first ``n`` (the run's ``real_samples``) of the rest, in a per-seed order.
+    """
+
+    kind = DataKind.IMAGES
+    can_draw = False
+    parameter_constraints: ClassVar = {"test_fraction": [Interval(0, 1, closed="neither")]}
+
+    def __init__(self, *, test_fraction: float = 0.25) -> None:
+        self.test_fraction = test_fraction
+
+    def load(self, *, n: int, rng: np.random.Generator) -> RealData:
+        images = _digit_images()
+        order = rng.permutation(len(images))
+        n_test = max(1, round(self.test_fraction * len(images)))
+        test, train = order[:n_test], order[n_test : n_test + n]
+        return RealData(train=images[train], test=images[test], kind=self.kind, source=self)
+
+
+def _example_images(rng: np.random.Generator) -> RealData:
+    images = _digit_images()
+    pick = rng.choice(len(images), size=160, replace=False)
+    return RealData(train=images[pick[:100]], test=images[pick[100:]], kind=DataKind.IMAGES)
+
+
+EXAMPLE_DATA[DataKind.IMAGES] = _example_images
