@@ -95,6 +95,12 @@ BAD = [
         "data",
         "'mean' parameter",
     ),
+    (
+        "param named id",
+        base_config(data={"id": "gaussian", "params": {"id": None}}),
+        "data",
+        "unexpected parameter 'id'",
+    ),
     ("not a mapping", "- a\n- b\n", "", "mapping"),
     ("invalid yaml", "name: [unclosed\n", "", "invalid YAML"),
 ]

@@ -95,6 +95,11 @@ def one_line_or_ok(capsys, argv):
 SETTINGS = settings(
     max_examples=120,
     deadline=None,
+    # The same examples every run: a suite that passes passes again. (Random
+    # exploration once found a parameter named 'id' crashing make(); that case is
+    # now a fixed test in test_cli.py.)
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

@@ -334,6 +334,10 @@ class GenerativeModel(Component):
     error: ``log_prob`` then returns ``-inf`` off the support.
 
     Models with a vectorized multi-seed implementation set :attr:`batched_class`.
+    A model that sets ``fit_accepts_ancestors = True`` is called as
+    ``fit(data, *, rng, previous, first)`` with the previous generation's and
+    generation 0's fitted models (``None`` at generation 0), so a neural network can
+    warm-start from either; its clone is still fresh and unfitted.
     """
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS

@@ -83,7 +83,7 @@ def get(kind: str, id: str) -> Callable[..., Any]:
         raise UnknownIdError(unknown_message(kind, id, list(_REGISTRY[kind]))) from None
 
 
-def make(kind: str, id: str, **params: Any) -> Any:
+def make(kind: str, id: str, /, **params: Any) -> Any:
     """Build component ``id`` of ``kind`` with ``params``, validating them."""
     factory = get(kind, id)
     try:
