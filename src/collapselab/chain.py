@@ -40,7 +40,7 @@ from .core import (
 )
 from .errors import DataError
 from .regimes import pool_history, pools_moments
-from .rng import BATCH, metric_stream, stream
+from .rng import BATCH, lazy_stream, metric_stream, stream
 
 
 @dataclass
@@ -157,15 +157,18 @@ def run_seed(
         if t == 0:
             train = real.train
         else:
-            train = _assemble(spec, state, real, t, stream(root, seed, t, "regime"))
+            train = _assemble(spec, state, real, t, lazy_stream(root, seed, t, "regime"))
         model = spec.model.clone()
         if getattr(model, "fit_accepts_ancestors", False):
             # Neural models start from (or keep the vocabulary of) earlier generations.
             model.fit(
-                train, rng=stream(root, seed, t, "fit"), previous=state.model, first=state.model_0
+                train,
+                rng=lazy_stream(root, seed, t, "fit"),
+                previous=state.model,
+                first=state.model_0,
             )
         else:
-            model.fit(train, rng=stream(root, seed, t, "fit"))
+            model.fit(train, rng=lazy_stream(root, seed, t, "fit"))
         n = spec.samples_per_generation
         candidates = model.sample(
             math.ceil(n * spec.oversample) if spec.curators else n,
@@ -181,7 +184,7 @@ def run_seed(
             state.model_0 = model
         if spec.curators:
             output, stats = curate(
-                spec, candidates, real, model, state.model_0, stream(root, seed, t, "curate")
+                spec, candidates, real, model, state.model_0, lazy_stream(root, seed, t, "curate")
             )
             for name, value in stats.items():
                 _record(spec, state, name, value)
@@ -251,9 +254,11 @@ def run_batched(
         if t == 0:
             train = batch_real.train
         else:
-            train = spec.regime(batch_real, state.history, t, rng=stream(root, BATCH, t, "regime"))
+            train = spec.regime(
+                batch_real, state.history, t, rng=lazy_stream(root, BATCH, t, "regime")
+            )
         model = batched_class(**spec.model.get_params()).fit(
-            train, rng=stream(root, BATCH, t, "fit")
+            train, rng=lazy_stream(root, BATCH, t, "fit")
         )
         output = model.sample(
             spec.samples_per_generation,
@@ -262,7 +267,7 @@ def run_batched(
         )
         for name, metric in spec.metrics.items():
             values = metric.batched(
-                model, output, references, rng=stream(root, BATCH, t, "metrics")
+                model, output, references, rng=lazy_stream(root, BATCH, t, "metrics")
             )
             if values is None:  # no vectorized form: measure seed by seed
                 values = np.array(

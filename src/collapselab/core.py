@@ -143,8 +143,16 @@ class Component:
 
     @classmethod
     def parameter_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [n for n, p in sig.parameters.items() if n != "self" and p.kind == p.KEYWORD_ONLY]
+        # Cached per class (not inherited: a subclass may change the constructor);
+        # inspect.signature costs more than a batched generation's bookkeeping.
+        names = cls.__dict__.get("_parameter_names")
+        if names is None:
+            sig = inspect.signature(cls.__init__)
+            names = [
+                n for n, p in sig.parameters.items() if n != "self" and p.kind == p.KEYWORD_ONLY
+            ]
+            cls._parameter_names = names
+        return list(names)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as stored."""

@@ -102,8 +102,11 @@ class GaussianTruth(DataSource):
         )
 
     def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        root = np.linalg.cholesky(self.cov_matrix)
-        return self.mean_vector + rng.standard_normal((n, self.dim)) @ root.T
+        # The factor is a pure function of the parameters: computed once, not per seed.
+        if getattr(self, "_factor", None) is None:
+            self._factor = (self.mean_vector, np.linalg.cholesky(self.cov_matrix))
+        mean, root = self._factor
+        return mean + rng.standard_normal((n, self.dim)) @ root.T
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         train = self.draw(n, rng=rng)
