@@ -20,14 +20,6 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"error: {message} (see '{self.prog} --help')\n")
 
 
-def _fmt(x: float) -> str:
-    if x != x:
-        return "nan"
-    if x in (float("inf"), float("-inf")):
-        return "inf" if x > 0 else "-inf"
-    return f"{x:.3g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment.config import load_config
     from .experiment.runner import run
@@ -83,7 +75,7 @@ def _print_run(directory: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report.summary import load_run, summarize
+    from .report.summary import format_number, load_run, summarize
 
     console = Console()
     for arm, frame in load_run(directory).items():
@@ -103,14 +95,16 @@ def _print_run(directory: Path) -> None:
                 cells = [
                     metric if i == 0 else "",
                     str(int(row["generation"])),
-                    _fmt(row["median"]),
-                    f"[{_fmt(row['lo'])}, {_fmt(row['hi'])}]",
+                    format_number(row["median"]),
+                    f"[{format_number(row['lo'])}, {format_number(row['hi'])}]",
                 ]
                 if has_theory:
                     known = row["theory"] == row["theory"]  # not NaN
                     cells += [
-                        f"{_fmt(row['mean'])} ± {_fmt(row['sem'])}" if known else "",
-                        _fmt(row["theory"]) if known else "",
+                        f"{format_number(row['mean'])} ± {format_number(row['sem'])}"
+                        if known
+                        else "",
+                        format_number(row["theory"]) if known else "",
                     ]
                 table.add_row(*cells, end_section=i == len(rows) - 1)
         console.print(table)
@@ -125,7 +119,7 @@ def _print_last(directory: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from .report.summary import load_run
+    from .report.summary import format_number, load_run
 
     frames = load_run(directory)
     rows = {}
@@ -153,7 +147,7 @@ def _print_last(directory: Path) -> None:
     for metric in metrics:
         table.add_column(metric, justify="right", overflow="fold")
     for arm, (generation, medians) in rows.items():
-        cells = [_fmt(medians[m]) if m in medians.index else "" for m in metrics]
+        cells = [format_number(medians[m]) if m in medians.index else "" for m in metrics]
         table.add_row(arm, str(generation), *cells)
     Console().print(table)
 

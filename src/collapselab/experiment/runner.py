@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from .. import __version__, theory
 from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
@@ -44,6 +43,7 @@ from .storage import (
     save_checkpoint,
     write_json,
     write_metrics,
+    write_yaml,
 )
 
 if TYPE_CHECKING:
@@ -336,13 +336,7 @@ def _run_all(
         "versions": versions(),
     }
     write_json(manifest_path, manifest)
-    (directory / "config.yaml").parent.mkdir(parents=True, exist_ok=True)
-    from .storage import atomic_write
-
-    atomic_write(
-        directory / "config.yaml",
-        yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode(),
-    )
+    write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
     results = []
     try:
         with _Progress(progress) as bar:
@@ -402,10 +396,7 @@ def _run_arm(
             )
         except ResultsError:
             pass  # corrupt or missing results: redo them below
-    atomic_yaml = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode()
-    from .storage import atomic_write
-
-    atomic_write(directory / "config.yaml", atomic_yaml)
+    write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
     manifest = {
         "run_id": config.name,
         "config_hash": config_hash,

@@ -70,6 +70,13 @@ def read_json(path: Path) -> Any:
         return None
 
 
+def write_yaml(path: Path, data: Any) -> None:
+    """``data`` as YAML, keys in their given order, written atomically."""
+    import yaml
+
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
     """A YAML file's top-level mapping, or ``{}`` if it is missing, unreadable or not a mapping."""
     import yaml
