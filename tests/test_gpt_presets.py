@@ -1,6 +1,7 @@
 """The nature-lm preset runs end to end at its smallest size."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -34,3 +35,9 @@ def test_nature_lm_preset_runs_small(tmp_path):
     # Every test character is in generation 0's vocabulary: finite, covered.
     assert np.all(np.isfinite(perplexity)) and np.all(perplexity > 1)
     assert (frame[frame["metric"] == "coverage_real"]["value"] > 0.99).all()
+    # The paper's histogram: every generated document scored by generation 0's model.
+    for arm in ("replace", "real-10pct"):
+        items = result.arms[0].directory.parent / arm / "distributions.parquet"
+        dist = pd.read_parquet(items)
+        assert len(dist) == 2 * 24 and set(dist["metric"]) == {"perplexity_gen0"}
+        assert np.all(np.isfinite(dist["value"])) and np.all(dist["value"] > 1)

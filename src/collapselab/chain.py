@@ -78,6 +78,9 @@ class ChainState:
     regime_state: Any = None
     history: list[Any] = field(default_factory=list)
     values: dict[str, list[Any]] = field(default_factory=dict)
+    #: Per-item values of :attr:`~collapselab.core.Metric.per_item` metrics: one array
+    #: per generation (on the batched path, a list of one array per seed).
+    distributions: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def load_real(spec: ChainSpec, seed: int) -> RealData:
@@ -91,6 +94,27 @@ def _record(spec: ChainSpec, state: ChainState, name: str, value: Any) -> None:
     if metric is not None and metric.absorbing and values:
         value = np.maximum(value, values[-1])
     values.append(value)
+
+
+def measure(
+    metric: Metric,
+    model: Any,
+    output: Any,
+    real: RealData,
+    model_0: Any,
+    rng: np.random.Generator,
+) -> tuple[float, np.ndarray | None]:
+    """One metric of one seed's generation: its value and, for a per-item metric, the
+    values it summarizes."""
+    extra = {"model_0": model_0} if metric.uses_model_0 else {}
+    if metric.per_item:
+        items = np.asarray(metric.item_values(model, output, real, rng=rng, **extra), float)
+        return metric.summarize(items), items.reshape(-1)
+    return float(metric(model, output, real, rng=rng, **extra)), None
+
+
+def _needs_model_0(spec: ChainSpec) -> bool:
+    return any(m.uses_model_0 for m in spec.metrics.values())
 
 
 def curate(
@@ -177,9 +201,14 @@ def run_seed(
         )
         # Metrics describe the model's own output, before any curation.
         output = candidates if length(candidates) == n else take(candidates, np.arange(n))
+        model_0 = model if t == 0 else state.model_0
         for name, metric in spec.metrics.items():
-            value = metric(model, output, real, rng=metric_stream(root, seed, t, name))
-            _record(spec, state, name, float(value))
+            value, items = measure(
+                metric, model, output, real, model_0, metric_stream(root, seed, t, name)
+            )
+            _record(spec, state, name, value)
+            if items is not None:
+                state.distributions.setdefault(name, []).append(items)
         if t == 0:
             state.model_0 = model
         if spec.curators:
@@ -265,23 +294,29 @@ def run_batched(
             rng=stream(root, BATCH, t, "sample"),
             decoding=spec.decoding,
         )
+        if t == 0 and _needs_model_0(spec):
+            state.model_0 = model
         for name, metric in spec.metrics.items():
-            values = metric.batched(
-                model, output, references, rng=lazy_stream(root, BATCH, t, "metrics")
-            )
-            if values is None:  # no vectorized form: measure seed by seed
-                values = np.array(
-                    [
-                        metric(
-                            model.unbatch(s),
-                            _seed_part(output, s),
-                            reals[s],
-                            rng=metric_stream(root, s, t, name),
-                        )
-                        for s in range(n_seeds)
-                    ],
-                    dtype=float,
+            values = None
+            if not (metric.uses_model_0 or metric.per_item):
+                values = metric.batched(
+                    model, output, references, rng=lazy_stream(root, BATCH, t, "metrics")
                 )
+            if values is None:  # no vectorized form: measure seed by seed
+                measured = [
+                    measure(
+                        metric,
+                        model.unbatch(s),
+                        _seed_part(output, s),
+                        reals[s],
+                        state.model_0.unbatch(s) if metric.uses_model_0 else None,
+                        metric_stream(root, s, t, name),
+                    )
+                    for s in range(n_seeds)
+                ]
+                values = np.array([value for value, _ in measured], dtype=float)
+                if metric.per_item:
+                    state.distributions.setdefault(name, []).append([i for _, i in measured])
             _record(spec, state, name, np.asarray(values, dtype=float))
         state.model = model
         state.history = _keep(spec, [*state.history, output])

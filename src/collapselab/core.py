@@ -415,10 +415,24 @@ class Metric(Component):
     undefined). :attr:`applies_to` lists the data kinds it accepts. An ``absorbing``
     metric never decreases along a chain (``collapsed`` stays 1 once reached).
     ``batched`` may return values for every seed at once (or ``None`` to fall back).
+
+    Two opt-in capabilities:
+
+    * :attr:`uses_model_0`: ``__call__`` (and :meth:`item_values`) also receive
+      ``model_0=``, generation 0's model, fitted on the real training data (at
+      generation 0, the model itself): a fixed yardstick for every generation, such as
+      the perplexity of generated text under the first model (Shumailov et al. 2024).
+    * :attr:`per_item`: the metric measures each generated item;
+      :meth:`item_values` returns one value per item and the recorded metric is
+      :meth:`summarize` of them (their mean by default). The chain keeps the values,
+      the runner writes them to ``distributions.parquet`` and the report draws their
+      histogram per generation.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
     absorbing: ClassVar[bool] = False
+    uses_model_0: ClassVar[bool] = False
+    per_item: ClassVar[bool] = False
 
     def __call__(
         self,
@@ -427,7 +441,11 @@ class Metric(Component):
         reference: RealData,
         *,
         rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
+        if self.per_item:
+            items = self.item_values(model, synthetic, reference, rng=rng, **kwargs)
+            return self.summarize(np.asarray(items, dtype=float))
         raise NotImplementedError
 
     def batched(
@@ -439,6 +457,25 @@ class Metric(Component):
         rng: np.random.Generator,
     ) -> np.ndarray | None:
         return None
+
+    def item_values(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        """One value per generated item (only for :attr:`per_item` metrics)."""
+        raise NotImplementedError
+
+    def summarize(self, values: np.ndarray) -> float:
+        """The recorded value of a :attr:`per_item` metric: the mean of finite values
+        (NaN if there are none)."""
+        finite = np.asarray(values, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        return float(finite.mean()) if len(finite) else float("nan")
 
 
 @dataclass

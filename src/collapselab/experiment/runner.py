@@ -7,6 +7,7 @@ Layout of a run directory::
     OUT/<arm>/manifest.json                      versions, root seed, timings, status
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
     OUT/<arm>/snapshots.npz                      seed 0's samples at generation 0, middle, last (and real)
+    OUT/<arm>/distributions.parquet              per-item values of per-item metrics (seed, generation, metric, value)
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
     OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
@@ -43,6 +44,7 @@ from .storage import (
     save_checkpoint,
     write_json,
     write_metrics,
+    write_table,
     write_yaml,
 )
 
@@ -188,7 +190,7 @@ class _Checkpointer:
 
 def _seed_job(
     spec: ChainSpec, seed: int, checkpoint: _Checkpointer, snapshots: SnapshotRecorder
-) -> dict[str, list[Any]]:
+) -> ChainState:
     """Run one seed in a worker process, checkpointing as it goes."""
 
     def after(state: ChainState) -> None:
@@ -199,7 +201,12 @@ def _seed_job(
 
     with threadpool_limits(limits=1):  # workers share the cores; see run()
         state = run_seed(spec, seed, checkpoint.load(), after)
-    return state.values
+    return _results_only(state)
+
+
+def _results_only(state: ChainState) -> ChainState:
+    """What a finished seed leaves for the results: its values, without models or data."""
+    return ChainState(values=state.values, distributions=state.distributions)
 
 
 def _frame(run_id: str, config_hash: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -222,6 +229,20 @@ def _frame(run_id: str, config_hash: str, values: dict[str, np.ndarray]) -> pd.D
     frame.insert(0, "run_id", run_id)
     frame["source"] = "simulation"
     return frame
+
+
+def distributions_frame(run_id: str, per_seed: dict[int, dict[str, list[Any]]]) -> pd.DataFrame:
+    """Tidy rows (run_id, seed, generation, metric, value) of per-item metric values,
+    from ``per_seed[seed][metric]``: one array per generation."""
+    parts = [
+        pd.DataFrame({"seed": seed, "generation": generation, "metric": metric, "value": values})
+        for seed, metrics in sorted(per_seed.items())
+        for metric, arrays in metrics.items()
+        for generation, values in enumerate(arrays)
+    ]
+    frame = pd.concat(parts, ignore_index=True)
+    frame.insert(0, "run_id", run_id)
+    return frame.astype({"seed": "int64", "generation": "int64", "value": "float64"})
 
 
 def theory_frame(
@@ -434,8 +455,12 @@ def _run_arm(
 
         state = run_batched(spec, config.seeds, state, after)
         values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
+        items = {
+            seed: {name: [g[seed] for g in gens] for name, gens in state.distributions.items()}
+            for seed in range(config.seeds)
+        }
     else:
-        per_seed: dict[int, dict[str, list[Any]]] = {}
+        per_seed: dict[int, ChainState] = {}
         pending = []
         for seed in range(config.seeds):
             checkpointer = _Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", config, config_hash)
@@ -443,7 +468,7 @@ def _run_arm(
             if state is not None:
                 resumed = True
             if state is not None and state.generation == config.generations - 1:
-                per_seed[seed] = state.values
+                per_seed[seed] = _results_only(state)
                 advance(config.generations)
             else:
                 pending.append((seed, checkpointer, state))
@@ -468,17 +493,20 @@ def _run_arm(
                     if on_generation is not None:
                         on_generation(config.name, seed, state.generation)
 
-                per_seed[seed] = run_seed(spec, seed, state, after).values
+                per_seed[seed] = _results_only(run_seed(spec, seed, state, after))
         # every recorded series: the metrics and any curator statistics
         values = {
-            name: np.array([per_seed[s][name] for s in range(config.seeds)], dtype=float)
-            for name in per_seed[0]
+            name: np.array([per_seed[s].values[name] for s in range(config.seeds)], dtype=float)
+            for name in per_seed[0].values
         }
+        items = {seed: per_seed[seed].distributions for seed in range(config.seeds)}
     frame = _frame(config.name, config_hash, values)
     theory_rows = theory_frame(config, spec, config.name, config_hash)
     if theory_rows is not None:
         frame = pd.concat([frame, theory_rows], ignore_index=True)
     write_metrics(metrics_path, frame)
+    if any(items.values()):
+        write_table(directory / "distributions.parquet", distributions_frame(config.name, items))
     snapshots.finish(directory / "snapshots.npz", load_real(spec, 0))
     elapsed = time.perf_counter() - start
     manifest.update(

@@ -95,6 +95,22 @@ def write_metrics(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, sink.getvalue().to_pybytes())
 
 
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    """Write any tidy frame as Parquet (zstd), atomically."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    atomic_write(path, sink.getvalue().to_pybytes())
+
+
+def read_table(path: Path) -> pd.DataFrame | None:
+    """A Parquet file written by :func:`write_table`, or ``None`` if missing or unreadable."""
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowException):
+        return None
+
+
 def read_metrics(path: Path) -> pd.DataFrame:
     """Read a metrics file, with a clear error if it is missing, partial or corrupt."""
     try:

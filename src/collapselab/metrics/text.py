@@ -253,6 +253,43 @@ class PerplexityReal(_NoParams):
         return np.where(covered.any(1), np.exp(-mean), np.inf)
 
 
+@register("metric", "perplexity_gen0")
+class PerplexityGen0(_NoParams):
+    """Perplexity of each document model t generated, under generation 0's model.
+
+    Per document: exp(mean negative log-probability of its tokens and its end) under
+    the model fitted to the real training data (Shumailov et al. 2024, Fig. 1b: later
+    generations write text the first model finds more likely, plus a long tail it
+    finds unlikely). The recorded value is the median over documents; the runner
+    keeps every document's value and the report draws their histogram per
+    generation. ``inf`` for a document with a token generation 0 never emits.
+    """
+
+    applies_to = TEXT
+    requires: ClassVar[tuple[str, ...]] = ("document_token_log_probs",)
+    uses_model_0 = True
+    per_item = True
+
+    def item_values(
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: Any,
+        model_0: Any = None,
+        **kwargs: Any,
+    ) -> np.ndarray:
+        yardstick = model if model_0 is None else model_0
+        per_doc = yardstick.document_token_log_probs(synthetic)
+        with np.errstate(over="ignore"):
+            return np.exp(-np.array([lp.mean() for lp in per_doc]))
+
+    def summarize(self, values: np.ndarray) -> float:
+        finite = values[np.isfinite(values)]
+        return float(np.median(finite)) if len(finite) else float("inf")
+
+
 @register("metric", "coverage_real")
 class CoverageReal(_NoParams):
     """Share of the held-out real test tokens to which model t gives a non-zero probability."""

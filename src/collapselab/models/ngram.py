@@ -374,12 +374,16 @@ class NGram(GenerativeModel):
         with np.errstate(divide="ignore"):
             return np.log(self._token_probs(x))
 
-    def log_prob(self, data: Any) -> np.ndarray:
+    def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
+        """Per document, the log-probability of each of its tokens and its END."""
         x = self._padded(_documents(data), self.vocab_)[0]
         with np.errstate(divide="ignore"):
             logp = np.log(self._token_probs(x))
         ends = np.flatnonzero(x[x != BOS] == END)  # every document ends with one END
-        return np.add.reduceat(logp, np.concatenate([[0], ends[:-1] + 1]))
+        return np.split(logp, ends[:-1] + 1)
+
+    def log_prob(self, data: Any) -> np.ndarray:
+        return np.array([lp.sum() for lp in self.document_token_log_probs(data)])
 
     def type_probs(self, types: Any) -> np.ndarray:
         """The model's unigram probability of each word type (case-folded like the metrics).

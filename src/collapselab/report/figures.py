@@ -15,6 +15,9 @@ Two kinds of figure:
   scatter plots (2-D; first two principal components of the real data beyond),
   rank-frequency on log-log axes (text, tokens), image grids, ``y`` against the
   first feature (supervised pairs), and sample texts side by side.
+* **distributions**: for per-item metrics (``perplexity_gen0``), the histogram of
+  the per-item values at every generation, all seeds pooled, one colour per
+  generation (Shumailov et al. 2024, Fig. 1b).
 
 Every builder returns a :class:`Figure` item, or a note saying why a panel is
 missing; nothing here raises for a data kind it does not know.
@@ -61,6 +64,7 @@ METRIC_LABELS = {
     "tail_mass": "tail mass ÷ real tail mass",
     "perplexity_real": "perplexity of real test text (per token)",
     "coverage_real": "share of real test tokens with p > 0",
+    "perplexity_gen0": "perplexity of the output under generation 0 (median per document)",
     "types": "distinct types in the output",
     "rare_survival_k1": "share of real hapaxes still in the output",
     "rare_survival_k5": "share of real rare types (≤ 5) in the output",
@@ -104,7 +108,7 @@ class Figure:
     """A drawn figure (``figure``) or the reason one is missing (``note``).
 
     ``key`` is a file-name stem, unique within a report; ``section`` is
-    ``"metrics"``, ``"snapshots"`` or ``"texts"``.
+    ``"metrics"``, ``"distributions"``, ``"snapshots"`` or ``"texts"``.
     """
 
     key: str
@@ -692,6 +696,58 @@ def _guarded(item: Figure, draw: Any) -> Figure:
     return item
 
 
+def distribution_figure(arm: Arm) -> Any:
+    """Histograms of each per-item metric's values, one step line per generation."""
+    frame = arm.distributions
+    if frame is None or frame.empty:
+        raise ResultsError("no per-item values recorded")
+    plt = _pyplot()
+    metrics = list(dict.fromkeys(frame["metric"]))
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(5.2 * len(metrics), 3.6), layout="constrained", squeeze=False
+    )
+    generations = sorted(frame["generation"].unique())
+    cmap = plt.get_cmap("viridis")
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = frame[frame["metric"] == metric]
+        values = rows["value"].to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        if not len(finite):
+            ax.set_axis_off()
+            ax.set_title(f"{metric}: no finite values")
+            continue
+        low, high = np.quantile(finite, [0.001, 0.999])
+        log = low > 0 and high / low > 10
+        # about sqrt(items per generation) bins: fewer items, coarser and steadier bars
+        count = int(np.clip(np.sqrt(len(finite) / len(generations)), 10, 60)) + 1
+        spread = (low, high) if log else (low, max(high, low + 1e-12))
+        bins = np.geomspace(*spread, count) if log else np.linspace(*spread, count)
+        for i, g in enumerate(generations):
+            x = rows.loc[rows["generation"] == g, "value"].to_numpy(dtype=float)
+            x = x[np.isfinite(x)]
+            colour = cmap(i / max(1, len(generations) - 1) * 0.9)
+            ax.hist(
+                x,
+                bins=bins,
+                density=True,
+                histtype="step",
+                lw=1.6,
+                color=colour,
+                label=f"generation {g} (median {np.median(x):.3g})" if len(x) else None,
+            )
+        if log:
+            ax.set_xscale("log")
+        ax.set_xlabel(METRIC_LABELS.get(metric, metric).replace(" (median per document)", ""))
+        ax.set_ylabel("density")
+        outside = np.mean((finite < low) | (finite > high))
+        note = f"; {outside:.1%} of items outside the axis" if outside > 0 else ""
+        seeds = rows["seed"].nunique()
+        ax.set_title(f"{metric}: {seeds} seed{'s' * (seeds != 1)} pooled{note}", fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    fig.suptitle(f"{arm.name}: per-item values by generation")
+    return fig
+
+
 def build_figures(runs: list[Run]) -> list[Figure]:
     """Metric figures per group, then snapshots and sample texts per arm (see module doc).
 
@@ -735,6 +791,19 @@ def build_figures(runs: list[Run]) -> list[Figure]:
                     lambda arm=arm: snapshot_figure(arm),
                 )
             )
+            if arm.distributions is not None and not arm.distributions.empty:
+                items.append(
+                    _guarded(
+                        Figure(
+                            key("distributions", prefix),
+                            f"Distributions: {prefix}",
+                            "distributions",
+                            caption="Histogram of each item's value at every generation, "
+                            "all seeds pooled.",
+                        ),
+                        lambda arm=arm: distribution_figure(arm),
+                    )
+                )
             if arm.snapshots is not None and arm.snapshots.kind == DataKind.TEXT:
                 items.append(
                     _guarded(

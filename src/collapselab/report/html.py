@@ -215,7 +215,7 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
         try:
             sections = {
                 section: "".join(_figure_html(i, sink) for i in items if i.section == section)
-                for section in ("metrics", "snapshots")
+                for section in ("metrics", "distributions", "snapshots")
             }
         finally:
             figs.close(items)
@@ -231,6 +231,7 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
     )
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     nav = [("headline", "Headline"), ("metrics", "Metrics"), ("summary", "Summary")]
+    nav += [("distributions", "Per-item")] if sections["distributions"] else []
     nav += [("snapshots", "Samples")] + ([("texts", "Texts")] if texts else [])
     nav += [("runs", "Runs" if comparison else "Config and manifest")]
     intro = (
@@ -256,6 +257,13 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
 <p class="meta">At generation 0, the middle and the last: the median and central 95% of seeds;
 where closed-form theory exists, the simulation mean ± its standard error beside the
 expected value.</p>{summaries}</section>
+{
+        f'<section id="distributions"><h2>Per-item distributions</h2>'
+        f'<p class="meta">Per-item metrics: every item of every generation, all seeds pooled.</p>'
+        f"{sections['distributions']}</section>"
+        if sections["distributions"]
+        else ""
+    }
 <section id="snapshots"><h2>Distribution snapshots</h2>
 <p class="meta">One seed's samples at generation 0, the middle and the last, against the real
 held-out data.</p>{sections["snapshots"]}</section>

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ResultsError
-from ..experiment.storage import read_json, read_metrics, read_yaml_mapping
+from ..experiment.storage import read_json, read_metrics, read_table, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
 
 #: Config keys that never tell two series apart.
@@ -39,6 +39,8 @@ class Arm:
     manifest: dict[str, Any]
     frame: pd.DataFrame
     snapshots: Snapshots | None
+    #: Per-item values of per-item metrics (``distributions.parquet``), if any.
+    distributions: pd.DataFrame | None = None
 
 
 @dataclass
@@ -99,6 +101,7 @@ def load(directory: str | Path) -> Run:
                 manifest=arm_manifest if isinstance(arm_manifest, dict) else {},
                 frame=read_metrics(arm_dir / "metrics.parquet"),
                 snapshots=load_snapshots(arm_dir),
+                distributions=read_table(arm_dir / "distributions.parquet"),
             )
         )
     return Run(directory=directory, name=name, config=config, manifest=manifest, arms=arms)
