@@ -1,24 +1,38 @@
-"""A small decoder-only transformer language model of characters (GPT), on CPU.
+"""A small decoder-only transformer language model of characters or BPE tokens (GPT).
 
-Read top to bottom: the tokenizer, the network (pre-LayerNorm blocks, tied
+Read top to bottom: the tokenizers, the network (pre-LayerNorm blocks, tied
 input/output embeddings, a key/value cache for sampling), then the
 :class:`GPT` model that the chain fits, samples and scores.
 
-Tokens are characters. The vocabulary is fitted on generation 0's training text
-and then frozen for the whole chain: later generations receive generation 0's
-model through the chain's ancestor hook (see :attr:`GPT.fit_accepts_ancestors`), so
-a character that synthetic text lost is still in the vocabulary and the real test
-text stays scorable. Id 0 is the document separator (it starts and ends every
-document, like GPT-2's ``<|endoftext|>``) and id 1 stands for characters outside
-the vocabulary: the model never emits it and scores it ``-inf``.
+Tokens are characters by default (``tokenizer="char"``). The vocabulary is fitted
+on generation 0's training text and then frozen for the whole chain: later
+generations receive generation 0's model through the chain's ancestor hook (see
+:attr:`GPT.fit_accepts_ancestors`), so a character that synthetic text lost is
+still in the vocabulary and the real test text stays scorable. Id 0 is the
+document separator (it starts and ends every document, like GPT-2's
+``<|endoftext|>``) and id 1 stands for characters outside the vocabulary: the
+model never emits it and scores it ``-inf``.
+
+With ``tokenizer="bpe"`` tokens are byte-level BPE tokens, as GPT-2's: a Hugging
+Face ``tokenizers`` BPE of ``vocab_size`` tokens is trained offline on generation
+0's real training text (deterministically) and frozen for the whole chain the same
+way, so every later generation and every score uses generation 0's merges. Id 0
+is the separator, the special token ``<|endoftext|>`` (the literal string in a
+document is ordinary text, never the separator); the next 256 ids are the bytes,
+so every text is encodable and nothing is unknown. ``block_size``,
+``prefix_length``, ``continuation_length``, the training loss and the per-token
+log-probabilities (so ``perplexity_real``) then count BPE tokens, not characters.
 
 Documents are generated in one of two modes, as :mod:`collapselab.models.ngram`:
 ``free`` runs from the separator until the model emits the separator again (or its
-context is full); ``prefix`` continues the first ``prefix_length`` characters of
-each training document by exactly ``continuation_length`` characters (the
+context is full); ``prefix`` continues the first ``prefix_length`` tokens of
+each training document by exactly ``continuation_length`` tokens (the
 separator is masked out), as Shumailov et al. (2024) prompted with real blocks. A
 generated document keeps its prefix, so under ``replace`` every generation
-continues the same real prefixes.
+continues the same real prefixes. (With BPE the text is the decoded prefix
+followed by the decoded continuation; re-encoded at the next generation, a word cut
+at the prefix's end may merge with the continuation, so the next prefix can differ
+from the real one in its last token.)
 
 Initialization across generations (``init``): ``scratch`` trains each generation
 from fresh random weights; ``generation0`` starts each generation from generation
@@ -41,7 +55,7 @@ import numpy as np
 
 from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
 from ..decoding import DISCRETE_CONTROLS, Decoding
-from ..errors import DataError, InvalidParameterError, parameter_message
+from ..errors import DataError, InvalidParameterError, parameter_message, require
 from ..neural import (
     PRECISIONS,
     autocast,
@@ -56,12 +70,16 @@ from ..registry import register
 
 SEP, UNK = 0, 1
 _SPECIAL = ("\x00", "\ufffd")  # placeholders: never emitted as text
+#: The BPE tokenizer's special tokens: only the document separator, id ``SEP``.
+BPE_SPECIAL = ("<|endoftext|>",)
+#: Smallest BPE vocabulary: the special tokens and the 256 bytes (no merges).
+MIN_BPE_VOCAB = len(BPE_SPECIAL) + 256
 #: Rows scored at once by ``log_prob`` (bounds memory: rows x block_size x vocabulary).
 _EVAL_ROWS = 64
 
 
 # ---------------------------------------------------------------------------
-# Tokenizer: characters, fitted once
+# Tokenizers: characters or byte-level BPE, fitted once
 # ---------------------------------------------------------------------------
 
 
@@ -86,6 +104,52 @@ def fit_vocabulary(docs: list[str]) -> tuple[str, ...]:
 def encode(doc: str, lookup: dict[str, int]) -> np.ndarray:
     """Token ids of one document (characters outside the vocabulary become UNK)."""
     return np.fromiter((lookup.get(c, UNK) for c in doc), dtype=np.int64, count=len(doc))
+
+
+def _tokenizers() -> Any:
+    return require("tokenizers", "neural", "the 'gpt' model's BPE tokenizer")
+
+
+def fit_bpe(docs: list[str], vocab_size: int) -> Any:
+    """A byte-level BPE :class:`tokenizers.Tokenizer` of at most ``vocab_size`` tokens.
+
+    Id 0 is ``<|endoftext|>``, then the 256 byte symbols, then the merges learnt
+    from ``docs`` (fewer when the text has no more pairs to merge). No text
+    normalisation and no prefix space, so decoding an encoding gives the text back
+    exactly. Training is deterministic: the same documents give the same merges
+    whatever the number of threads (the trainer breaks count ties by the pair).
+    """
+    tk = _tokenizers()
+    tokenizer = tk.Tokenizer(tk.models.BPE())
+    tokenizer.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = tk.decoders.ByteLevel()
+    trainer = tk.trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(BPE_SPECIAL),
+        initial_alphabet=tk.pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(docs, trainer)
+    return _ready(tokenizer)
+
+
+def load_bpe(text: str) -> Any:
+    """The tokenizer saved as ``text`` (``Tokenizer.to_str()``), ready to encode."""
+    return _ready(_tokenizers().Tokenizer.from_str(text))
+
+
+def _ready(tokenizer: Any) -> Any:
+    # "<|endoftext|>" written in a document is text, not the separator (this setting
+    # is not part of the saved JSON, so it is set on every load).
+    tokenizer.encode_special_tokens = True
+    if tokenizer.token_to_id(BPE_SPECIAL[0]) != SEP:
+        raise ValueError(f"the BPE tokenizer must give {BPE_SPECIAL[0]!r} id {SEP}")
+    return tokenizer
+
+
+def bpe_vocabulary(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's tokens in id order (byte-level strings, e.g. ``"Ġthe"``)."""
+    return tuple(tokenizer.id_to_token(i) for i in range(tokenizer.get_vocab_size()))
 
 
 # ---------------------------------------------------------------------------
@@ -208,26 +272,27 @@ def _network_class() -> type:
 
 @register("model", "gpt")
 class GPT(GenerativeModel):
-    """Decoder-only transformer over characters, trained with AdamW on CPU.
+    """Decoder-only transformer over characters or byte-level BPE tokens, trained with AdamW.
 
     Parameters
     ----------
     n_layer, n_head, n_embd : int, default 2, 4, 64
         Depth, attention heads and width (``n_embd`` divisible by ``n_head``).
     block_size : int, default 128
-        Context length in characters.
+        Context length in tokens (characters, or BPE tokens with ``tokenizer="bpe"``;
+        so are ``prefix_length``, ``continuation_length`` and ``batch_size``'s windows).
     steps : int, default 200
         Optimizer steps per generation.
     batch_size : int, default 32
-        Windows of ``block_size + 1`` characters per step.
+        Windows of ``block_size + 1`` tokens per step.
     learning_rate : float, default 3e-3
         Peak AdamW learning rate (linear warm-up, then cosine decay to a tenth).
     weight_decay : float, default 0.01
     mode : {"free", "prefix"}, default "free"
     prefix_length : int, default 32
-        Characters of each training document given as the prompt in ``prefix`` mode.
+        Tokens of each training document given as the prompt in ``prefix`` mode.
     continuation_length : int, default 32
-        Characters generated after each prefix in ``prefix`` mode;
+        Tokens generated after each prefix in ``prefix`` mode;
         ``prefix_length + continuation_length`` must be below ``block_size``.
     init : {"scratch", "generation0", "previous"}, default "scratch"
         Weights each generation starts from (see the module docstring).
@@ -235,15 +300,25 @@ class GPT(GenerativeModel):
         Sample with a key/value cache (same samples, fewer operations).
     precision : {"auto", "bf16", "fp32"}, default "auto"
         bfloat16 autocast; ``auto`` uses it only on CPUs with native bf16.
+    tokenizer : {"char", "bpe"}, default "char"
+        Characters, or a byte-level BPE trained on generation 0's text (needs the
+        ``tokenizers`` package, in the ``neural`` extra).
+    vocab_size : int, default 512
+        Tokens of the BPE vocabulary, at least 257 (the separator and the 256
+        bytes); read at generation 0 only (later ones keep its tokenizer), and
+        unused with ``tokenizer="char"``.
 
     Attributes
     ----------
     vocab_ : tuple of str
-        The characters (after the separator and unknown placeholders).
+        The tokens by id: the characters after the separator and unknown
+        placeholders, or the BPE tokens (``<|endoftext|>``, then byte-level strings).
+    tokenizer_ : tokenizers.Tokenizer or None
+        The frozen BPE tokenizer (pickled as its JSON); ``None`` for characters.
     network_ : torch.nn.Module
-        The trained transformer.
+        The trained transformer (its vocabulary is ``len(vocab_)``).
     losses_ : numpy.ndarray
-        Training loss (nats per character) at each step.
+        Training loss (nats per token) at each step.
     """
 
     kind = DataKind.TEXT
@@ -274,6 +349,8 @@ class GPT(GenerativeModel):
         "init": [Options(("scratch", "generation0", "previous"))],
         "kv_cache": [BOOLEAN],
         "precision": [Options(PRECISIONS)],
+        "tokenizer": [Options(("char", "bpe"))],
+        "vocab_size": [Interval(MIN_BPE_VOCAB, None, integer=True)],
     }
 
     def __init__(
@@ -293,6 +370,8 @@ class GPT(GenerativeModel):
         init: str = "scratch",
         kv_cache: bool = True,
         precision: str = "auto",
+        tokenizer: str = "char",
+        vocab_size: int = 512,
     ) -> None:
         self.n_layer = n_layer
         self.n_head = n_head
@@ -308,6 +387,8 @@ class GPT(GenerativeModel):
         self.init = init
         self.kv_cache = kv_cache
         self.precision = precision
+        self.tokenizer = tokenizer
+        self.vocab_size = vocab_size
 
     def validate_params(self) -> None:
         super().validate_params()
@@ -343,16 +424,30 @@ class GPT(GenerativeModel):
         """Train on ``data`` (documents).
 
         ``first`` (generation 0's model, given by the chain from generation 1 on)
-        supplies the frozen vocabulary and, with ``init="generation0"``, the initial
-        weights; ``previous`` (the last generation's model) supplies them with
-        ``init="previous"``. Without them this is generation 0.
+        supplies the frozen vocabulary (or BPE tokenizer) and, with
+        ``init="generation0"``, the initial weights; ``previous`` (the last
+        generation's model) supplies them with ``init="previous"``. Without them this
+        is generation 0 (which trains the BPE tokenizer with ``tokenizer="bpe"``).
         """
         self.validate_params()
         import_torch("the 'gpt' model")  # fail early, before any work
         docs = _documents(data)
-        self.vocab_ = first.vocab_ if first is not None else fit_vocabulary(docs)
-        lookup = self._lookup()
-        encoded = [encode(d, lookup) for d in docs]
+        if first is not None:
+            fitted_with = "char" if getattr(first, "tokenizer_", None) is None else "bpe"
+            if fitted_with != self.tokenizer:
+                raise ValueError(
+                    f"generation 0's gpt used tokenizer={fitted_with!r}; this one has "
+                    f"tokenizer={self.tokenizer!r}"
+                )
+            self.tokenizer_ = getattr(first, "tokenizer_", None)
+            self.vocab_ = first.vocab_
+        elif self.tokenizer == "bpe":
+            self.tokenizer_ = fit_bpe(docs, self.vocab_size)
+            self.vocab_ = bpe_vocabulary(self.tokenizer_)
+        else:
+            self.tokenizer_ = None
+            self.vocab_ = fit_vocabulary(docs)
+        encoded = self._encode(docs)
         if self.mode == "prefix":
             self.prefixes_ = [e[: self.prefix_length] for e in encoded]
         # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
@@ -415,21 +510,34 @@ class GPT(GenerativeModel):
     def _lookup(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.vocab_) if i >= len(_SPECIAL)}
 
+    def _encode(self, docs: list[str]) -> list[np.ndarray]:
+        """Token ids of each document (without separators)."""
+        if self.tokenizer_ is None:
+            lookup = self._lookup()
+            return [encode(d, lookup) for d in docs]
+        return [np.array(e.ids, dtype=np.int64) for e in self.tokenizer_.encode_batch_fast(docs)]
+
+    def _decode(self, ids: list[np.ndarray]) -> list[str]:
+        """The text of each sequence of token ids."""
+        if self.tokenizer_ is None:
+            chars = np.array(self.vocab_, dtype=object)
+            return ["".join(chars[i].tolist()) for i in ids]
+        return self.tokenizer_.decode_batch([i.tolist() for i in ids])
+
     # -- scoring -----------------------------------------------------------------
 
     def _target_log_probs(self, docs: list[str]) -> list[np.ndarray]:
-        """Per document, the log-probability of each of its characters and its final
-        separator, each scored with up to ``block_size`` characters of context."""
+        """Per document, the log-probability of each of its tokens and its final
+        separator, each scored with up to ``block_size`` tokens of context."""
         torch = import_torch("the 'gpt' model")
-        lookup = self._lookup()
         block = self.block_size
         stride = max(1, block // 2)
         # Sliding windows (input, first counted target, document, target offset): a long
         # document is scored in windows overlapping by half, each target counted once.
         rows: list[tuple[np.ndarray, int, int, int]] = []
         out = []
-        for d, doc in enumerate(docs):
-            seq = np.concatenate([[SEP], encode(doc, lookup), [SEP]])
+        for d, ids in enumerate(self._encode(docs)):
+            seq = np.concatenate([[SEP], ids, [SEP]])
             out.append(np.empty(len(seq) - 1))
             done, a = 0, 0  # targets seq[1..done] counted; window inputs start at a
             while done < len(seq) - 1:
@@ -449,14 +557,19 @@ class GPT(GenerativeModel):
                     logits = self.network_(x)
                 logp = torch.log_softmax(logits.float(), dim=-1).numpy()
                 picked = np.take_along_axis(logp, y[:, :, None], axis=-1)[..., 0]
-                picked = np.where(y == UNK, -np.inf, picked)  # never emitted: off the support
+                if self.tokenizer_ is None:  # BPE has no unknown token: id 1 is a byte
+                    picked = np.where(y == UNK, -np.inf, picked)  # never emitted: off the support
                 for j, (seq, first, d, offset) in enumerate(chunk):
                     values = picked[j, first : len(seq) - 1]
                     out[d][offset : offset + len(values)] = values
         return out
 
+    def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
+        """Per document, the log-probability of each of its tokens and its end."""
+        return self._target_log_probs(_documents(data))
+
     def token_log_probs(self, data: Any) -> np.ndarray:
-        """Log-probability of every character of every document (its end included), in order."""
+        """Log-probability of every token of every document (its end included), in order."""
         return np.concatenate(self._target_log_probs(_documents(data)))
 
     def log_prob(self, data: Any) -> np.ndarray:
@@ -476,14 +589,16 @@ class GPT(GenerativeModel):
             prompts = [np.zeros(0, dtype=np.int64)] * n
             steps = self.block_size - 1
         tokens = self.generate(prompts, steps, rng=rng, decoding=resolved)
-        chars = np.array(self.vocab_, dtype=object)
-        out = []
-        for prompt, new in zip(prompts, tokens, strict=True):
-            if self.mode == "free":
-                ends = np.flatnonzero(new == SEP)
-                new = new[: ends[0]] if len(ends) else new
-            out.append("".join(chars[np.concatenate([prompt, new])].tolist()))
-        return out
+        if self.mode == "free":
+            ends = [np.flatnonzero(new == SEP) for new in tokens]
+            tokens = [new[: e[0]] if len(e) else new for new, e in zip(tokens, ends, strict=True)]
+        if self.tokenizer_ is None:
+            return self._decode(
+                [np.concatenate(pair) for pair in zip(prompts, tokens, strict=True)]
+            )
+        # Decoded apart, so the text starts with the prefix's text even where the prefix
+        # ends inside a character's bytes.
+        return [a + b for a, b in zip(self._decode(prompts), self._decode(tokens), strict=True)]
 
     def generate(
         self,
@@ -538,7 +653,8 @@ class GPT(GenerativeModel):
         self, probs: np.ndarray, uniforms: np.ndarray, decoding: Decoding | None
     ) -> np.ndarray:
         p = probs.copy()
-        p[:, UNK] = 0.0  # the unknown-character placeholder is never text
+        if self.tokenizer_ is None:
+            p[:, UNK] = 0.0  # the unknown-character placeholder is never text
         if self.mode == "prefix":
             p[:, SEP] = 0.0  # fixed length: condition on the document not ending
         p = decoding.apply(p) if decoding is not None else p / p.sum(axis=1, keepdims=True)
@@ -546,15 +662,23 @@ class GPT(GenerativeModel):
         token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
         return np.minimum(token, p.shape[1] - 1)
 
-    # -- pickling: weights as safetensors, never pickled torch objects ----------------
+    # -- pickling: weights as safetensors, the tokenizer as JSON, never torch objects ---
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
         if "network_" in state:
             state["network_"] = weights_to_bytes(state["network_"])
+        if state.get("tokenizer_") is not None:
+            state["tokenizer_"] = state["tokenizer_"].to_str()
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # Models pickled before the BPE option: characters.
+        state = {"tokenizer": "char", "vocab_size": 512, **state}
+        if "vocab_" in state:
+            state.setdefault("tokenizer_", None)
+        if isinstance(state.get("tokenizer_"), str):
+            state["tokenizer_"] = load_bpe(state["tokenizer_"])
         blob = state.get("network_")
         vars(self).update(state)
         if isinstance(blob, bytes):
