@@ -248,6 +248,10 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
             raise ConfigError(f"--set {assignment!r}: {key!r} is not a list index")
         target[int(last)] = value
     elif isinstance(target, dict):
+        if parts[-1] == "id" and "id" in target and target["id"] != value:
+            # A component whose id changes starts from its own defaults (as in merge):
+            # set the new id first, then its parameters.
+            target.pop("params", None)
         target[parts[-1]] = value
     else:
         raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[:-1])!r} is not a mapping")

@@ -61,11 +61,13 @@ def check_parameters(component: Component) -> None:
 def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50) -> None:
     """Run every model rule on ``model_id`` with its example data.
 
-    Without ``params``, a model class's ``conformance_params`` (small sizes for slow
-    neural models) are used, else its defaults.
+    Without ``params``, a model class's ``conformance_fixture()`` (a classmethod that
+    writes the files the model needs, such as a tiny pretrained network, and returns
+    parameters) or its ``conformance_params`` (small sizes for slow neural models) are
+    used, else its defaults.
     """
     if params is None:
-        params = getattr(registry.get("model", model_id), "conformance_params", None)
+        params = _conformance_params(model_id)
     model = registry.make("model", model_id, **(params or {}))
     check_parameters(model)
     data = example_data(model.kind)
@@ -144,21 +146,46 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
         )
         model.fit(real.train, rng=np.random.default_rng(0))
         output = model.sample(length(real.train), rng=np.random.default_rng(1))
-        v1 = metric(model, output, real, rng=np.random.default_rng(2))
-        v2 = metric(model, output, real, rng=np.random.default_rng(2))
+        # generation 0's model is the model itself here (as at generation 0 of a chain)
+        extra = {"model_0": model} if metric.uses_model_0 else {}
+        v1 = metric(model, output, real, rng=np.random.default_rng(2), **extra)
+        v2 = metric(model, output, real, rng=np.random.default_rng(2), **extra)
         assert isinstance(v1, float), f"a metric must return a float; got {type(v1).__name__}"
         assert not np.isnan(v1), "a metric must not be NaN on healthy data"
         assert _same(v1, v2), "a metric must be deterministic given rng"
+        if metric.per_item:
+            items = metric.item_values(model, output, real, rng=np.random.default_rng(2), **extra)
+            assert np.ndim(items) == 1, "item_values must return one value per item"
+            assert len(items) == length(output), "item_values must return one value per item"
+            assert _same(float(metric.summarize(np.asarray(items, float))), v1), (
+                "a per-item metric's value must be summarize(item_values(...))"
+            )
 
 
 def _cheap_first(model_ids: list[str]) -> list[str]:
     # Models with conformance_params are slow (neural) and may need optional packages:
     # measure metrics with any other model that fits.
-    return sorted(model_ids, key=lambda i: hasattr(registry.get("model", i), "conformance_params"))
+    return sorted(
+        model_ids,
+        key=lambda i: any(
+            hasattr(registry.get("model", i), a)
+            for a in ("conformance_params", "conformance_fixture")
+        ),
+    )
+
+
+def _conformance_params(model_id: str) -> dict[str, Any] | None:
+    # A model that needs files (a local pretrained network) writes them in its
+    # ``conformance_fixture()`` classmethod, which returns the parameters.
+    cls = registry.get("model", model_id)
+    fixture = getattr(cls, "conformance_fixture", None)
+    if fixture is not None:
+        return fixture()
+    return getattr(cls, "conformance_params", None)
 
 
 def _small_model(model_id: str) -> Any:
-    params = getattr(registry.get("model", model_id), "conformance_params", None)
+    params = _conformance_params(model_id)
     return registry.make("model", model_id, **(params or {}))
 
 
