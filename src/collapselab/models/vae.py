@@ -8,7 +8,8 @@ to one Bernoulli mean per pixel (pixels are intensities in [0, 1], scored by
 binary cross-entropy). ``sample`` decodes latents drawn from the prior N(0, I) and
 draws each pixel from its Bernoulli distribution (``pixels: mean`` returns the
 means instead); ``decoding: {bias: λ}`` draws the latents from N(0, λ² I) (below 1
-trades variety for typical digits).
+trades variety for typical digits). On 28 x 28 MNIST, ``hidden: 256`` and 500
+steps give blurry but recognizable digits in a few seconds on one core.
 
 ``log_prob`` is the evidence lower bound (ELBO) of each image, in nats: a lower
 bound on its log-likelihood, estimated with ``elbo_samples`` latent draws from a

@@ -77,6 +77,14 @@ METRIC_LABELS = {
     "coef_error": "‖w_t − w*‖²",
     "accuracy": "accuracy on real test data",
     "valid_fraction": "share of valid outputs",
+    "nll_bound_real": "−ELBO of real test images (nats per image)",
+    "latent_std": "std of latent means (own encoder)",
+    "latent_std_0": "std of latent means (generation-0 encoder)",
+    "pixel_variance": "pixel variance across output",
+    "prdc_precision": "precision (share of output near real)",
+    "prdc_recall": "recall (share of real near output)",
+    "prdc_density": "density (real k-NN balls per output ÷ k)",
+    "prdc_coverage": "coverage (share of real with output nearby)",
 }
 
 RC = {
