@@ -61,3 +61,27 @@ def test_truncated_weights_are_rejected(tmp_path):
     path.write_bytes(path.read_bytes()[:-5])
     with pytest.raises(Exception):  # noqa: B017 - safetensors raises its own error type
         load_weights(path, torch.nn.Linear(3, 2))
+
+
+def test_state_dict_files_round_trip_and_refuse_code(tmp_path):
+    torch = pytest.importorskip("torch")
+    from collapselab.errors import DataError
+    from collapselab.models.gpt import _network_class
+    from collapselab.neural import load_weights, save_weights
+
+    # tied embeddings: stored once, tied again on load
+    net = _network_class()(10, 8, 1, 2, 8)
+    save_weights(tmp_path / "w.pt", net)
+    other = _network_class()(10, 8, 1, 2, 8)
+    load_weights(tmp_path / "w.pt", other)
+    for (name, a), (_, b) in zip(net.state_dict().items(), other.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    assert other.lm_head.weight is other.wte.weight
+
+    class Payload:  # anything but tensors needs code to unpickle: refused
+        def __reduce__(self):
+            return (print, ("this ran",))
+
+    torch.save({"weight": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(DataError, match="weights_only=True"):
+        load_weights(tmp_path / "evil.pt", torch.nn.Linear(3, 2))

@@ -14,18 +14,21 @@ it, and a neural model used without it raises
 * :func:`weights_to_bytes` / :func:`weights_from_bytes` (and the file versions) store
   a module's ``state_dict`` as safetensors: tensors only, never pickled code. Models
   pickle their weights this way, so the runner's checksummed checkpoints hold them.
+  :func:`save_weights` / :func:`load_weights` also write and read a torch
+  ``state_dict`` file (``.pt``), loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import require
+from .errors import DataError, require
 from .rng import child_seed
 
 #: Values of the ``precision`` parameter of neural models.
@@ -91,23 +94,35 @@ def _safetensors() -> Any:
     return require("safetensors.torch", "neural", "saving neural model weights")
 
 
-def weights_to_bytes(module: Any) -> bytes:
-    """The module's ``state_dict`` as safetensors bytes (tied tensors stored once)."""
+#: Weight files with these suffixes are a torch ``state_dict`` (``torch.save``), read
+#: with ``torch.load(weights_only=True)``; any other suffix is safetensors.
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+def _unique_state(module: Any) -> dict[str, Any]:
+    """The module's tensors by name, each shared tensor (tied embeddings) once."""
     state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
-    # safetensors refuses tensors that share memory (tied embeddings): keep the first name.
-    seen: dict[int, str] = {}
+    seen: set[int] = set()
     unique = {}
     for name, tensor in state.items():
-        key = tensor.data_ptr()
-        if key not in seen:
-            seen[key] = name
+        if tensor.data_ptr() not in seen:
+            seen.add(tensor.data_ptr())
             unique[name] = tensor
-    return _safetensors().save(unique)
+    return unique
+
+
+def weights_to_bytes(module: Any) -> bytes:
+    """The module's ``state_dict`` as safetensors bytes (tied tensors stored once)."""
+    # safetensors refuses tensors that share memory (tied embeddings): keep the first name.
+    return _safetensors().save(_unique_state(module))
 
 
 def weights_from_bytes(module: Any, blob: bytes) -> None:
     """Load safetensors bytes into ``module`` (missing names must be tied to loaded ones)."""
-    state = _safetensors().load(blob)
+    _load_state(module, _safetensors().load(blob))
+
+
+def _load_state(module: Any, state: dict[str, Any]) -> None:
     missing, unexpected = module.load_state_dict(state, strict=False)
     if unexpected:
         raise ValueError(f"unexpected tensors in the saved weights: {unexpected}")
@@ -117,19 +132,45 @@ def weights_from_bytes(module: Any, blob: bytes) -> None:
 
 
 def save_weights(path: str | Path, module: Any) -> None:
-    """Write the module's weights to ``path`` as a safetensors file."""
+    """Write the module's weights to ``path``: a safetensors file, or a torch
+    ``state_dict`` for the suffixes in :data:`STATE_DICT_SUFFIXES` (tensors only)."""
     from .experiment.storage import atomic_write
 
-    atomic_write(Path(path), weights_to_bytes(module))
+    path = Path(path)
+    if path.suffix in STATE_DICT_SUFFIXES:
+        torch = import_torch("saving neural model weights")
+        buffer = io.BytesIO()
+        torch.save(_unique_state(module), buffer)
+        atomic_write(path, buffer.getvalue())
+    else:
+        atomic_write(path, weights_to_bytes(module))
 
 
 def load_weights(path: str | Path, module: Any) -> None:
-    """Read weights written by :func:`save_weights` into ``module``."""
-    weights_from_bytes(module, Path(path).read_bytes())
+    """Read weights written by :func:`save_weights` (or any plain ``state_dict``) into
+    ``module``. A ``state_dict`` file is read with ``weights_only=True``: tensors and
+    plain containers only, never code, so a file holding anything else is refused."""
+    path = Path(path)
+    if path.suffix not in STATE_DICT_SUFFIXES:
+        weights_from_bytes(module, path.read_bytes())
+        return
+    torch = import_torch("loading neural model weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{str(path)!r} is not a plain state_dict of tensors ({reason}); "
+            "only tensors are loaded (weights_only=True): re-save it with torch.save(state_dict)"
+        ) from None
+    if not isinstance(state, dict):
+        raise DataError(f"{str(path)!r} holds a {type(state).__name__}, not a state_dict")
+    _load_state(module, state)
 
 
 __all__ = [
     "PRECISIONS",
+    "STATE_DICT_SUFFIXES",
     "autocast",
     "bf16_supported",
     "import_torch",
