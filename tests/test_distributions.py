@@ -139,3 +139,20 @@ def test_runner_writes_distributions_and_the_report_draws_them(tmp_path):
 def test_runs_without_per_item_metrics_write_no_distributions(tmp_path):
     run(_config(metrics=["types"]), tmp_path, report=False)
     assert not (tmp_path / "dist" / "distributions.parquet").exists()
+
+
+def test_a_checkpoint_from_before_distributions_resumes(tmp_path):
+    import pickle
+
+    from collapselab.chain import ChainState
+
+    spec = _ngram_spec(generations=3)
+    part = run_seed(ChainSpec(**{**vars(spec), "generations": 2}), 0)
+    # an older state: no distributions field, no model_0
+    old = ChainState.__new__(ChainState)
+    vars(old).update({k: v for k, v in vars(part).items() if k != "distributions"})
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.distributions == {}
+    resumed = run_seed(spec, 0, restored)
+    assert len(resumed.distributions["perplexity_gen0"]) == 1  # generation 2 only
+    assert resumed.values == run_seed(spec, 0).values

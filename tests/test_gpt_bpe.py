@@ -199,3 +199,21 @@ def test_runner_two_generations_with_bpe(tmp_path):
     # Per BPE token, below uniform over the vocabulary; every byte is covered.
     assert np.all(np.isfinite(perplexity)) and np.all((perplexity > 1) & (perplexity < 400))
     assert (frame[frame["metric"] == "coverage_real"]["value"] == 1.0).all()
+
+
+def test_a_prefix_cut_inside_a_character_decodes_whole(monkeypatch):
+    # vocab 257: bytes only, so "é" is two tokens and a 2-token prefix ends inside it
+    docs = ["hé! 日本 and more text", "plain ascii words here"]
+    params = {"steps": 2, "vocab_size": 257, "mode": "prefix", "prefix_length": 2}
+    model = GPT(**{**TINY, **params, "continuation_length": 6})
+    model.fit(docs, rng=np.random.default_rng(0))
+    true_ids = model._encode(docs[:1])[0]
+    # a continuation that completes the character, as a model that learnt the text would
+    monkeypatch.setattr(
+        model, "generate", lambda prompts, steps, **kw: [true_ids[2 : 2 + steps]] * len(prompts)
+    )
+    assert model.sample(1, rng=np.random.default_rng(1)) == ["hé! 日"]
+
+
+def test_no_gradients_are_kept_after_fit(model):
+    assert all(p.grad is None for p in model.network_.parameters())

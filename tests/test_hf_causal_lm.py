@@ -335,3 +335,13 @@ def test_a_float16_checkpoint_trains_in_float32(tmp_path, docs):
     model = fitted(str(model_dir), docs, steps=2)
     assert model.network_.dtype == torch.float32
     assert np.all(np.isfinite(model.losses_))
+
+
+def test_an_unknown_token_that_is_also_eos_scores_like_eos(model_dir, docs):
+    # GPT-2's tokenizer calls <|endoftext|> its unknown token too: every document's end
+    # must still be scored, not treated as impossible.
+    model = fitted(model_dir, docs)
+    ids = model.special_ids_
+    assert ids["unk"] not in (ids["bos"], ids["eos"])  # None for GPT-2, <unk> for OPT
+    assert np.all(np.isfinite(model.log_prob(docs[:5])))
+    assert all(p.grad is None for p in model.network_.parameters())  # no gradients kept

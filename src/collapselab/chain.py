@@ -82,6 +82,11 @@ class ChainState:
     #: per generation (on the batched path, a list of one array per seed).
     distributions: dict[str, list[Any]] = field(default_factory=dict)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint written before a field existed resumes with its default.
+        vars(self).update({"model_0": None, "regime_state": None, "distributions": {}})
+        vars(self).update(state)
+
 
 def load_real(spec: ChainSpec, seed: int) -> RealData:
     """The real data of ``seed``: identical on every path and every resume."""

@@ -286,8 +286,8 @@ class PerplexityGen0(_NoParams):
             return np.exp(-np.array([lp.mean() for lp in per_doc]))
 
     def summarize(self, values: np.ndarray) -> float:
-        finite = values[np.isfinite(values)]
-        return float(np.median(finite)) if len(finite) else float("inf")
+        # over every document: those generation 0 finds impossible (inf) count too
+        return float(np.median(values))
 
 
 @register("metric", "coverage_real")

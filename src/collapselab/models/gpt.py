@@ -504,6 +504,7 @@ class GPT(GenerativeModel):
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
             losses[step] = loss.item()
+        optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
         network.eval()
         return losses
 
@@ -592,13 +593,9 @@ class GPT(GenerativeModel):
         if self.mode == "free":
             ends = [np.flatnonzero(new == SEP) for new in tokens]
             tokens = [new[: e[0]] if len(e) else new for new, e in zip(tokens, ends, strict=True)]
-        if self.tokenizer_ is None:
-            return self._decode(
-                [np.concatenate(pair) for pair in zip(prompts, tokens, strict=True)]
-            )
-        # Decoded apart, so the text starts with the prefix's text even where the prefix
-        # ends inside a character's bytes.
-        return [a + b for a, b in zip(self._decode(prompts), self._decode(tokens), strict=True)]
+        # Decoded together: a BPE prefix may end inside a character's bytes, which the
+        # continuation completes.
+        return self._decode([np.concatenate(pair) for pair in zip(prompts, tokens, strict=True)])
 
     def generate(
         self,

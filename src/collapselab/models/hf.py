@@ -223,11 +223,16 @@ def load_tokenizer(path: str | os.PathLike[str], config: Any) -> dict[str, Any]:
     bos = tokenizer.bos_token_id
     bos = getattr(config, "bos_token_id", None) if bos is None else bos
     bos = eos if bos is None or isinstance(bos, list) else bos
+    unk = tokenizer.unk_token_id
+    if unk is not None and int(unk) in (int(bos), int(eos)):
+        # GPT-2 and OPT name their end-of-text token "unknown" too: it is a real token
+        # (every document ends with it), not a placeholder to score as impossible.
+        unk = None
     return {
         "json": backend.to_str(),
         "bos": int(bos),
         "eos": int(eos),
-        "unk": tokenizer.unk_token_id,
+        "unk": None if unk is None else int(unk),
         "special": sorted({int(i) for i in tokenizer.all_special_ids}),
     }
 
@@ -539,6 +544,7 @@ class HFCausalLM(GenerativeModel):
             torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimizer.step()
             losses[step] = loss.item()
+        optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
         network.eval()
         return losses
 
@@ -789,7 +795,8 @@ def write_tiny_model(
     backend.train_from_iterator((vocab_text or _TINY_TEXT).splitlines() or [""], trainer)
     ids = {token: backend.token_to_id(token) for token in special}
     if arch == "gpt2":
-        names = {"bos_token": special[0], "eos_token": special[0]}
+        # as GPT-2's own tokenizer: <|endoftext|> is BOS, EOS and UNK at once
+        names = {"bos_token": special[0], "eos_token": special[0], "unk_token": special[0]}
         config = transformers.GPT2Config(
             vocab_size=backend.get_vocab_size(),
             n_positions=context,

@@ -182,6 +182,7 @@ class VAE(GenerativeModel):
                 loss.backward()
                 optimizer.step()
                 losses[step] = loss.item()
+            optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
         network.eval()
         self.network_ = network
         self.losses_ = losses
