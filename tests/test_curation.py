@@ -6,7 +6,6 @@ import pytest
 from collapselab import make
 from collapselab.core import DataKind, RealData
 from collapselab.data import GaussianTruth
-from collapselab.errors import DataError
 from collapselab.models import Gaussian
 
 
@@ -207,12 +206,41 @@ def test_likelihood_filter_speeds_up_collapse(tmp_path):
     assert last(filtered) < 0.1 * last(plain)
 
 
-def test_curators_keeping_nothing_is_a_clear_error(tmp_path):
+def test_curators_keeping_nothing_halt_the_chain_as_a_result(tmp_path, capsys):
+    import collapselab as cl
+    from collapselab.cli import main
+    from collapselab.experiment.storage import read_json
+
+    # replace: no real data to fall back on, so the chain halts after generation 0
+    config = chain_config(curators=[{"id": "likelihood-filter", "params": {"threshold": 1e9}}])
+    frame = cl.run(config, tmp_path / "run", report=True).metrics()
+    sim = frame[frame.source == "simulation"]
+    kept = sim[sim.metric == "curation.kept_fraction"].set_index(["seed", "generation"]).value
+    assert (kept.xs(0, level="generation") == 0).all()
+    variance = sim[sim.metric == "variance"]
+    assert variance[variance.generation == 0].value.notna().all()  # generation 0 was measured
+    assert sim[sim.generation > 0].value.isna().all()  # nothing to train on after it
+    arm = next(p for p in (tmp_path / "run").iterdir() if (p / "metrics.parquet").exists())
+    manifest = read_json(arm / "manifest.json")
+    assert manifest["status"] == "complete"
+    assert manifest["halted"] == {str(s): 1 for s in range(config.seeds)}
+    assert (tmp_path / "run" / "report.html").exists()
+    # and `collapselab show` says so in one line per arm
+    main(["show", str(tmp_path / "run")])
+    assert "had nothing left to train on" in capsys.readouterr().out
+
+
+def test_curators_keeping_nothing_under_accumulate_go_on_with_real_data(tmp_path):
     import collapselab as cl
 
-    config = chain_config(curators=[{"id": "likelihood-filter", "params": {"threshold": 1e9}}])
-    with pytest.raises(DataError, match="kept no sample"):
-        cl.run(config, tmp_path / "run", report=False)
+    config = chain_config(
+        regime={"id": "accumulate"},
+        curators=[{"id": "likelihood-filter", "params": {"threshold": 1e9}}],
+    )
+    frame = cl.run(config, tmp_path / "run", report=False).metrics()
+    sim = frame[frame.source == "simulation"]
+    assert sim[sim.metric == "variance"].value.notna().all()
+    assert (sim[sim.metric == "curation.kept_fraction"].value == 0).all()
 
 
 def test_curator_config_errors():

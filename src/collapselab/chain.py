@@ -39,7 +39,7 @@ from .core import (
     take,
 )
 from .errors import DataError
-from .regimes import pool_history, pools_moments
+from .regimes import Moments, pool_history, pools_moments
 from .rng import BATCH, lazy_stream, metric_stream, stream
 
 
@@ -81,10 +81,14 @@ class ChainState:
     #: Per-item values of :attr:`~collapselab.core.Metric.per_item` metrics: one array
     #: per generation (on the batched path, a list of one array per seed).
     distributions: dict[str, list[Any]] = field(default_factory=dict)
+    #: The generation at which the chain had nothing left to train on (its curators
+    #: kept no sample of the last output and the regime adds no real data), or None.
+    halted_at: int | None = None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # A checkpoint written before a field existed resumes with its default.
-        vars(self).update({"model_0": None, "regime_state": None, "distributions": {}})
+        defaults = {"model_0": None, "regime_state": None, "distributions": {}, "halted_at": None}
+        vars(self).update(defaults)
         vars(self).update(state)
 
 
@@ -137,12 +141,9 @@ def curate(
         result = curator(kept, reference=real, rng=rng, model=model, model_0=model_0)
         kept = result.kept
         stats.update({f"{name}.{key}": float(value) for key, value in result.stats.items()})
+    # Keeping nothing is a result (the filter rejected a collapsed model's whole
+    # output), not an error: the chain goes on if its regime still has real data.
     size = min(length(kept), spec.samples_per_generation)
-    if size == 0:
-        raise DataError(
-            f"the curators ({', '.join(spec.curators)}) kept no sample: raise oversample, "
-            "loosen the curators, or use a regime that keeps real data (accumulate, fresh)"
-        )
     stats["curation.kept_fraction"] = size / length(candidates)
     return take(kept, np.arange(size)), stats
 
@@ -186,7 +187,10 @@ def run_seed(
         if t == 0:
             train = real.train
         else:
-            train = _assemble(spec, state, real, t, lazy_stream(root, seed, t, "regime"))
+            train = _assemble_or_none(spec, state, real, t, lazy_stream(root, seed, t, "regime"))
+            if train is None:
+                _halt(spec, state, t, on_generation)
+                break
         model = spec.model.clone()
         if getattr(model, "fit_accepts_ancestors", False):
             # Neural models start from (or keep the vocabulary of) earlier generations.
@@ -228,6 +232,38 @@ def run_seed(
         if on_generation is not None:
             on_generation(state)
     return state
+
+
+def _assemble_or_none(
+    spec: ChainSpec, state: ChainState, real: RealData, t: int, rng: np.random.Generator
+) -> Any:
+    """Generation ``t``'s training set, or ``None`` when the last output is empty (its
+    curators kept nothing) and the regime has nothing else to train on."""
+    if not state.history or length(state.history[-1]) > 0:
+        return _assemble(spec, state, real, t, rng)
+    try:
+        train = _assemble(spec, state, real, t, rng)
+    except (DataError, ValueError, IndexError):  # a regime that samples the empty output
+        return None
+    size = train.count if isinstance(train, Moments) else length(train)
+    return train if size > 0 else None
+
+
+def _halt(
+    spec: ChainSpec,
+    state: ChainState,
+    t: int,
+    on_generation: Callable[[ChainState], None] | None,
+) -> None:
+    """End a chain that has nothing to train on at generation ``t``: every series is
+    NaN from ``t`` on, and the remaining generations output nothing."""
+    state.halted_at = t
+    for values in state.values.values():
+        values.extend([float("nan")] * (spec.generations - len(values)))
+    state.generation = spec.generations - 1
+    state.history = [*state.history[-1:]]  # the empty output, as the last generation's
+    if on_generation is not None:
+        on_generation(state)
 
 
 class _BatchedRealData(RealData):

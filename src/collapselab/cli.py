@@ -71,6 +71,21 @@ def _print_headline(directory: Path) -> None:
         print(f"  {arm:{width}s}  " + "   ".join(cells))
 
 
+def _print_halted(directory: Path, arms: list[str]) -> None:
+    """One line per arm whose chains halted: nothing was left to train on."""
+    from .experiment.storage import read_json
+
+    for arm in arms:
+        manifest = read_json(directory / arm / "manifest.json")
+        halted = manifest.get("halted") if isinstance(manifest, dict) else None
+        if halted:
+            print(
+                f"  {arm}: {len(halted)} of {manifest.get('seeds', '?')} seeds had nothing left "
+                f"to train on (the curators kept no sample), first at generation "
+                f"{min(halted.values())}; their later values are NaN"
+            )
+
+
 def _print_run(directory: Path) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -78,7 +93,8 @@ def _print_run(directory: Path) -> None:
     from .report.summary import format_number, load_run, summarize
 
     console = Console()
-    for arm, frame in load_run(directory).items():
+    frames = load_run(directory)
+    for arm, frame in frames.items():
         summary = summarize(frame)
         seeds = int(summary["seeds"].max())
         has_theory = bool(summary["theory"].notna().any())
@@ -108,6 +124,7 @@ def _print_run(directory: Path) -> None:
                     ]
                 table.add_row(*cells, end_section=i == len(rows) - 1)
         console.print(table)
+    _print_halted(directory, list(frames))
 
 
 #: Curation and web statistics that `show --last` puts beside the metrics.

@@ -56,6 +56,10 @@ class Moments:
             mean = x.mean(axis=1)
             centered = x - mean[:, None, :]
             return cls(x.shape[1], mean, np.einsum("sni,snj->sij", centered, centered))
+        if length(data) == 0:  # an output its curators rejected whole adds nothing
+            shape = np.shape(data)
+            d = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+            return cls(0, np.zeros(d), np.zeros((d, d)))
         x = as_2d(data)
         mean = x.mean(axis=0)
         centered = x - mean
@@ -64,6 +68,8 @@ class Moments:
     def combine(self, other: Moments) -> Moments:
         """The moments of both pools together."""
         count = self.count + other.count
+        if not self.count or not other.count:  # an empty pool adds nothing
+            return other if not self.count else self
         delta = other.mean - self.mean
         mean = self.mean + delta * (other.count / count)
         outer = delta[..., :, None] * delta[..., None, :]

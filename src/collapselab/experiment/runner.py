@@ -206,7 +206,9 @@ def _seed_job(
 
 def _results_only(state: ChainState) -> ChainState:
     """What a finished seed leaves for the results: its values, without models or data."""
-    return ChainState(values=state.values, distributions=state.distributions)
+    return ChainState(
+        values=state.values, distributions=state.distributions, halted_at=state.halted_at
+    )
 
 
 def _frame(run_id: str, config_hash: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -494,12 +496,25 @@ def _run_arm(
                         on_generation(config.name, seed, state.generation)
 
                 per_seed[seed] = _results_only(run_seed(spec, seed, state, after))
-        # every recorded series: the metrics and any curator statistics
+        # every recorded series: the metrics and any curator statistics (NaN where a
+        # seed halted before a series began)
+        names = dict.fromkeys(n for s in range(config.seeds) for n in per_seed[s].values)
+        missing = [float("nan")] * config.generations
         values = {
-            name: np.array([per_seed[s].values[name] for s in range(config.seeds)], dtype=float)
-            for name in per_seed[0].values
+            name: np.array(
+                [per_seed[s].values.get(name, missing) for s in range(config.seeds)], dtype=float
+            )
+            for name in names
         }
         items = {seed: per_seed[seed].distributions for seed in range(config.seeds)}
+        halted = {
+            str(s): per_seed[s].halted_at
+            for s in range(config.seeds)
+            if per_seed[s].halted_at is not None
+        }
+        if halted:
+            # by seed: the generation from which it had nothing to train on
+            manifest["halted"] = halted
     frame = _frame(config.name, config_hash, values)
     theory_rows = theory_frame(config, spec, config.name, config_hash)
     if theory_rows is not None:
