@@ -55,7 +55,7 @@ import numpy as np
 
 from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
 from ..decoding import DISCRETE_CONTROLS, Decoding
-from ..errors import DataError, InvalidParameterError, parameter_message, require
+from ..errors import InvalidParameterError, parameter_message, require
 from ..neural import (
     PRECISIONS,
     autocast,
@@ -67,6 +67,14 @@ from ..neural import (
     weights_to_bytes,
 )
 from ..registry import register
+from .lm import (
+    documents,
+    draw_tokens,
+    lr_schedule,
+    scatter_scores,
+    scoring_windows,
+    window_batch,
+)
 
 SEP, UNK = 0, 1
 _SPECIAL = ("\x00", "\ufffd")  # placeholders: never emitted as text
@@ -81,18 +89,6 @@ _EVAL_ROWS = 64
 # ---------------------------------------------------------------------------
 # Tokenizers: characters or byte-level BPE, fitted once
 # ---------------------------------------------------------------------------
-
-
-def _documents(data: Any) -> list[str]:
-    if isinstance(data, str) or not hasattr(data, "__len__"):
-        raise DataError("text data must be a list of documents (strings)")
-    docs = list(data)
-    if not docs:
-        raise DataError("text data is empty: no documents")
-    bad = next((d for d in docs if not isinstance(d, str)), None)
-    if bad is not None:
-        raise DataError(f"text documents must be strings; got {type(bad).__name__}")
-    return docs
 
 
 def fit_vocabulary(docs: list[str]) -> tuple[str, ...]:
@@ -431,7 +427,7 @@ class GPT(GenerativeModel):
         """
         self.validate_params()
         import_torch("the 'gpt' model")  # fail early, before any work
-        docs = _documents(data)
+        docs = documents(data)
         if first is not None:
             fitted_with = "char" if getattr(first, "tokenizer_", None) is None else "bpe"
             if fitted_with != self.tokenizer:
@@ -491,7 +487,7 @@ class GPT(GenerativeModel):
         bf16 = use_bf16(self.precision)
         for step in range(self.steps):
             for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate * _schedule(step, warmup, self.steps)
+                group["lr"] = self.learning_rate * lr_schedule(step, warmup, self.steps)
             window = data[torch.from_numpy(starts[step])[:, None] + offsets]
             x, y = window[:, :-1], window[:, 1:]
             with autocast(bf16):
@@ -531,28 +527,13 @@ class GPT(GenerativeModel):
         """Per document, the log-probability of each of its tokens and its final
         separator, each scored with up to ``block_size`` tokens of context."""
         torch = import_torch("the 'gpt' model")
-        block = self.block_size
-        stride = max(1, block // 2)
-        # Sliding windows (input, first counted target, document, target offset): a long
-        # document is scored in windows overlapping by half, each target counted once.
-        rows: list[tuple[np.ndarray, int, int, int]] = []
-        out = []
-        for d, ids in enumerate(self._encode(docs)):
-            seq = np.concatenate([[SEP], ids, [SEP]])
-            out.append(np.empty(len(seq) - 1))
-            done, a = 0, 0  # targets seq[1..done] counted; window inputs start at a
-            while done < len(seq) - 1:
-                stop = min(a + block, len(seq) - 1)
-                rows.append((seq[a : stop + 1], done - a, d, done))
-                done, a = stop, a + stride
+        framed = [np.concatenate([[SEP], ids, [SEP]]) for ids in self._encode(docs)]
+        rows, out = scoring_windows(framed, self.block_size)
         bf16 = use_bf16(self.precision)
         with torch.no_grad(), matching_threads():
             for i in range(0, len(rows), _EVAL_ROWS):
                 chunk = rows[i : i + _EVAL_ROWS]
-                width = max(len(r[0]) - 1 for r in chunk)
-                idx = np.zeros((len(chunk), width + 1), dtype=np.int64)
-                for j, (seq, *_) in enumerate(chunk):
-                    idx[j, : len(seq)] = seq
+                idx = window_batch(chunk, pad=SEP)
                 x, y = torch.from_numpy(idx[:, :-1]), idx[:, 1:]
                 with autocast(bf16):
                     logits = self.network_(x)
@@ -560,22 +541,20 @@ class GPT(GenerativeModel):
                 picked = np.take_along_axis(logp, y[:, :, None], axis=-1)[..., 0]
                 if self.tokenizer_ is None:  # BPE has no unknown token: id 1 is a byte
                     picked = np.where(y == UNK, -np.inf, picked)  # never emitted: off the support
-                for j, (seq, first, d, offset) in enumerate(chunk):
-                    values = picked[j, first : len(seq) - 1]
-                    out[d][offset : offset + len(values)] = values
+                scatter_scores(out, chunk, picked)
         return out
 
     def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
         """Per document, the log-probability of each of its tokens and its end."""
-        return self._target_log_probs(_documents(data))
+        return self._target_log_probs(documents(data))
 
     def token_log_probs(self, data: Any) -> np.ndarray:
         """Log-probability of every token of every document (its end included), in order."""
-        return np.concatenate(self._target_log_probs(_documents(data)))
+        return np.concatenate(self._target_log_probs(documents(data)))
 
     def log_prob(self, data: Any) -> np.ndarray:
         """Log-probability of each whole document, its end included."""
-        return np.array([lp.sum() for lp in self._target_log_probs(_documents(data))])
+        return np.array([lp.sum() for lp in self._target_log_probs(documents(data))])
 
     # -- sampling ----------------------------------------------------------------
 
@@ -649,15 +628,12 @@ class GPT(GenerativeModel):
     def _draw(
         self, probs: np.ndarray, uniforms: np.ndarray, decoding: Decoding | None
     ) -> np.ndarray:
-        p = probs.copy()
+        masked = np.zeros(probs.shape[1], dtype=bool)
         if self.tokenizer_ is None:
-            p[:, UNK] = 0.0  # the unknown-character placeholder is never text
+            masked[UNK] = True  # the unknown-character placeholder is never text
         if self.mode == "prefix":
-            p[:, SEP] = 0.0  # fixed length: condition on the document not ending
-        p = decoding.apply(p) if decoding is not None else p / p.sum(axis=1, keepdims=True)
-        cdf = np.cumsum(p, axis=1)
-        token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
-        return np.minimum(token, p.shape[1] - 1)
+            masked[SEP] = True  # fixed length: condition on the document not ending
+        return draw_tokens(probs, uniforms, decoding, masked)
 
     # -- pickling: weights as safetensors, the tokenizer as JSON, never torch objects ---
 
@@ -685,11 +661,3 @@ class GPT(GenerativeModel):
             weights_from_bytes(network, blob)
             network.eval()
             self.network_ = network
-
-
-def _schedule(step: int, warmup: int, total: int) -> float:
-    """Learning-rate factor: linear warm-up, then cosine decay to 0.1."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))

@@ -64,7 +64,14 @@ from ..neural import (
 )
 from ..registry import register
 from ..rng import child_seed
-from .gpt import _documents, _schedule
+from .lm import (
+    documents,
+    draw_tokens,
+    lr_schedule,
+    scatter_scores,
+    scoring_windows,
+    window_batch,
+)
 
 _FEATURE = "the 'hf-causal-lm' model"
 _OWNER = "HFCausalLM"
@@ -418,7 +425,7 @@ class HFCausalLM(GenerativeModel):
         self.validate_params()
         torch = import_torch(_FEATURE)
         import_transformers()  # fail early, before any work
-        docs = _documents(data)
+        docs = documents(data)
         device = self._resolve_device()
         start = {"previous": previous, "generation0": first}.get(self.init)
         network = copy.deepcopy(start.network_) if start is not None else load_network(self.path)
@@ -531,7 +538,7 @@ class HFCausalLM(GenerativeModel):
         losses = np.empty(self.steps)
         for step in range(self.steps):
             for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate * _schedule(step, warmup, self.steps)
+                group["lr"] = self.learning_rate * lr_schedule(step, warmup, self.steps)
             window = data[torch.from_numpy(starts[step]).to(device)[:, None] + offsets]
             x, y = window[:, :-1], window[:, 1:]
             with self._autocast(device):
@@ -559,19 +566,7 @@ class HFCausalLM(GenerativeModel):
         scored with up to ``block_size`` tokens of context."""
         torch = import_torch(_FEATURE)
         block = self.block_size
-        stride = max(1, block // 2)
-        # Sliding windows (input, first counted target, document, target offset): a long
-        # document is scored in windows overlapping by half, each target counted once.
-        rows: list[tuple[np.ndarray, int, int, int]] = []
-        out = []
-        for d, ids in enumerate(self._encode(docs)):
-            seq = self._frame(ids)
-            out.append(np.empty(len(seq) - 1))
-            done, a = 0, 0  # targets seq[1..done] counted; window inputs start at a
-            while done < len(seq) - 1:
-                stop = min(a + block, len(seq) - 1)
-                rows.append((seq[a : stop + 1], done - a, d, done))
-                done, a = stop, a + stride
+        rows, out = scoring_windows([self._frame(ids) for ids in self._encode(docs)], block)
         network = self.network_
         device = next(network.parameters()).device
         unk = self.special_ids_["unk"]
@@ -579,11 +574,7 @@ class HFCausalLM(GenerativeModel):
         with torch.no_grad(), matching_threads():
             for i in range(0, len(rows), chunk_rows):
                 chunk = rows[i : i + chunk_rows]
-                width = max(len(r[0]) - 1 for r in chunk)
-                # Padding follows every real token, so causal attention never sees it.
-                idx = np.full((len(chunk), width + 1), self.special_ids_["eos"], dtype=np.int64)
-                for j, (seq, *_) in enumerate(chunk):
-                    idx[j, : len(seq)] = seq
+                idx = window_batch(chunk, pad=self.special_ids_["eos"])
                 x = torch.from_numpy(idx[:, :-1]).to(device)
                 y = torch.from_numpy(idx[:, 1:]).to(device)
                 with self._autocast(device):
@@ -592,22 +583,20 @@ class HFCausalLM(GenerativeModel):
                 picked = logp.gather(-1, y[:, :, None])[..., 0].double().cpu().numpy()
                 if unk is not None:  # never emitted: off the support
                     picked = np.where(idx[:, 1:] == unk, -np.inf, picked)
-                for j, (seq, first, d, offset) in enumerate(chunk):
-                    values = picked[j, first : len(seq) - 1]
-                    out[d][offset : offset + len(values)] = values
+                scatter_scores(out, chunk, picked)
         return out
 
     def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
         """Per document, the log-probability of each of its tokens and its EOS."""
-        return self._target_log_probs(_documents(data))
+        return self._target_log_probs(documents(data))
 
     def token_log_probs(self, data: Any) -> np.ndarray:
         """Log-probability of every token of every document (its EOS included), in order."""
-        return np.concatenate(self._target_log_probs(_documents(data)))
+        return np.concatenate(self._target_log_probs(documents(data)))
 
     def log_prob(self, data: Any) -> np.ndarray:
         """Log-probability of each whole document, its EOS included."""
-        return np.array([lp.sum() for lp in self._target_log_probs(_documents(data))])
+        return np.array([lp.sum() for lp in self._target_log_probs(documents(data))])
 
     # -- sampling ----------------------------------------------------------------
 
@@ -677,7 +666,7 @@ class HFCausalLM(GenerativeModel):
                         cache = result.past_key_values
                         logits = result.logits[:, -1].double()
                         probs = torch.softmax(logits, dim=-1).cpu().numpy()
-                        token = self._draw(probs, uniforms[rows, step], decoding, masked)
+                        token = draw_tokens(probs, uniforms[rows, step], decoding, masked)
                         new[:, step] = token
                         if self.mode == "free":
                             # Every document has ended: the rest is unused (the uniforms
@@ -700,20 +689,6 @@ class HFCausalLM(GenerativeModel):
         masked[special] = True
         masked[self.special_ids_["eos"]] = self.mode == "prefix"
         return masked
-
-    @staticmethod
-    def _draw(
-        probs: np.ndarray,
-        uniforms: np.ndarray,
-        decoding: Decoding | None,
-        masked: np.ndarray,
-    ) -> np.ndarray:
-        p = probs[:, : len(masked)].copy()
-        p[:, masked] = 0.0
-        p = decoding.apply(p) if decoding is not None else p / p.sum(axis=1, keepdims=True)
-        cdf = np.cumsum(p, axis=1)
-        token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
-        return np.minimum(token, p.shape[1] - 1)
 
     # -- pickling: weights as safetensors and the tokenizer as JSON ----------------
 

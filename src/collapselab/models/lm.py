@@ -1,0 +1,105 @@
+"""Pieces shared by the neural language models (``gpt``, ``hf-causal-lm``).
+
+* :func:`documents` checks text data (a non-empty list of strings);
+  :func:`lr_schedule` is the learning-rate factor (warm-up, cosine decay).
+* :func:`scoring_windows` cuts framed documents into windows of at most ``block``
+  inputs, overlapping by half, so that every target token is scored once with as
+  much context as the window allows; :func:`window_batch` pads a chunk of them into
+  one array and :func:`scatter_scores` writes the scored targets back per document.
+* :func:`draw_tokens` draws one token per row from next-token probabilities with
+  pre-drawn uniforms, after masking tokens that are never text and applying the
+  decoding controls (the same draw with or without a key/value cache).
+
+Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..decoding import Decoding
+from ..errors import DataError
+
+#: (window of token ids, first counted target in it, document, offset of that target)
+Window = tuple[np.ndarray, int, int, int]
+
+
+def documents(data: Any) -> list[str]:
+    """``data`` as a list of documents, or a one-line :class:`DataError`."""
+    if isinstance(data, str) or not hasattr(data, "__len__"):
+        raise DataError("text data must be a list of documents (strings)")
+    docs = list(data)
+    if not docs:
+        raise DataError("text data is empty: no documents")
+    bad = next((d for d in docs if not isinstance(d, str)), None)
+    if bad is not None:
+        raise DataError(f"text documents must be strings; got {type(bad).__name__}")
+    return docs
+
+
+def lr_schedule(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to 0.1."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
+
+
+def scoring_windows(framed: list[np.ndarray], block: int) -> tuple[list[Window], list[np.ndarray]]:
+    """Windows over each framed document (start token, ids, end token) and, per
+    document, an empty array for its target scores (every token after the first).
+
+    A document longer than ``block`` is scored in windows overlapping by half; each
+    target is counted in the first window that reaches it.
+    """
+    stride = max(1, block // 2)
+    rows: list[Window] = []
+    out = []
+    for d, seq in enumerate(framed):
+        out.append(np.empty(len(seq) - 1))
+        done, a = 0, 0  # targets seq[1..done] counted; window inputs start at a
+        while done < len(seq) - 1:
+            stop = min(a + block, len(seq) - 1)
+            rows.append((seq[a : stop + 1], done - a, d, done))
+            done, a = stop, a + stride
+    return rows, out
+
+
+def window_batch(chunk: list[Window], pad: int) -> np.ndarray:
+    """The windows of ``chunk`` as one (rows, width + 1) array, padded after the real
+    tokens with ``pad`` (causal attention never lets a real token see the padding)."""
+    width = max(len(r[0]) - 1 for r in chunk)
+    idx = np.full((len(chunk), width + 1), pad, dtype=np.int64)
+    for j, (seq, *_) in enumerate(chunk):
+        idx[j, : len(seq)] = seq
+    return idx
+
+
+def scatter_scores(out: list[np.ndarray], chunk: list[Window], picked: np.ndarray) -> None:
+    """Write each window's counted target scores (``picked``: rows x width) into ``out``."""
+    for j, (seq, first, d, offset) in enumerate(chunk):
+        values = picked[j, first : len(seq) - 1]
+        out[d][offset : offset + len(values)] = values
+
+
+def draw_tokens(
+    probs: np.ndarray,
+    uniforms: np.ndarray,
+    decoding: Decoding | None,
+    masked: np.ndarray,
+) -> np.ndarray:
+    """One token id per row of ``probs`` (rows x at least ``len(masked)``).
+
+    Tokens where ``masked`` is true get probability 0 (never text, or the end token
+    when lengths are fixed); the rest are renormalized or passed through ``decoding``
+    (temperature, top-k, top-p), then inverted at ``uniforms`` (one per row).
+    """
+    p = probs[:, : len(masked)].copy()
+    p[:, masked] = 0.0
+    p = decoding.apply(p) if decoding is not None else p / p.sum(axis=1, keepdims=True)
+    cdf = np.cumsum(p, axis=1)
+    token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
+    return np.minimum(token, p.shape[1] - 1)
