@@ -68,6 +68,7 @@ from ..neural import (
 )
 from ..registry import register
 from .lm import (
+    DocumentScores,
     documents,
     draw_tokens,
     lr_schedule,
@@ -267,7 +268,7 @@ def _network_class() -> type:
 
 
 @register("model", "gpt")
-class GPT(GenerativeModel):
+class GPT(DocumentScores, GenerativeModel):
     """Decoder-only transformer over characters or byte-level BPE tokens, trained with AdamW.
 
     Parameters
@@ -543,18 +544,6 @@ class GPT(GenerativeModel):
                     picked = np.where(y == UNK, -np.inf, picked)  # never emitted: off the support
                 scatter_scores(out, chunk, picked)
         return out
-
-    def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
-        """Per document, the log-probability of each of its tokens and its end."""
-        return self._target_log_probs(documents(data))
-
-    def token_log_probs(self, data: Any) -> np.ndarray:
-        """Log-probability of every token of every document (its end included), in order."""
-        return np.concatenate(self._target_log_probs(documents(data)))
-
-    def log_prob(self, data: Any) -> np.ndarray:
-        """Log-probability of each whole document, its end included."""
-        return np.array([lp.sum() for lp in self._target_log_probs(documents(data))])
 
     # -- sampling ----------------------------------------------------------------
 

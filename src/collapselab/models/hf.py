@@ -65,6 +65,7 @@ from ..neural import (
 from ..registry import register
 from ..rng import child_seed
 from .lm import (
+    DocumentScores,
     documents,
     draw_tokens,
     lr_schedule,
@@ -289,7 +290,7 @@ def _build_network(config: dict[str, Any]) -> Any:
 
 
 @register("model", "hf-causal-lm")
-class HFCausalLM(GenerativeModel):
+class HFCausalLM(DocumentScores, GenerativeModel):
     """A local Hugging Face causal LM, fine-tuned with AdamW each generation.
 
     Parameters
@@ -585,18 +586,6 @@ class HFCausalLM(GenerativeModel):
                     picked = np.where(idx[:, 1:] == unk, -np.inf, picked)
                 scatter_scores(out, chunk, picked)
         return out
-
-    def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
-        """Per document, the log-probability of each of its tokens and its EOS."""
-        return self._target_log_probs(documents(data))
-
-    def token_log_probs(self, data: Any) -> np.ndarray:
-        """Log-probability of every token of every document (its EOS included), in order."""
-        return np.concatenate(self._target_log_probs(documents(data)))
-
-    def log_prob(self, data: Any) -> np.ndarray:
-        """Log-probability of each whole document, its EOS included."""
-        return np.array([lp.sum() for lp in self._target_log_probs(documents(data))])
 
     # -- sampling ----------------------------------------------------------------
 

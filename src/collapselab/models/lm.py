@@ -1,4 +1,8 @@
-"""Pieces shared by the neural language models (``gpt``, ``hf-causal-lm``).
+"""Pieces shared by the language models (``gpt``, ``hf-causal-lm``; ``ngram`` for
+:func:`documents`).
+
+* :class:`DocumentScores` turns a model's per-document target scores into the three
+  scoring methods the text metrics read.
 
 * :func:`documents` checks text data (a non-empty list of strings);
   :func:`lr_schedule` is the learning-rate factor (warm-up, cosine decay).
@@ -46,6 +50,27 @@ def lr_schedule(step: int, warmup: int, total: int) -> float:
         return (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return 0.1 + 0.45 * (1.0 + math.cos(math.pi * progress))
+
+
+class DocumentScores:
+    """``document_token_log_probs``, ``token_log_probs`` and ``log_prob`` from a
+    model's ``_target_log_probs(docs)``: per document, the log-probability of each of
+    its tokens and of its end."""
+
+    def _target_log_probs(self, docs: list[str]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
+        """Per document, the log-probability of each of its tokens and its end."""
+        return self._target_log_probs(documents(data))
+
+    def token_log_probs(self, data: Any) -> np.ndarray:
+        """Log-probability of every token of every document (its end included), in order."""
+        return np.concatenate(self._target_log_probs(documents(data)))
+
+    def log_prob(self, data: Any) -> np.ndarray:
+        """Log-probability of each whole document, its end included."""
+        return np.array([lp.sum() for lp in self._target_log_probs(documents(data))])
 
 
 def scoring_windows(framed: list[np.ndarray], block: int) -> tuple[list[Window], list[np.ndarray]]:

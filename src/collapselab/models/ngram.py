@@ -41,6 +41,7 @@ from ..data.text import UNK_WORD, encode_documents
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
+from .lm import documents
 
 END, UNK, BOS = 0, 1, 2
 UNK_CHAR = "\ufffd"
@@ -61,18 +62,6 @@ class _Level:
     #: Top order of an unsmoothed model: the row of the context that follows each entry
     #: (-1 after END), so free-running generation walks rows without re-encoding contexts.
     successor: np.ndarray | None = None
-
-
-def _documents(data: Any) -> list[str]:
-    if isinstance(data, str) or not hasattr(data, "__len__"):
-        raise DataError("text data must be a list of documents (strings)")
-    docs = list(data)
-    if not docs:
-        raise DataError("text data is empty: no documents")
-    bad = next((d for d in docs if not isinstance(d, str)), None)
-    if bad is not None:
-        raise DataError(f"text documents must be strings; got {type(bad).__name__}")
-    return docs
 
 
 def sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,7 +190,7 @@ class NGram(GenerativeModel):
     # -- fitting -----------------------------------------------------------------
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
-        x, vocab = self._padded(_documents(data))
+        x, vocab = self._padded(documents(data))
         v = len(vocab)
         ends = np.flatnonzero(x == END)
         targets = np.flatnonzero(x != BOS)
@@ -370,13 +359,13 @@ class NGram(GenerativeModel):
 
     def token_log_probs(self, data: Any) -> np.ndarray:
         """Log-probability of every token of every document (its END included), in order."""
-        x = self._padded(_documents(data), self.vocab_)[0]
+        x = self._padded(documents(data), self.vocab_)[0]
         with np.errstate(divide="ignore"):
             return np.log(self._token_probs(x))
 
     def document_token_log_probs(self, data: Any) -> list[np.ndarray]:
         """Per document, the log-probability of each of its tokens and its END."""
-        x = self._padded(_documents(data), self.vocab_)[0]
+        x = self._padded(documents(data), self.vocab_)[0]
         with np.errstate(divide="ignore"):
             logp = np.log(self._token_probs(x))
         ends = np.flatnonzero(x[x != BOS] == END)  # every document ends with one END
