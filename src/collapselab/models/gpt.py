@@ -71,9 +71,9 @@ from .lm import (
     DocumentScores,
     documents,
     draw_tokens,
-    lr_schedule,
     scatter_scores,
     scoring_windows,
+    train_next_token,
     window_batch,
 )
 
@@ -465,45 +465,19 @@ class GPT(DocumentScores, GenerativeModel):
         return self
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        torch = import_torch("the 'gpt' model")
-        network = self.network_
-        network.train()
-        # Decay matrices only: decaying gains, biases or embeddings' norms hurts small models.
-        decay = [p for n, p in network.named_parameters() if p.dim() >= 2]
-        no_decay = [p for n, p in network.named_parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.learning_rate,
-            betas=(0.9, 0.99),
-        )
-        t = min(self.block_size, len(stream) - 1)
-        data = torch.from_numpy(stream)
-        offsets = torch.arange(t + 1)
-        starts = rng.integers(0, len(stream) - t, size=(self.steps, self.batch_size))
-        warmup = max(1, self.steps // 10)
-        losses = np.empty(self.steps)
         bf16 = use_bf16(self.precision)
-        for step in range(self.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate * lr_schedule(step, warmup, self.steps)
-            window = data[torch.from_numpy(starts[step])[:, None] + offsets]
-            x, y = window[:, :-1], window[:, 1:]
-            with autocast(bf16):
-                logits = network(x)
-            loss = torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            losses[step] = loss.item()
-        optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
-        network.eval()
-        return losses
+        return train_next_token(
+            self.network_,
+            self.network_,
+            stream,
+            rng,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            block_size=self.block_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            autocast=lambda: autocast(bf16),
+        )
 
     def _lookup(self) -> dict[str, int]:
         return {c: i for i, c in enumerate(self.vocab_) if i >= len(_SPECIAL)}

@@ -68,9 +68,9 @@ from .lm import (
     DocumentScores,
     documents,
     draw_tokens,
-    lr_schedule,
     scatter_scores,
     scoring_windows,
+    train_next_token,
     window_batch,
 )
 
@@ -516,45 +516,21 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         return torch.autocast(device.type, dtype=torch.bfloat16)
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        torch = import_torch(_FEATURE)
         network = self.network_
         device = next(network.parameters()).device
-        network.train()
-        # Decay matrices only, as in gpt (gains, biases and norms are left alone).
-        decay = [p for p in network.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in network.parameters() if p.requires_grad and p.dim() < 2]
-        optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.learning_rate,
-            betas=(0.9, 0.99),
+        return train_next_token(
+            network,
+            lambda x: network(input_ids=x, use_cache=False).logits,
+            stream,
+            rng,
+            steps=self.steps,
+            batch_size=self.batch_size,
+            block_size=self.block_size,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+            autocast=lambda: self._autocast(device),
+            device=device,
         )
-        t = min(self.block_size, len(stream) - 1)
-        data = torch.from_numpy(stream).to(device)
-        offsets = torch.arange(t + 1, device=device)
-        starts = rng.integers(0, len(stream) - t, size=(self.steps, self.batch_size))
-        warmup = max(1, self.steps // 10)
-        losses = np.empty(self.steps)
-        for step in range(self.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate * lr_schedule(step, warmup, self.steps)
-            window = data[torch.from_numpy(starts[step]).to(device)[:, None] + offsets]
-            x, y = window[:, :-1], window[:, 1:]
-            with self._autocast(device):
-                logits = network(input_ids=x, use_cache=False).logits
-            loss = torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
-            optimizer.step()
-            losses[step] = loss.item()
-        optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
-        network.eval()
-        return losses
 
     # -- scoring -----------------------------------------------------------------
 

@@ -10,16 +10,21 @@
   inputs, overlapping by half, so that every target token is scored once with as
   much context as the window allows; :func:`window_batch` pads a chunk of them into
   one array and :func:`scatter_scores` writes the scored targets back per document.
+* :func:`train_next_token` trains a network on next-token prediction over one token
+  stream: AdamW (weight decay on matrices only), warm-up then cosine decay,
+  gradient clipping, windows drawn from ``rng``.
 * :func:`draw_tokens` draws one token per row from next-token probabilities with
   pre-drawn uniforms, after masking tokens that are never text and applying the
   decoding controls (the same draw with or without a key/value cache).
 
-Nothing here imports torch.
+Nothing here imports torch at import time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -128,3 +133,66 @@ def draw_tokens(
     cdf = np.cumsum(p, axis=1)
     token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
     return np.minimum(token, p.shape[1] - 1)
+
+
+def train_next_token(
+    network: Any,
+    forward: Callable[[Any], Any],
+    stream: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    steps: int,
+    batch_size: int,
+    block_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    device: Any = None,
+) -> np.ndarray:
+    """Train ``network`` to predict each next token of ``stream``; the loss (nats per
+    token) at each step.
+
+    ``forward(x)`` returns the logits (batch, time, vocabulary) of token ids ``x``;
+    each step takes ``batch_size`` windows of ``block_size + 1`` tokens at offsets
+    drawn from ``rng`` (all up front). The optimizer is AdamW with weight decay on
+    matrices only (decaying gains, biases or norms hurts small models), the learning
+    rate follows :func:`lr_schedule` (a tenth of the steps to warm up) and gradients
+    are clipped to norm 1. No gradient is left on the network afterwards.
+    """
+    from ..neural import import_torch
+
+    torch = import_torch("training a language model")
+    network.train()
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": [p for p in trainable if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in trainable if p.dim() < 2], "weight_decay": 0.0},
+        ],
+        lr=learning_rate,
+        betas=(0.9, 0.99),
+    )
+    t = min(block_size, len(stream) - 1)
+    data = torch.from_numpy(stream).to(device)
+    offsets = torch.arange(t + 1, device=device)
+    starts = rng.integers(0, len(stream) - t, size=(steps, batch_size))
+    warmup = max(1, steps // 10)
+    losses = np.empty(steps)
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate * lr_schedule(step, warmup, steps)
+        window = data[torch.from_numpy(starts[step]).to(device)[:, None] + offsets]
+        x, y = window[:, :-1], window[:, 1:]
+        with autocast():
+            logits = forward(x)
+        loss = torch.nn.functional.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1)
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+        optimizer.step()
+        losses[step] = loss.item()
+    optimizer.zero_grad(set_to_none=True)  # no gradients kept with the model
+    network.eval()
+    return losses
