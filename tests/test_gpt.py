@@ -199,3 +199,11 @@ def test_bf16_autocast_trains_and_samples(docs):
     assert np.all(np.isfinite(model.losses_))
     assert len(model.sample(4, rng=np.random.default_rng(0))) == 4
     assert np.all(np.isfinite(model.log_prob(docs[:3])))
+
+
+def test_generation0_steps_apply_to_generation0_only(docs):
+    first = fitted(docs, steps=3, generation0_steps=7)
+    assert len(first.losses_) == 7
+    later = GPT(**{**TINY, "steps": 3, "generation0_steps": 7, "init": "generation0"})
+    later.fit(docs, rng=np.random.default_rng(1), previous=first, first=first)
+    assert len(later.losses_) == 3

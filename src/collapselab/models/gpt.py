@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
+from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import InvalidParameterError, parameter_message, require
 from ..neural import (
@@ -280,6 +280,11 @@ class GPT(DocumentScores, GenerativeModel):
         so are ``prefix_length``, ``continuation_length`` and ``batch_size``'s windows).
     steps : int, default 200
         Optimizer steps per generation.
+    generation0_steps : int or None, default None
+        Optimizer steps of generation 0 (on the real data), if not ``steps``: a
+        longer first training stands for pretraining, so that later generations
+        fine-tune a model that has learnt the real text rather than one still
+        improving with any text (as Shumailov et al. fine-tuned a trained OPT-125m).
     batch_size : int, default 32
         Windows of ``block_size + 1`` tokens per step.
     learning_rate : float, default 3e-3
@@ -337,6 +342,7 @@ class GPT(DocumentScores, GenerativeModel):
         "n_embd": [Interval(1, None, integer=True)],
         "block_size": [Interval(2, None, integer=True)],
         "steps": [Interval(0, None, integer=True)],
+        "generation0_steps": [NONE, Interval(0, None, integer=True)],
         "batch_size": [Interval(1, None, integer=True)],
         "learning_rate": [Interval(0, None, closed="neither")],
         "weight_decay": [Interval(0, None)],
@@ -358,6 +364,7 @@ class GPT(DocumentScores, GenerativeModel):
         n_embd: int = 64,
         block_size: int = 128,
         steps: int = 200,
+        generation0_steps: int | None = None,
         batch_size: int = 32,
         learning_rate: float = 3e-3,
         weight_decay: float = 0.01,
@@ -375,6 +382,7 @@ class GPT(DocumentScores, GenerativeModel):
         self.n_embd = n_embd
         self.block_size = block_size
         self.steps = steps
+        self.generation0_steps = generation0_steps
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -461,17 +469,21 @@ class GPT(DocumentScores, GenerativeModel):
             network.init_weights(generator)
         self.network_ = network
         with matching_threads():
-            self.losses_ = self._train(stream, rng)
+            first_generation = first is None
+            steps = self.steps
+            if first_generation and self.generation0_steps is not None:
+                steps = self.generation0_steps
+            self.losses_ = self._train(stream, rng, steps)
         return self
 
-    def _train(self, stream: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _train(self, stream: np.ndarray, rng: np.random.Generator, steps: int) -> np.ndarray:
         bf16 = use_bf16(self.precision)
         return train_next_token(
             self.network_,
             self.network_,
             stream,
             rng,
-            steps=self.steps,
+            steps=steps,
             batch_size=self.batch_size,
             block_size=self.block_size,
             learning_rate=self.learning_rate,
