@@ -207,3 +207,16 @@ def test_generation0_steps_apply_to_generation0_only(docs):
     later = GPT(**{**TINY, "steps": 3, "generation0_steps": 7, "init": "generation0"})
     later.fit(docs, rng=np.random.default_rng(1), previous=first, first=first)
     assert len(later.losses_) == 3
+
+
+def test_prefix_mode_keeps_generation0s_real_prompts(docs):
+    params = {"mode": "prefix", "prefix_length": 6, "continuation_length": 4, "steps": 2}
+    first = fitted(docs, **params)
+    # a later generation trained on other text still prompts with the real prefixes
+    other = ["zzzzzzzzzzzz " * 2] * 5
+    later = GPT(**{**TINY, **params}).fit(
+        other, rng=np.random.default_rng(1), previous=first, first=first
+    )
+    assert later.prefixes_ is first.prefixes_
+    texts = later.sample(len(docs), rng=np.random.default_rng(2))
+    assert [t[:6] for t in texts] == [d[:6] for d in docs]

@@ -345,3 +345,10 @@ def test_an_unknown_token_that_is_also_eos_scores_like_eos(model_dir, docs):
     assert ids["unk"] not in (ids["bos"], ids["eos"])  # None for GPT-2, <unk> for OPT
     assert np.all(np.isfinite(model.log_prob(docs[:5])))
     assert all(p.grad is None for p in model.network_.parameters())  # no gradients kept
+
+
+def test_later_generations_prompt_with_generation0s_prefixes(model_dir, docs):
+    params = {"mode": "prefix", "prefix_length": 4, "continuation_length": 3, "steps": 1}
+    first = fitted(model_dir, docs, **params)
+    later = fitted(model_dir, ["other text entirely"] * 3, 1, first, first, **params)
+    assert later.prefixes_ is first.prefixes_

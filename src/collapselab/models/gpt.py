@@ -26,13 +26,12 @@ log-probabilities (so ``perplexity_real``) then count BPE tokens, not characters
 Documents are generated in one of two modes, as :mod:`collapselab.models.ngram`:
 ``free`` runs from the separator until the model emits the separator again (or its
 context is full); ``prefix`` continues the first ``prefix_length`` tokens of
-each training document by exactly ``continuation_length`` tokens (the
-separator is masked out), as Shumailov et al. (2024) prompted with real blocks. A
-generated document keeps its prefix, so under ``replace`` every generation
-continues the same real prefixes. (With BPE the text is the decoded prefix
-followed by the decoded continuation; re-encoded at the next generation, a word cut
-at the prefix's end may merge with the continuation, so the next prefix can differ
-from the real one in its last token.)
+each of generation 0's (real) training documents by exactly
+``continuation_length`` tokens (the separator is masked out), as Shumailov et al.
+(2024) prompted every generation with the real training blocks. Every generation
+keeps generation 0's prompts (through ``first``), whatever the regime mixed into
+its training data, so the prompts never lose variety and only the continuations
+can collapse.
 
 Initialization across generations (``init``): ``scratch`` trains each generation
 from fresh random weights; ``generation0`` starts each generation from generation
@@ -292,7 +291,8 @@ class GPT(DocumentScores, GenerativeModel):
     weight_decay : float, default 0.01
     mode : {"free", "prefix"}, default "free"
     prefix_length : int, default 32
-        Tokens of each training document given as the prompt in ``prefix`` mode.
+        Tokens of each of generation 0's training documents given as the prompt in
+        ``prefix`` mode (later generations keep generation 0's prompts).
     continuation_length : int, default 32
         Tokens generated after each prefix in ``prefix`` mode;
         ``prefix_length + continuation_length`` must be below ``block_size``.
@@ -454,7 +454,12 @@ class GPT(DocumentScores, GenerativeModel):
             self.vocab_ = fit_vocabulary(docs)
         encoded = self._encode(docs)
         if self.mode == "prefix":
-            self.prefixes_ = [e[: self.prefix_length] for e in encoded]
+            # generation 0's (real) prompts, for every generation
+            self.prefixes_ = (
+                first.prefixes_
+                if first is not None and getattr(first, "prefixes_", None) is not None
+                else [e[: self.prefix_length] for e in encoded]
+            )
         # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
         stream = np.concatenate([np.array([SEP]), *[np.append(e, SEP) for e in encoded]])
 

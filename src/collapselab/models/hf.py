@@ -22,8 +22,9 @@ generations take generation 0's.
 
 Generation modes, as in ``gpt``: ``free`` runs from BOS until the model emits EOS or
 ``max_new_tokens`` tokens; ``prefix`` continues the first ``prefix_length`` tokens of
-each training document by exactly ``continuation_length`` tokens (EOS masked out), as
-Shumailov et al. prompted with real blocks. Special tokens other than EOS (padding,
+each of generation 0's (real) training documents by exactly ``continuation_length``
+tokens (EOS masked out), as Shumailov et al. prompted every generation with the real
+blocks. Special tokens other than EOS (padding,
 unknown) and embedding rows past the tokenizer's vocabulary are never sampled.
 
 Initialization across generations (``init``): ``pretrained`` starts every generation
@@ -308,7 +309,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         Training and scoring window in tokens (at most the model's context).
     mode : {"free", "prefix"}, default "free"
     prefix_length : int, default 64
-        Tokens of each training document given as the prompt in ``prefix`` mode.
+        Tokens of each of generation 0's training documents given as the prompt in
+        ``prefix`` mode (later generations keep generation 0's prompts).
     continuation_length : int, default 64
         Tokens generated after each prefix in ``prefix`` mode.
     max_new_tokens : int, default 128
@@ -440,7 +442,12 @@ class HFCausalLM(DocumentScores, GenerativeModel):
             self.special_ids_ = tokenizer
         encoded = self._encode(docs)
         if self.mode == "prefix":
-            self.prefixes_ = [e[: self.prefix_length] for e in encoded]
+            # generation 0's (real) prompts, for every generation
+            self.prefixes_ = (
+                first.prefixes_
+                if first is not None and getattr(first, "prefixes_", None) is not None
+                else [e[: self.prefix_length] for e in encoded]
+            )
         self.network_ = network.to(device)
         stream = self._stream(encoded)
         # Dropout draws from torch's global generators: seed them from rng, in a fork.

@@ -64,7 +64,7 @@ METRIC_LABELS = {
     "tail_mass": "tail mass ÷ real tail mass",
     "perplexity_real": "perplexity of real test text (per token)",
     "coverage_real": "share of real test tokens with p > 0",
-    "perplexity_gen0": "perplexity of the output under generation 0 (median per document)",
+    "perplexity_gen0": "median perplexity of the output under gen. 0",
     "types": "distinct types in the output",
     "rare_survival_k1": "share of real hapaxes still in the output",
     "rare_survival_k5": "share of real rare types (≤ 5) in the output",
@@ -86,6 +86,9 @@ METRIC_LABELS = {
     "prdc_density": "density (real k-NN balls per output ÷ k)",
     "prdc_coverage": "coverage (share of real with output nearby)",
 }
+
+#: Axis labels of per-item values (one item each, not a summary).
+ITEM_LABELS = {"perplexity_gen0": "perplexity of a generated document under generation 0"}
 
 RC = {
     "font.size": 10,
@@ -746,7 +749,7 @@ def distribution_figure(arm: Arm) -> Any:
             )
         if log:
             ax.set_xscale("log")
-        ax.set_xlabel(METRIC_LABELS.get(metric, metric).replace(" (median per document)", ""))
+        ax.set_xlabel(ITEM_LABELS.get(metric, metric))
         ax.set_ylabel("density")
         outside = np.mean((finite < low) | (finite > high))
         note = f"; {outside:.1%} of items outside the axis" if outside > 0 else ""
