@@ -216,3 +216,20 @@ def test_set_a_new_component_id_drops_the_old_parameters():
     # the same id keeps its parameters
     same = load_config("nature-lm", ["model.id=gpt"])
     assert same.model.params["n_layer"] == 2
+
+
+def test_yaml_reads_exponent_floats(tmp_path):
+    from collapselab.experiment.config import load_config
+
+    # YAML 1.1 would read 1e9 as the string '1e9'; configs read numbers as YAML 1.2 does
+    config = load_config(
+        "shumailov-gaussian",
+        ["curators=[{id: likelihood-filter, params: {threshold: 1e9}}]", "seeds=2"],
+    )
+    assert config.curators[0].params["threshold"] == 1e9
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "name: c\ndata: gaussian\nmodel: gaussian\nsamples_per_generation: 1e2\n"
+        "generations: 2\nseeds: 1\nmetrics: [variance]\n"
+    )
+    assert load_config(str(path)).samples_per_generation == 100

@@ -254,7 +254,8 @@ def test_missing_transformers_names_the_extra(model_dir, monkeypatch):
     for name in [m for m in sys.modules if m == "transformers" or m.startswith("transformers.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [NoTransformers(), *sys.meta_path])
-    model = make("model", "hf-causal-lm", path=model_dir)  # building needs no transformers
+    # building needs no transformers
+    model = make("model", "hf-causal-lm", path=model_dir, max_new_tokens=16)
     with pytest.raises(MissingDependencyError, match=r'pip install "collapselab\[neural\]"'):
         model.fit(["some text"], rng=np.random.default_rng(0))
 
@@ -352,3 +353,14 @@ def test_later_generations_prompt_with_generation0s_prefixes(model_dir, docs):
     first = fitted(model_dir, docs, **params)
     later = fitted(model_dir, ["other text entirely"] * 3, 1, first, first, **params)
     assert later.prefixes_ is first.prefixes_
+
+
+def test_sizes_beyond_the_context_fail_before_loading(model_dir):
+    from collapselab.errors import InvalidParameterError
+
+    # the tiny models have a context of 128 tokens: known from config.json alone
+    with pytest.raises(InvalidParameterError, match="prefix_length' and 'continuation_length"):
+        model = HFCausalLM(path=model_dir, mode="prefix", prefix_length=64, continuation_length=64)
+        model.validate_params()
+    with pytest.raises(InvalidParameterError, match=r"'block_size'.*128"):
+        HFCausalLM(path=model_dir, block_size=129).validate_params()

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import registry
 from ..errors import CollapseLabError, ConfigError
+from .storage import load_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
@@ -204,7 +205,7 @@ def read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
         )
         origin = f"preset {source}"
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -224,7 +225,7 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
             f"--set {assignment!r}: expected KEY=VALUE, e.g. --set model.params.unbiased=true"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         raise ConfigError(f"--set {assignment!r}: the value is not valid YAML") from None
     parts = key.strip().split(".")

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import yaml
 
 from ..errors import ResultsError
 
@@ -72,9 +74,35 @@ def read_json(path: Path) -> Any:
 
 def write_yaml(path: Path, data: Any) -> None:
     """``data`` as YAML, keys in their given order, written atomically."""
-    import yaml
-
     atomic_write(path, yaml.safe_dump(data, sort_keys=False).encode())
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: ``1e9`` and ``1E-3``
+    are floats (YAML 1.1 needs a dot, ``1.0e+9``, and reads ``1e9`` as a string)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely (no code, no objects), with YAML 1.2 floats such as ``1e9``."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def read_yaml_mapping(path: Path) -> dict[str, Any]:
@@ -82,7 +110,7 @@ def read_yaml_mapping(path: Path) -> dict[str, Any]:
     import yaml
 
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

@@ -36,6 +36,7 @@ import yaml
 from ..errors import CollapseLabError, ConfigError, ResultsError
 from .backends import Task, make_backend
 from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
+from .storage import load_yaml
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
 DEFAULT_ROOT = "runs"
@@ -140,7 +141,7 @@ def parse_axis(spec: str) -> Axis:
     values = []
     for v in raw:
         try:
-            values.append(yaml.safe_load(v))
+            values.append(load_yaml(v))
         except yaml.YAMLError:
             raise ConfigError(f"--grid {spec!r}: value {v!r} is not valid YAML") from None
     return Axis(key, tuple(raw), tuple(values))

@@ -262,7 +262,9 @@ class PerplexityGen0(_NoParams):
     generations write text the first model finds more likely, plus a long tail it
     finds unlikely). The recorded value is the median over documents; the runner
     keeps every document's value and the report draws their histogram per
-    generation. ``inf`` for a document with a token generation 0 never emits.
+    generation. As in ``perplexity_real``, tokens to which generation 0 gives
+    probability 0 (possible with unsmoothed n-grams) are left out; a document with
+    no other token is ``inf``.
     """
 
     applies_to = TEXT
@@ -282,8 +284,11 @@ class PerplexityGen0(_NoParams):
     ) -> np.ndarray:
         yardstick = model if model_0 is None else model_0
         per_doc = yardstick.document_token_log_probs(synthetic)
+        # As perplexity_real: over the tokens generation 0 gives a non-zero probability
+        # (an unsmoothed model's output can pass where its own counts end).
+        mean = [lp[np.isfinite(lp)].mean() if np.isfinite(lp).any() else -np.inf for lp in per_doc]
         with np.errstate(over="ignore"):
-            return np.exp(-np.array([lp.mean() for lp in per_doc]))
+            return np.exp(-np.array(mean))
 
     def summarize(self, values: np.ndarray) -> float:
         # over every document: those generation 0 finds impossible (inf) count too

@@ -45,8 +45,10 @@ import contextlib
 import copy
 import functools
 import inspect
+import json
 import os
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -405,7 +407,15 @@ class HFCausalLM(DocumentScores, GenerativeModel):
 
     def validate_params(self) -> None:
         super().validate_params()
-        check_model_directory(self.path)
+        directory = check_model_directory(self.path)
+        # The context is known before any loading: sizes that cannot fit fail with the
+        # config, before a run starts (or --overwrite removes anything).
+        try:
+            config = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # unreadable: loading reports it, naming the file
+        if isinstance(config, dict):
+            self._check_context(types.SimpleNamespace(**config))
 
     # -- fitting -----------------------------------------------------------------
 
@@ -477,22 +487,26 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         context = _context_length(config)
         if context is None:
             return
-        needs = {"block_size": self.block_size}
+        fits = f"the model's context of {context} tokens"
+        if self.block_size > context:
+            raise InvalidParameterError(
+                parameter_message(_OWNER, "block_size", f"at most {fits}", self.block_size)
+            )
         if self.mode == "prefix":
-            needs["continuation_length"] = self.prefix_length + self.continuation_length + 1
-        else:
-            needs["max_new_tokens"] = self.max_new_tokens + 1
-        for name, tokens in needs.items():
+            tokens = self.prefix_length + self.continuation_length + 1
             if tokens > context:
                 raise InvalidParameterError(
-                    parameter_message(
-                        _OWNER,
-                        name,
-                        f"small enough for the model's context of {context} tokens "
-                        f"(it needs {tokens})",
-                        getattr(self, name),
-                    )
+                    f"The 'prefix_length' and 'continuation_length' parameters of {_OWNER} "
+                    f"must fit {fits} with its start token (prefix_length + "
+                    f"continuation_length + 1 <= {context}). Got {self.prefix_length} + "
+                    f"{self.continuation_length} + 1 = {tokens} instead."
                 )
+        elif self.max_new_tokens + 1 > context:
+            raise InvalidParameterError(
+                parameter_message(
+                    _OWNER, "max_new_tokens", f"below {fits} (free mode)", self.max_new_tokens
+                )
+            )
 
     def _encode(self, docs: list[str]) -> list[np.ndarray]:
         encodings = self.tokenizer_.encode_batch(docs, add_special_tokens=False)

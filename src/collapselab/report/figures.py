@@ -735,8 +735,10 @@ def distribution_figure(arm: Arm) -> Any:
         spread = (low, high) if log else (low, max(high, low + 1e-12))
         bins = np.geomspace(*spread, count) if log else np.linspace(*spread, count)
         for i, g in enumerate(generations):
-            x = rows.loc[rows["generation"] == g, "value"].to_numpy(dtype=float)
-            x = x[np.isfinite(x)]
+            every = rows.loc[rows["generation"] == g, "value"].to_numpy(dtype=float)
+            x = every[np.isfinite(every) & (every >= bins[0]) & (every <= bins[-1])]
+            if not len(x):
+                continue  # nothing of this generation on the axis
             colour = cmap(i / max(1, len(generations) - 1) * 0.9)
             ax.hist(
                 x,
@@ -745,7 +747,7 @@ def distribution_figure(arm: Arm) -> Any:
                 histtype="step",
                 lw=1.6,
                 color=colour,
-                label=f"generation {g} (median {np.median(x):.3g})" if len(x) else None,
+                label=f"generation {g} (median {np.median(every):.3g})",
             )
         if log:
             ax.set_xscale("log")

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CollapseLabError, ResultsError
-from ..experiment.storage import atomic_write
+from ..experiment.storage import atomic_write, load_yaml
 
 
 @dataclass
@@ -56,14 +56,12 @@ FALLING = {"variance", "log_variance", "tail_mass", "logdet_ratio"}
 
 
 def _parse_fix(items: list[str] | None) -> dict[str, Any]:
-    import yaml
-
     fixed = {}
     for item in items or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise CollapseLabError(f"--fix {item!r}: expected KEY=VALUE")
-        fixed[key.strip()] = yaml.safe_load(raw)
+        fixed[key.strip()] = load_yaml(raw)
     return fixed
 
 
