@@ -233,3 +233,28 @@ def test_yaml_reads_exponent_floats(tmp_path):
         "generations: 2\nseeds: 1\nmetrics: [variance]\n"
     )
     assert load_config(str(path)).samples_per_generation == 100
+
+
+def test_show_on_a_failed_run_says_it_failed(tmp_path, capsys):
+    import json
+
+    from collapselab.cli import main
+
+    out = tmp_path / "r"
+    args = ["run", "quickstart", "--out", str(out), "--seeds", "1", "--generations", "2",
+            "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    # as a run that failed in its first arm leaves it: no metrics, the error in the manifest
+    arm = out / "gaussian-replace"
+    (arm / "metrics.parquet").unlink()
+    for path, update in [
+        (arm / "manifest.json", {"status": "running"}),
+        (out / "manifest.json", {"status": "failed", "error": "something broke"}),
+    ]:
+        path.write_text(json.dumps({**json.loads(path.read_text()), **update}))
+    capsys.readouterr()
+    for command in (["show", str(out)], ["report", str(out)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert "failed (something broke)" in err and "rerun" in err
+        assert len(err.splitlines()) == 1

@@ -224,7 +224,8 @@ def test_curators_keeping_nothing_halt_the_chain_as_a_result(tmp_path, capsys):
     manifest = read_json(arm / "manifest.json")
     assert manifest["status"] == "complete"
     assert manifest["halted"] == {str(s): 1 for s in range(config.seeds)}
-    assert (tmp_path / "run" / "report.html").exists()
+    html = (tmp_path / "run" / "report.html").read_text()
+    assert "3 of 3 seeds had nothing left to train on" in html
     # and `collapselab show` says so in one line per arm
     main(["show", str(tmp_path / "run")])
     assert "had nothing left to train on" in capsys.readouterr().out

@@ -183,3 +183,20 @@ def test_shumailov_vae_preset_runs_small_on_mnist(tmp_path):
     # generation 0 measures itself: its encoder is generation 0's
     gen0 = frame[frame["generation"] == 0].groupby("metric")["value"].first()
     assert gen0["latent_std_0"] == gen0["latent_std"]
+
+
+def test_prdc_sizes_are_checked_before_a_run():
+    from collapselab.errors import ConfigError
+    from collapselab.experiment.config import load_config
+
+    base = ["data.id=digits-images", "samples_per_generation=30", "seeds=1"]
+    with pytest.raises(ConfigError, match=r"samples_per_generation.*prdc_recall.*501"):
+        load_config(
+            "shumailov-vae", [*base, "metrics=[{id: prdc_recall, params: {nearest_k: 500}}]"]
+        )
+    with pytest.raises(ConfigError, match="max_items"):
+        load_config(
+            "shumailov-vae",
+            [*base, "metrics=[{id: prdc_recall, params: {nearest_k: 5, max_items: 5}}]"],
+        )
+    assert load_config("shumailov-vae", base).samples_per_generation == 30

@@ -470,6 +470,11 @@ class Metric(Component):
         """One value per generated item (only for :attr:`per_item` metrics)."""
         raise NotImplementedError
 
+    def min_samples(self) -> int:
+        """The fewest generated items per generation on which this metric is defined
+        (checked against ``samples_per_generation`` before a run starts)."""
+        return 1
+
     def summarize(self, values: np.ndarray) -> float:
         """The recorded value of a :attr:`per_item` metric: the mean of finite values
         (NaN if there are none)."""

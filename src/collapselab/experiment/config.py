@@ -306,6 +306,12 @@ def check_components(config: RunConfig, prefix: str = "") -> None:
                 f"config field {prefix}metrics.{i}: metric {name!r} applies to {kinds} data, "
                 f"not to {kind} (model {config.model.id!r})"
             )
+        if config.samples_per_generation < metric.min_samples():
+            raise ConfigError(
+                f"config field {prefix}samples_per_generation: metric {name!r} needs at least "
+                f"{metric.min_samples()} samples per generation with its parameters; got "
+                f"{config.samples_per_generation} (raise it, or change the metric's parameters)"
+            )
 
 
 def build_components(config: RunConfig, prefix: str = "") -> dict[str, Any]:

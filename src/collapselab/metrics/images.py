@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, Interval, Metric, Options, RealData
+from ..errors import InvalidParameterError, parameter_message
 from ..registry import register
 
 IMAGES = frozenset({DataKind.IMAGES})
@@ -195,6 +196,21 @@ class _PRDC(Metric):
         self.nearest_k = nearest_k
         self.max_items = max_items
         self.embedding = embedding
+
+    def validate_params(self) -> None:
+        super().validate_params()
+        if self.max_items <= self.nearest_k:
+            raise InvalidParameterError(
+                parameter_message(
+                    type(self).__name__,
+                    "max_items",
+                    f"> nearest_k={self.nearest_k}",
+                    self.max_items,
+                )
+            )
+
+    def min_samples(self) -> int:
+        return self.nearest_k + 1
 
     def __call__(
         self,

@@ -135,8 +135,16 @@ def _summary_html(run: Run, arm: Any) -> str:
                 f"<tr class='{'first' if i == 0 else ''}' data-metric='{esc(metric)}' "
                 f"data-generation='{int(row['generation'])}'>{''.join(cells)}</tr>"
             )
+    halted = arm.manifest.get("halted") if isinstance(arm.manifest, dict) else None
+    note = (
+        f"<p class='halted'>{len(halted)} of {seeds} seeds had nothing left to train on (their "
+        f"curators kept no sample), first at generation {esc(min(halted.values()))}: their "
+        "later values are NaN and the medians are over the seeds still running.</p>"
+        if halted
+        else ""
+    )
     return (
-        f"<h3>{esc(arm.name)} <span class='meta'>({seeds} seeds)</span></h3>"
+        f"<h3>{esc(arm.name)} <span class='meta'>({seeds} seeds)</span></h3>{note}"
         f"<table class='summary' data-run='{esc(run.directory.name)}' data-arm='{esc(arm.name)}'>"
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )

@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ResultsError
-from ..experiment.storage import read_json, read_metrics, read_table, read_yaml_mapping
+from ..experiment.storage import read_json, read_table, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
+from .summary import arm_metrics
 
 #: Config keys that never tell two series apart.
 IGNORED_KEYS = ("name", "description", "checkpoint_every", "batched")
@@ -99,7 +100,7 @@ def load(directory: str | Path) -> Run:
                 directory=arm_dir,
                 config=read_yaml_mapping(arm_dir / "config.yaml"),
                 manifest=arm_manifest if isinstance(arm_manifest, dict) else {},
-                frame=read_metrics(arm_dir / "metrics.parquet"),
+                frame=arm_metrics(arm_dir, manifest),
                 snapshots=load_snapshots(arm_dir),
                 distributions=read_table(arm_dir / "distributions.parquet"),
             )

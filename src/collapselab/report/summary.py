@@ -19,8 +19,35 @@ def load_run(directory: str | Path) -> dict[str, pd.DataFrame]:
     if manifest is None:
         raise ResultsError(f"{str(directory)!r} is not a run directory (no readable manifest.json)")
     if "arms" in manifest:
-        return {arm: read_metrics(directory / arm / "metrics.parquet") for arm in manifest["arms"]}
-    return {manifest["run_id"]: read_metrics(directory / "metrics.parquet")}
+        return {arm: arm_metrics(directory / arm, manifest) for arm in manifest["arms"]}
+    return {manifest["run_id"]: arm_metrics(directory)}
+
+
+def arm_metrics(arm_dir: Path, run_manifest: dict | None = None) -> pd.DataFrame:
+    """One arm's metrics; an arm that failed or has not finished says so in one line
+    (``run_manifest``, the whole run's, tells why an arm stopped while running)."""
+    path = arm_dir / "metrics.parquet"
+    if not path.exists():
+        manifest = read_json(arm_dir / "manifest.json")
+        if not isinstance(manifest, dict):
+            manifest = {}
+        if manifest.get("status") == "running" and isinstance(run_manifest, dict):
+            manifest = {
+                **manifest,
+                **{k: v for k, v in run_manifest.items() if k in ("status", "error")},
+            }
+        status = manifest.get("status")
+        if status == "failed":
+            raise ResultsError(
+                f"{str(arm_dir)!r} failed ({manifest.get('error', 'no error recorded')}): fix the "
+                "config and rerun it (--overwrite replaces the failed run)"
+            )
+        if status in ("running", "interrupted"):
+            raise ResultsError(
+                f"{str(arm_dir)!r} has not finished (status {status}): rerun the same command "
+                "to resume it"
+            )
+    return read_metrics(path)
 
 
 def snapshot_generations(generations: int) -> list[int]:
