@@ -268,13 +268,31 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
         apply_set(data, assignment)
     config = _validate(Config, data)
     for i, arm in enumerate(config.arm_configs()):
-        check_components(arm, prefix=f"arms.{i}." if config.arms else "")
+        # a field the arm sets is named arms.<i>.<field>; one it inherits, as in the base
+        overridden = set(config.arms[i]) if config.arms else set()
+        check_components(arm, prefix=f"arms.{i}.", overridden=overridden)
     return config
 
 
-def check_components(config: RunConfig, prefix: str = "") -> None:
-    """Build every component once so unknown ids and bad parameters fail before running."""
-    built = build_components(config, prefix)
+def _field(prefix: str, overridden: set[str] | None, field: str) -> str:
+    """A config field's dotted name, under ``prefix`` when the arm sets its top key."""
+    inherited = overridden is not None and field.split(".")[0] not in overridden
+    return field if inherited else prefix + field
+
+
+def check_components(
+    config: RunConfig, prefix: str = "", overridden: set[str] | None = None
+) -> None:
+    """Build every component once so unknown ids and bad parameters fail before running.
+
+    Messages name fields under ``prefix`` (an arm's ``arms.<i>.``), or, with
+    ``overridden`` (the keys the arm sets), only the fields the arm sets.
+    """
+
+    def where(field: str) -> str:
+        return _field(prefix, overridden, field)
+
+    built = build_components(config, prefix, overridden)
     kind = built["model"].kind
     if config.decoding is not None:
         from ..decoding import Decoding
@@ -284,48 +302,53 @@ def check_components(config: RunConfig, prefix: str = "") -> None:
         if unsupported:
             what = ", ".join(sorted(allowed)) if allowed else "none"
             raise ConfigError(
-                f"config field {prefix + 'decoding.' + unsupported[0]!r}: model {config.model.id!r} "
+                f"config field {where('decoding.' + unsupported[0])!r}: model {config.model.id!r} "
                 f"has no {unsupported[0]!r} control (its decoding controls: {what})"
             )
     if built["data"].kind != kind:
         raise ConfigError(
-            f"config field {prefix + 'data.id'!r}: data {config.data.id!r} is {built['data'].kind} "
+            f"config field {where('data.id')!r}: data {config.data.id!r} is {built['data'].kind} "
             f"but model {config.model.id!r} consumes {kind}"
         )
     for i, curator in enumerate(built["curators"].values()):
         if kind not in curator.applies_to:
             kinds = ", ".join(sorted(str(k) for k in curator.applies_to))
             raise ConfigError(
-                f"config field {prefix}curators.{i}: curator {config.curators[i].id!r} applies to "
+                f"config field {where(f'curators.{i}')}: curator {config.curators[i].id!r} applies to "
                 f"{kinds} data, not to {kind}"
             )
     for i, (name, metric) in enumerate(built["metrics"].items()):
         if kind not in metric.applies_to:
             kinds = ", ".join(sorted(str(k) for k in metric.applies_to))
             raise ConfigError(
-                f"config field {prefix}metrics.{i}: metric {name!r} applies to {kinds} data, "
+                f"config field {where(f'metrics.{i}')}: metric {name!r} applies to {kinds} data, "
                 f"not to {kind} (model {config.model.id!r})"
             )
         if config.samples_per_generation < metric.min_samples():
             raise ConfigError(
-                f"config field {prefix}samples_per_generation: metric {name!r} needs at least "
+                f"config field {where('samples_per_generation')}: metric {name!r} needs at least "
                 f"{metric.min_samples()} samples per generation with its parameters; got "
                 f"{config.samples_per_generation} (raise it, or change the metric's parameters)"
             )
 
 
-def build_components(config: RunConfig, prefix: str = "") -> dict[str, Any]:
+def build_components(
+    config: RunConfig, prefix: str = "", overridden: set[str] | None = None
+) -> dict[str, Any]:
+    def where(field: str) -> str:
+        return _field(prefix, overridden, field)
+
     def make(kind: str, spec: ComponentSpec, field: str) -> Any:
         try:
             return registry.make(kind, spec.id, **spec.params)
         except CollapseLabError as exc:
-            raise ConfigError(f"config field {prefix + field!r}: {exc}") from None
+            raise ConfigError(f"config field {where(field)!r}: {exc}") from None
 
     metrics = {}
     for i, spec in enumerate(config.metrics):
         if spec.id in metrics:
             raise ConfigError(
-                f"config field {prefix}metrics.{i}: metric {spec.id!r} is listed twice"
+                f"config field {where(f'metrics.{i}')}: metric {spec.id!r} is listed twice"
             )
         metrics[spec.id] = make("metric", spec, f"metrics.{i}")
     curators = {}
