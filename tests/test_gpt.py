@@ -199,6 +199,10 @@ def test_bf16_autocast_trains_and_samples(docs):
     assert np.all(np.isfinite(model.losses_))
     assert len(model.sample(4, rng=np.random.default_rng(0))) == 4
     assert np.all(np.isfinite(model.log_prob(docs[:3])))
+    # scoring is float32 whatever the training precision: the same weights score alike
+    as_fp32 = pickle.loads(pickle.dumps(model))
+    as_fp32.precision = "fp32"
+    np.testing.assert_array_equal(model.log_prob(docs[:3]), as_fp32.log_prob(docs[:3]))
 
 
 def test_generation0_steps_apply_to_generation0_only(docs):

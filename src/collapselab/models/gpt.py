@@ -301,7 +301,8 @@ class GPT(DocumentScores, GenerativeModel):
     kv_cache : bool, default True
         Sample with a key/value cache (same samples, fewer operations).
     precision : {"auto", "bf16", "fp32"}, default "auto"
-        bfloat16 autocast; ``auto`` uses it only on CPUs with native bf16.
+        bfloat16 autocast for training and sampling (scoring is always float32);
+        ``auto`` uses it only on CPUs with native bf16.
     tokenizer : {"char", "bpe"}, default "char"
         Characters, or a byte-level BPE trained on generation 0's text (needs the
         ``tokenizers`` package, in the ``neural`` extra).
@@ -521,14 +522,13 @@ class GPT(DocumentScores, GenerativeModel):
         torch = import_torch("the 'gpt' model")
         framed = [np.concatenate([[SEP], ids, [SEP]]) for ids in self._encode(docs)]
         rows, out = scoring_windows(framed, self.block_size)
-        bf16 = use_bf16(self.precision)
+        # Scores are measurements: always float32, whatever the training precision.
         with torch.no_grad(), matching_threads():
             for i in range(0, len(rows), _EVAL_ROWS):
                 chunk = rows[i : i + _EVAL_ROWS]
                 idx = window_batch(chunk, pad=SEP)
                 x, y = torch.from_numpy(idx[:, :-1]), idx[:, 1:]
-                with autocast(bf16):
-                    logits = self.network_(x)
+                logits = self.network_(x)
                 logp = torch.log_softmax(logits.float(), dim=-1).numpy()
                 picked = np.take_along_axis(logp, y[:, :, None], axis=-1)[..., 0]
                 if self.tokenizer_ is None:  # BPE has no unknown token: id 1 is a byte

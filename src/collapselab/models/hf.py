@@ -320,7 +320,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
     init : {"pretrained", "previous", "generation0"}, default "pretrained"
         Weights each generation starts from (see the module docstring).
     precision : {"auto", "bf16", "fp32"}, default "auto"
-        bfloat16 autocast; ``auto`` uses it on GPUs with bf16 and on CPUs with native bf16.
+        bfloat16 autocast for training and sampling (scoring is always float32); ``auto``
+        uses it on GPUs with bf16 and on CPUs with native bf16.
     device : {"auto", "cpu", "cuda"}, default "auto"
         ``auto`` is ``cuda`` where a GPU is available.
     inference_batch_size : int, default 64
@@ -575,8 +576,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
                 idx = window_batch(chunk, pad=self.special_ids_["eos"])
                 x = torch.from_numpy(idx[:, :-1]).to(device)
                 y = torch.from_numpy(idx[:, 1:]).to(device)
-                with self._autocast(device):
-                    logits = network(input_ids=x, use_cache=False).logits
+                # Scores are measurements: float32 on every device and precision.
+                logits = network(input_ids=x, use_cache=False).logits
                 logp = torch.log_softmax(logits.float(), dim=-1)
                 picked = logp.gather(-1, y[:, :, None])[..., 0].double().cpu().numpy()
                 if unk is not None:  # never emitted: off the support
