@@ -254,3 +254,42 @@ def test_curator_config_errors():
 
         config = chain_config(curators=["verifier"], batched="yes").arm_configs()[0]
         uses_batched_path(config, make_spec(config))
+
+
+def test_a_curator_after_one_that_kept_nothing_is_skipped(tmp_path, capsys):
+    import collapselab as cl
+    from collapselab.cli import main
+
+    config = chain_config(
+        regime={"id": "accumulate"},
+        curators=[{"id": "likelihood-filter", "params": {"threshold": 1e9}}, "dedup"],
+        metrics=["variance", "collapsed"],
+    )
+    frame = cl.run(config, tmp_path / "run", report=True).metrics()
+    sim = frame[frame.source == "simulation"]
+    # one value per seed and generation for every series, NaN where dedup never ran
+    counts = sim.groupby("metric").size()
+    assert (counts == config.seeds * config.generations).all(), counts
+    assert sim[sim.metric.str.startswith("dedup.")].value.isna().all()
+    assert sim[sim.metric == "variance"].value.notna().all()
+    # showing one arm's own directory works too
+    arm = next(p for p in (tmp_path / "run").iterdir() if p.is_dir() and p.name != "figures")
+    assert main(["show", str(arm)]) == 0
+
+
+def test_halted_seeds_keep_absorbing_metrics_and_no_empty_snapshot(tmp_path):
+    import collapselab as cl
+    from collapselab.report.snapshots import load_snapshots
+
+    config = chain_config(
+        curators=[{"id": "likelihood-filter", "params": {"threshold": 1e9}}],
+        metrics=["variance", "collapsed"],
+    )
+    frame = cl.run(config, tmp_path / "run", report=True).metrics()
+    collapsed = frame[frame.metric == "collapsed"].pivot(
+        index="seed", columns="generation", values="value"
+    )
+    assert (collapsed.iloc[:, 1:].to_numpy() == collapsed.iloc[:, [0]].to_numpy()).all()
+    arm = next(p for p in (tmp_path / "run").iterdir() if (p / "metrics.parquet").exists())
+    snaps = load_snapshots(arm)
+    assert snaps is None or all(len(x) > 0 for x in snaps.outputs.values())

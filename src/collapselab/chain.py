@@ -101,8 +101,25 @@ def _record(spec: ChainSpec, state: ChainState, name: str, value: Any) -> None:
     values = state.values.setdefault(name, [])
     metric = spec.metrics.get(name)
     if metric is not None and metric.absorbing and values:
-        value = np.maximum(value, values[-1])
+        value = np.fmax(value, values[-1])  # NaN (a generation not measured) is skipped
     values.append(value)
+
+
+def _align(state: ChainState, t: int) -> None:
+    """Every series one value per generation up to ``t``: NaN where a series was not
+    recorded (a curator skipped because an earlier one kept nothing, a statistic that
+    appears only at some generations)."""
+    for values in state.values.values():
+        if len(values) < t + 1:
+            values.extend([float("nan")] * (t + 1 - len(values)))
+
+
+def _first_recorded(state: ChainState, names: list[str], t: int) -> None:
+    """Series first recorded at generation ``t`` get NaN for the generations before."""
+    for name in names:
+        values = state.values[name]
+        if len(values) == 1 and t > 0:
+            values[:0] = [float("nan")] * t
 
 
 def measure(
@@ -138,6 +155,8 @@ def curate(
     and each curator's statistics, named ``<curator id>.<stat>``."""
     kept, stats = candidates, {}
     for name, curator in spec.curators.items():
+        if length(kept) == 0:
+            break  # an earlier curator kept nothing: nothing left to judge
         result = curator(kept, reference=real, rng=rng, model=model, model_0=model_0)
         kept = result.kept
         stats.update({f"{name}.{key}": float(value) for key, value in result.stats.items()})
@@ -224,8 +243,11 @@ def run_seed(
             output, stats = curate(
                 spec, candidates, real, model, state.model_0, lazy_stream(root, seed, t, "curate")
             )
+            new = [name for name in stats if name not in state.values]
             for name, value in stats.items():
                 _record(spec, state, name, value)
+            _first_recorded(state, new, t)
+        _align(state, t)
         state.model = model
         state.history = _keep(spec, [*state.history, output])
         state.generation = t
@@ -258,8 +280,11 @@ def _halt(
     """End a chain that has nothing to train on at generation ``t``: every series is
     NaN from ``t`` on, and the remaining generations output nothing."""
     state.halted_at = t
-    for values in state.values.values():
-        values.extend([float("nan")] * (spec.generations - len(values)))
+    for name, values in state.values.items():
+        metric = spec.metrics.get(name)
+        # an absorbing state (collapsed) stays reached; anything else was not measured
+        last = values[-1] if metric is not None and metric.absorbing and values else np.nan
+        values.extend([float(last)] * (spec.generations - len(values)))
     state.generation = spec.generations - 1
     state.history = [*state.history[-1:]]  # the empty output, as the last generation's
     if on_generation is not None:

@@ -76,7 +76,8 @@ def _print_halted(directory: Path, arms: list[str]) -> None:
     from .experiment.storage import read_json
 
     for arm in arms:
-        manifest = read_json(directory / arm / "manifest.json")
+        arm_dir = directory / arm if (directory / arm).is_dir() else directory  # an arm's own
+        manifest = read_json(arm_dir / "manifest.json")
         halted = manifest.get("halted") if isinstance(manifest, dict) else None
         if halted:
             print(

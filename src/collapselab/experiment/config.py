@@ -274,10 +274,13 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
     return config
 
 
-def _field(prefix: str, overridden: set[str] | None, field: str) -> str:
-    """A config field's dotted name, under ``prefix`` when the arm sets its top key."""
+def _field(prefix: str, overridden: set[str] | None, field: str, arm: str = "") -> str:
+    """A config field, quoted: under ``prefix`` when the arm sets its top key, else as
+    the user wrote it, with the arm it fails in."""
     inherited = overridden is not None and field.split(".")[0] not in overridden
-    return field if inherited else prefix + field
+    if not inherited:
+        return repr(prefix + field)
+    return f"{field!r} (in arm {arm!r})" if arm and prefix else repr(field)
 
 
 def check_components(
@@ -290,7 +293,7 @@ def check_components(
     """
 
     def where(field: str) -> str:
-        return _field(prefix, overridden, field)
+        return _field(prefix, overridden, field, config.name)
 
     built = build_components(config, prefix, overridden)
     kind = built["model"].kind
@@ -302,12 +305,12 @@ def check_components(
         if unsupported:
             what = ", ".join(sorted(allowed)) if allowed else "none"
             raise ConfigError(
-                f"config field {where('decoding.' + unsupported[0])!r}: model {config.model.id!r} "
+                f"config field {where('decoding.' + unsupported[0])}: model {config.model.id!r} "
                 f"has no {unsupported[0]!r} control (its decoding controls: {what})"
             )
     if built["data"].kind != kind:
         raise ConfigError(
-            f"config field {where('data.id')!r}: data {config.data.id!r} is {built['data'].kind} "
+            f"config field {where('data.id')}: data {config.data.id!r} is {built['data'].kind} "
             f"but model {config.model.id!r} consumes {kind}"
         )
     for i, curator in enumerate(built["curators"].values()):
@@ -336,13 +339,13 @@ def build_components(
     config: RunConfig, prefix: str = "", overridden: set[str] | None = None
 ) -> dict[str, Any]:
     def where(field: str) -> str:
-        return _field(prefix, overridden, field)
+        return _field(prefix, overridden, field, config.name)
 
     def make(kind: str, spec: ComponentSpec, field: str) -> Any:
         try:
             return registry.make(kind, spec.id, **spec.params)
         except CollapseLabError as exc:
-            raise ConfigError(f"config field {where(field)!r}: {exc}") from None
+            raise ConfigError(f"config field {where(field)}: {exc}") from None
 
     metrics = {}
     for i, spec in enumerate(config.metrics):

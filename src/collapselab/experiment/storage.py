@@ -74,7 +74,7 @@ def read_json(path: Path) -> Any:
 
 def write_yaml(path: Path, data: Any) -> None:
     """``data`` as YAML, keys in their given order, written atomically."""
-    atomic_write(path, yaml.safe_dump(data, sort_keys=False).encode())
+    atomic_write(path, dump_yaml(data).encode())
 
 
 class _Loader(yaml.SafeLoader):
@@ -98,6 +98,19 @@ _Loader.add_implicit_resolver(
     ),
     list("-+0123456789."),
 )
+
+
+class _Dumper(yaml.SafeDumper):
+    """PyYAML's safe dumper with :class:`_Loader`'s resolvers, so that a string that
+    reads as a number there (``"1e3"``) is written quoted and reads back a string."""
+
+
+_Dumper.yaml_implicit_resolvers = _Loader.yaml_implicit_resolvers
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text of plain data that :func:`load_yaml` reads back unchanged."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
 
 
 def load_yaml(text: str) -> Any:

@@ -36,7 +36,7 @@ import yaml
 from ..errors import CollapseLabError, ConfigError, ResultsError
 from .backends import Task, make_backend
 from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
-from .storage import load_yaml
+from .storage import load_yaml, write_yaml
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
 DEFAULT_ROOT = "runs"
@@ -369,7 +369,7 @@ def run_sweep(
         ``run`` locally.
     """
     from .runner import run
-    from .storage import atomic_write, read_json, write_json
+    from .storage import read_json, write_json
 
     if granularity not in ("auto", "run", "seed"):
         raise CollapseLabError(f"--granularity must be auto, run or seed; got {granularity!r}")
@@ -384,9 +384,7 @@ def run_sweep(
     manifest_path = sweep.directory / MANIFEST
     manifest = _manifest(sweep, status="running", started=_now(), backend=backend)
     write_json(manifest_path, manifest)
-    atomic_write(
-        sweep.directory / "config.yaml", yaml.safe_dump(sweep.base, sort_keys=False).encode()
-    )
+    write_yaml(sweep.directory / "config.yaml", sweep.base)
     result = SweepResult(sweep.directory, sweep.points)
     todo: list[Point] = []
     for point in sweep.points:

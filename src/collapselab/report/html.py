@@ -19,11 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .. import __version__
 from ..errors import ResultsError
-from ..experiment.storage import atomic_write
+from ..experiment.storage import atomic_write, dump_yaml
 from . import figures as figs
 from .runs import Run, load, run_labels
 from .summary import format_number, headline_metrics, summarize
@@ -170,7 +168,7 @@ def _texts_html(arm: Any, title: str) -> str:
 
 def _dump(data: Any, as_yaml: bool) -> str:
     if as_yaml:
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return dump_yaml(data)
     return json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)
 
 

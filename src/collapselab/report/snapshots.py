@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core import DataKind, SeedBatch
+from ..core import DataKind, SeedBatch, length
 from ..experiment.storage import atomic_write
 from .summary import snapshot_generations
 
@@ -189,6 +189,8 @@ class SnapshotRecorder:
         if state.generation not in self.generations or seed not in (None, SNAPSHOT_SEED):
             return
         output = state.history[-1]
+        if getattr(state, "halted_at", None) is not None or length(output) == 0:
+            return  # nothing generated (or all of it curated away): no snapshot to show
         if isinstance(output, SeedBatch):
             output = output.array[SNAPSHOT_SEED]
         elif isinstance(output, tuple):  # supervised pairs: a SeedBatch per part
