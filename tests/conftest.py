@@ -2,6 +2,17 @@ import pytest
 
 
 @pytest.fixture
+def one_torch_thread():
+    """Pin torch to one thread: float sums depend on how work is split across threads,
+    so exact repeats need the same split (use with ``pytest.mark.usefixtures``)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def small_config():
     """A fast config with two arms: a batched Gaussian and a per-seed KDE."""
     return {

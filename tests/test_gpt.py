@@ -17,13 +17,7 @@ from collapselab.testing import example_data  # noqa: E402
 TINY = {"n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 32, "batch_size": 8}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Float sums depend on how work is split across threads: pin one for exact repeats.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -30,13 +30,7 @@ TINY = {
 AWKWARD = ["café — ½", "naïve 東京 🙂", "<|endoftext|> is text here", "  two\n\ttabs  ", ""]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Float sums depend on how work is split across threads: pin one for exact repeats.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from collapselab.experiment.runner import run  # noqa: E402
 from collapselab.models.vae import VAE  # noqa: E402  (also registers the example images)
 from collapselab.testing import example_data  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

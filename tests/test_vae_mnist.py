@@ -15,12 +15,7 @@ from collapselab.testing import check_data  # noqa: E402
 PRDC = ("prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
