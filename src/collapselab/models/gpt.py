@@ -68,8 +68,10 @@ from ..neural import (
 from ..registry import register
 from .lm import (
     DocumentScores,
+    active_decoding,
     documents,
     draw_tokens,
+    prompts,
     scatter_scores,
     scoring_windows,
     train_next_token,
@@ -539,22 +541,20 @@ class GPT(DocumentScores, GenerativeModel):
     # -- sampling ----------------------------------------------------------------
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> list[str]:
-        resolved = Decoding.from_config(decoding)
-        if resolved is not None and resolved.is_identity:
-            resolved = None
-        if self.mode == "prefix":
-            prompts = [self.prefixes_[i % len(self.prefixes_)] for i in range(n)]
-            steps = self.continuation_length
-        else:
-            prompts = [np.zeros(0, dtype=np.int64)] * n
-            steps = self.block_size - 1
-        tokens = self.generate(prompts, steps, rng=rng, decoding=resolved)
+        prompted, steps = prompts(
+            self.mode,
+            getattr(self, "prefixes_", None),
+            n,
+            self.continuation_length,
+            self.block_size - 1,
+        )
+        tokens = self.generate(prompted, steps, rng=rng, decoding=active_decoding(decoding))
         if self.mode == "free":
             ends = [np.flatnonzero(new == SEP) for new in tokens]
             tokens = [new[: e[0]] if len(e) else new for new, e in zip(tokens, ends, strict=True)]
         # Decoded together: a BPE prefix may end inside a character's bytes, which the
         # continuation completes.
-        return self._decode([np.concatenate(pair) for pair in zip(prompts, tokens, strict=True)])
+        return self._decode([np.concatenate(pair) for pair in zip(prompted, tokens, strict=True)])
 
     def generate(
         self,

@@ -69,8 +69,10 @@ from ..registry import register
 from ..rng import child_seed
 from .lm import (
     DocumentScores,
+    active_decoding,
     documents,
     draw_tokens,
+    prompts,
     scatter_scores,
     scoring_windows,
     train_next_token,
@@ -589,18 +591,16 @@ class HFCausalLM(DocumentScores, GenerativeModel):
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> list[str]:
         """``n`` documents (``free``) or continuations of training prefixes (``prefix``)."""
-        resolved = Decoding.from_config(decoding)
-        if resolved is not None and resolved.is_identity:
-            resolved = None
-        if self.mode == "prefix":
-            prompts = [self.prefixes_[i % len(self.prefixes_)] for i in range(n)]
-            steps = self.continuation_length
-        else:
-            prompts = [np.zeros(0, dtype=np.int64)] * n
-            steps = self.max_new_tokens
-        tokens = self.generate(prompts, steps, rng=rng, decoding=resolved)
+        prompted, steps = prompts(
+            self.mode,
+            getattr(self, "prefixes_", None),
+            n,
+            self.continuation_length,
+            self.max_new_tokens,
+        )
+        tokens = self.generate(prompted, steps, rng=rng, decoding=active_decoding(decoding))
         out = []
-        for prompt, new in zip(prompts, tokens, strict=True):
+        for prompt, new in zip(prompted, tokens, strict=True):
             if self.mode == "free":
                 ends = np.flatnonzero(new == self.special_ids_["eos"])
                 new = new[: ends[0]] if len(ends) else new

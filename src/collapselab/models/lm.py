@@ -13,6 +13,8 @@
 * :func:`train_next_token` trains a network on next-token prediction over one token
   stream: AdamW (weight decay on matrices only), warm-up then cosine decay,
   gradient clipping, windows drawn from ``rng``.
+* :func:`prompts` gives the prompts and the number of new tokens of a ``sample``
+  call, and :func:`active_decoding` the decoding controls that change anything.
 * :func:`draw_tokens` draws one token per row from next-token probabilities with
   pre-drawn uniforms, after masking tokens that are never text and applying the
   decoding controls (the same draw with or without a key/value cache).
@@ -113,6 +115,24 @@ def scatter_scores(out: list[np.ndarray], chunk: list[Window], picked: np.ndarra
     for j, (seq, first, d, offset) in enumerate(chunk):
         values = picked[j, first : len(seq) - 1]
         out[d][offset : offset + len(values)] = values
+
+
+def active_decoding(decoding: Any) -> Decoding | None:
+    """The decoding controls of a config, or ``None`` where they change nothing."""
+    resolved = Decoding.from_config(decoding)
+    return None if resolved is None or resolved.is_identity else resolved
+
+
+def prompts(
+    mode: str, prefixes: list[np.ndarray] | None, n: int, prefix_steps: int, free_steps: int
+) -> tuple[list[np.ndarray], int]:
+    """Prompts of ``n`` samples and how many tokens to generate after each: in
+    ``prefix`` mode the prefixes in turn and ``prefix_steps``; in ``free`` mode empty
+    prompts and ``free_steps``."""
+    if mode == "prefix":
+        assert prefixes is not None
+        return [prefixes[i % len(prefixes)] for i in range(n)], prefix_steps
+    return [np.zeros(0, dtype=np.int64)] * n, free_steps
 
 
 def draw_tokens(
