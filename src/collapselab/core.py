@@ -141,6 +141,9 @@ class Component:
     #: Set by :func:`collapselab.registry.register`.
     registry_id: ClassVar[str] = ""
 
+    def __init__(self) -> None:
+        """A component without parameters; others declare theirs keyword-only."""
+
     @classmethod
     def parameter_names(cls) -> list[str]:
         # Cached per class (not inherited: a subclass may change the constructor);

@@ -108,9 +108,6 @@ class Replace(Regime):
 
     history_window = 1
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
     ) -> Any:

@@ -111,9 +111,6 @@ class Verifier(Curator):
     kept is (up to M's estimate) a sample of the true distribution p.
     """
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         synthetic: Any,

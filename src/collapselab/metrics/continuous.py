@@ -59,9 +59,6 @@ class Variance(Metric):
 
     applies_to = CONTINUOUS
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -118,9 +115,6 @@ class MeanShift(Metric):
 
     applies_to = CONTINUOUS
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -151,9 +145,6 @@ class LogdetRatio(Metric):
 
     applies_to = CONTINUOUS
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -183,9 +174,6 @@ class NLLReal(Metric):
     """Mean negative log-likelihood of the held-out real test data under model t."""
 
     applies_to = CONTINUOUS
-
-    def __init__(self) -> None:
-        pass
 
     def __call__(
         self,

@@ -38,15 +38,12 @@ from ..registry import register
 IMAGES = frozenset({DataKind.IMAGES})
 
 
-class _NoParams(Metric):
+class _ImageMetric(Metric):
     applies_to = IMAGES
-
-    def __init__(self) -> None:
-        pass
 
 
 @register("metric", "nll_bound_real")
-class NLLBoundReal(_NoParams):
+class NLLBoundReal(_ImageMetric):
     """Mean negative ELBO (nats per image) of the real test images under model t."""
 
     requires: ClassVar[tuple[str, ...]] = ("log_prob",)
@@ -58,7 +55,7 @@ class NLLBoundReal(_NoParams):
 
 
 @register("metric", "latent_std")
-class LatentStd(_NoParams):
+class LatentStd(_ImageMetric):
     """Standard deviation of the latent means of model t's own output, averaged over
     latent dimensions (the model encodes what it generated)."""
 
@@ -71,7 +68,7 @@ class LatentStd(_NoParams):
 
 
 @register("metric", "latent_std_0")
-class LatentStd0(_NoParams):
+class LatentStd0(_ImageMetric):
     """Standard deviation of generation 0's latent means of model t's output, averaged
     over latent dimensions (the first encoder, fitted to the real digits, encodes what
     model t generated)."""
@@ -92,7 +89,7 @@ class LatentStd0(_NoParams):
 
 
 @register("metric", "pixel_variance")
-class PixelVariance(_NoParams):
+class PixelVariance(_ImageMetric):
     """Variance of each pixel across model t's output, averaged over pixels."""
 
     def __call__(

@@ -42,9 +42,6 @@ class TestMSE(Metric):
     applies_to = SUPERVISED
     requires = ("coefficients",)
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -86,9 +83,6 @@ class CoefError(Metric):
     applies_to = SUPERVISED
     requires = ("coefficients",)
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -122,9 +116,6 @@ class Accuracy(Metric):
 
     applies_to = SUPERVISED
     requires = ("class_logits",)
-
-    def __init__(self) -> None:
-        pass
 
     def __call__(
         self,

@@ -34,9 +34,6 @@ class ValidFraction(Metric):
     applies_to = frozenset({DataKind.TEXT})
     example = staticmethod(_example)
 
-    def __init__(self) -> None:
-        pass
-
     def __call__(
         self,
         model: GenerativeModel,
@@ -58,9 +55,6 @@ class RareOperandCoverage(Metric):
 
     applies_to = frozenset({DataKind.TEXT})
     example = staticmethod(_example)
-
-    def __init__(self) -> None:
-        pass
 
     def __call__(
         self,

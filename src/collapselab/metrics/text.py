@@ -211,18 +211,13 @@ def _token_batch_ready(references: ReferenceBatch) -> bool:
     return "probs" in references.items[0].truth
 
 
-class _NoParams(Metric):
-    def __init__(self) -> None:
-        pass
-
-
 # ---------------------------------------------------------------------------
 # Fit to the real data
 # ---------------------------------------------------------------------------
 
 
 @register("metric", "perplexity_real")
-class PerplexityReal(_NoParams):
+class PerplexityReal(Metric):
     """Perplexity of the held-out real test data under model t, per token.
 
     exp(mean negative log-probability) over the test tokens the model gives a
@@ -254,7 +249,7 @@ class PerplexityReal(_NoParams):
 
 
 @register("metric", "perplexity_gen0")
-class PerplexityGen0(_NoParams):
+class PerplexityGen0(Metric):
     """Perplexity of each document model t generated, under generation 0's model.
 
     Per document: exp(mean negative log-probability of its tokens and its end) under
@@ -296,7 +291,7 @@ class PerplexityGen0(_NoParams):
 
 
 @register("metric", "coverage_real")
-class CoverageReal(_NoParams):
+class CoverageReal(Metric):
     """Share of the held-out real test tokens to which model t gives a non-zero probability."""
 
     applies_to = DISCRETE
@@ -328,7 +323,7 @@ def _batched_test_log_probs(model: Any, references: ReferenceBatch) -> np.ndarra
 
 
 @register("metric", "types")
-class Types(_NoParams):
+class Types(Metric):
     """Vocabulary size of model t's output: distinct word types (or token ids)."""
 
     applies_to = DISCRETE
@@ -469,7 +464,7 @@ class RareMass(Metric):
 
 
 @register("metric", "entropy")
-class Entropy(_NoParams):
+class Entropy(Metric):
     """Shannon entropy (nats): of model t's distribution where it has one in closed
     form (a categorical model), else of the word frequencies of its output."""
 
@@ -558,7 +553,7 @@ class Distinct4(DistinctN):
 
 
 @register("metric", "support")
-class Support(_NoParams):
+class Support(Metric):
     """Number of token ids to which model t gives a non-zero probability."""
 
     applies_to = TOKENS
@@ -576,7 +571,7 @@ class Support(_NoParams):
 
 
 @register("metric", "heterozygosity")
-class Heterozygosity(_NoParams):
+class Heterozygosity(Metric):
     """1 - Σ p_k² of model t: the chance two draws differ (Wright–Fisher's H)."""
 
     applies_to = TOKENS
@@ -596,7 +591,7 @@ class Heterozygosity(_NoParams):
 
 
 @register("metric", "tv_real")
-class TVReal(_NoParams):
+class TVReal(Metric):
     """Total variation ½ Σ |p_t - p_real| between model t and the real distribution."""
 
     applies_to = TOKENS
@@ -618,7 +613,7 @@ class TVReal(_NoParams):
 
 
 @register("metric", "kl_real")
-class KLReal(_NoParams):
+class KLReal(Metric):
     """KL(p_t ‖ p_real) in nats: finite while the model stays inside the real support
     (inf if it puts mass where the real distribution has none)."""
 
