@@ -97,8 +97,11 @@ def load_real(spec: ChainSpec, seed: int) -> RealData:
     return spec.data.load(n=spec.real_samples, rng=stream(spec.root_seed, seed, 0, "data"))
 
 
-def _record(spec: ChainSpec, state: ChainState, name: str, value: Any) -> None:
+def _record(spec: ChainSpec, state: ChainState, name: str, value: Any, t: int) -> None:
+    """Record generation ``t``'s value of a series; a series first recorded at ``t``
+    (a regime statistic from generation 1, a curator skipped before) is NaN before."""
     values = state.values.setdefault(name, [])
+    values.extend([float("nan")] * (t - len(values)))
     metric = spec.metrics.get(name)
     if metric is not None and metric.absorbing and values:
         value = np.fmax(value, values[-1])  # NaN (a generation not measured) is skipped
@@ -112,14 +115,6 @@ def _align(state: ChainState, t: int) -> None:
     for values in state.values.values():
         if len(values) < t + 1:
             values.extend([float("nan")] * (t + 1 - len(values)))
-
-
-def _first_recorded(state: ChainState, names: list[str], t: int) -> None:
-    """Series first recorded at generation ``t`` get NaN for the generations before."""
-    for name in names:
-        values = state.values[name]
-        if len(values) == 1 and t > 0:
-            values[:0] = [float("nan")] * t
 
 
 def measure(
@@ -175,11 +170,9 @@ def _assemble(
         return spec.regime(real, state.history, t, rng=rng)
     assembled = spec.regime.assemble(real, state.history, t, rng=rng, state=state.regime_state)
     state.regime_state = assembled.state
-    if t == 1:  # generation 0 trained on the real data alone: no statistics to report
-        for name in assembled.stats:
-            _record(spec, state, name, float("nan"))
+    # (generation 0 trained on the real data alone: its statistics are NaN)
     for name, value in assembled.stats.items():
-        _record(spec, state, name, float(value))
+        _record(spec, state, name, float(value), t)
     return assembled.data
 
 
@@ -234,7 +227,7 @@ def run_seed(
             value, items = measure(
                 metric, model, output, real, model_0, metric_stream(root, seed, t, name)
             )
-            _record(spec, state, name, value)
+            _record(spec, state, name, value, t)
             if items is not None:
                 state.distributions.setdefault(name, []).append(items)
         if t == 0:
@@ -243,10 +236,8 @@ def run_seed(
             output, stats = curate(
                 spec, candidates, real, model, state.model_0, lazy_stream(root, seed, t, "curate")
             )
-            new = [name for name in stats if name not in state.values]
             for name, value in stats.items():
-                _record(spec, state, name, value)
-            _first_recorded(state, new, t)
+                _record(spec, state, name, value, t)
         _align(state, t)
         state.model = model
         state.history = _keep(spec, [*state.history, output])
@@ -383,7 +374,7 @@ def run_batched(
                 values = np.array([value for value, _ in measured], dtype=float)
                 if metric.per_item:
                     state.distributions.setdefault(name, []).append([i for _, i in measured])
-            _record(spec, state, name, np.asarray(values, dtype=float))
+            _record(spec, state, name, np.asarray(values, dtype=float), t)
         state.model = model
         state.history = _keep(spec, [*state.history, output])
         state.generation = t
