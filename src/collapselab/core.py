@@ -23,6 +23,7 @@ checked in one place with one message template.
 
 from __future__ import annotations
 
+import abc
 import enum
 import inspect
 import math
@@ -44,6 +45,32 @@ class DataKind(enum.StrEnum):
     TEXT = "text"  # list of str, one per document
     IMAGES = "images"  # float array (n, h, w)
     SUPERVISED = "supervised"  # pair (X, y)
+
+
+class Direction(enum.StrEnum):
+    """Which way a metric is healthy: what a reader (and a verdict) may call better.
+
+    No metric may reward collapse: a value that a collapsed chain reaches (variance 0,
+    one word left, every token uncovered) must never be the healthy end.
+    """
+
+    HIGHER = "higher"  # higher is healthier (tail mass, types, coverage, accuracy)
+    LOWER = "lower"  # lower is healthier (a loss on real data, a distance to it)
+    TARGET = "target"  # closest to the real data's own value is healthiest (Zipf exponent)
+    NEUTRAL = "neutral"  # a diagnostic with no healthy end (kept fraction, a shift of mean)
+
+
+class Quantity(enum.StrEnum):
+    """What a metric measures, so that each definition of collapse finds its statistic."""
+
+    REAL_LOSS = "real_loss"  # loss on held-out real data: NLL, perplexity, test MSE, -ELBO
+    FIDELITY = "fidelity"  # distance of the output to the real distribution (W1, KL, TV, FD)
+    DIVERSITY = "diversity"  # spread of the output: variance, entropy, types, distinct-n
+    TAILS = "tails"  # tail mass, rare-type survival, class coverage
+    VALIDITY = "validity"  # share of valid output, accuracy on held-out tasks
+    GEN0_LIKELIHOOD = "gen0_likelihood"  # likelihood of the output under generation 0's model
+    COLLAPSED = "collapsed"  # a 0/1 state: the chain has reached a collapsed state
+    OTHER = "other"
 
 
 # ---------------------------------------------------------------------------
@@ -321,21 +348,31 @@ class ReferenceBatch:
         return self._cache[key]
 
 
-class DataSource(Component):
-    """A source of real data. Call order: ``load`` once per seed; ``draw`` for fresh data."""
+class DataSource(Component, abc.ABC):
+    """A source of real data. Call order: ``load`` once per seed; ``draw`` for fresh data.
+
+    Declared capabilities (class attributes):
+
+    * :attr:`kind`: the data kind it produces.
+    * :attr:`can_draw`: ``draw(n, rng=...)`` gives new real samples (ground truths and
+      generators can; fixed tables and corpora cannot).
+    """
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS
     can_draw: ClassVar[bool] = False
 
+    @abc.abstractmethod
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         """Real data for one seed; ``n`` is the default training size for generators."""
-        raise NotImplementedError
 
     def draw(self, n: int, *, rng: np.random.Generator) -> Any:
-        raise NotImplementedError
+        """``n`` new real samples; only for sources that declare :attr:`can_draw`."""
+        raise DataError(
+            f"data {self.registry_id or type(self).__name__!r} cannot draw new real samples"
+        )
 
 
-class GenerativeModel(Component):
+class GenerativeModel(Component, abc.ABC):
     """A generative model. Call order: ``clone`` -> ``fit`` -> ``sample`` / ``log_prob``.
 
     ``fit(data, *, rng)`` learns state (attributes ending in ``_``) and returns
@@ -344,24 +381,57 @@ class GenerativeModel(Component):
     per item. A degenerate fit (zero variance, one word) is a legal state, not an
     error: ``log_prob`` then returns ``-inf`` off the support.
 
-    Models with a vectorized multi-seed implementation set :attr:`batched_class`.
-    A model that sets ``fit_accepts_ancestors = True`` is called as
-    ``fit(data, *, rng, previous, first)`` with the previous generation's and
-    generation 0's fitted models (``None`` at generation 0), so a neural network can
-    warm-start from either; its clone is still fresh and unfitted.
+    What a model can do beyond these three methods is declared here, as class
+    attributes with defaults (as scikit-learn's estimator tags); the chain, the
+    config checks, the report and :mod:`collapselab.testing` read only these:
+
+    * :attr:`kind`: the data kind it consumes and produces.
+    * :attr:`decoding_controls`: the decoding controls ``sample`` honours (names of
+      :class:`collapselab.decoding.Decoding` fields: ``temperature``, ``top_k``,
+      ``top_p``, ``bias``); a config that sets any other is refused.
+    * :attr:`batched_class`: a class that advances every seed's chain at once
+      (parameters with a leading seed axis), or ``None``.
+    * :attr:`takes_ancestors`: ``fit`` is called as ``fit(data, *, rng, previous,
+      first)`` with the previous generation's and generation 0's fitted models
+      (``None`` at generation 0), so a neural network can warm-start from either;
+      its clone is still fresh and unfitted.
+    * :attr:`fits_moments`: ``fit`` also accepts a pool's sufficient statistics
+      (:class:`collapselab.stats.Moments`), so ``accumulate`` keeps memory constant.
+    * :attr:`provides`: names of the optional methods it implements, which metrics
+      and curators may require (``token_log_probs``, ``moments``, ``coefficients``...).
+    * :attr:`closed_form`: the family of closed forms (see :mod:`collapselab.theory`)
+      that describes a chain of this model, or ``None``.
+    * :attr:`conformance_params`: small parameters for the conformance checks (slow
+      neural models); :meth:`conformance_example` may also write files it needs.
+    * :attr:`extra`: the optional extra it needs (``"neural"``), named in errors.
     """
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS
+    decoding_controls: ClassVar[frozenset[str]] = frozenset()
     batched_class: ClassVar[type | None] = None
+    takes_ancestors: ClassVar[bool] = False
+    fits_moments: ClassVar[bool] = False
+    provides: ClassVar[frozenset[str]] = frozenset()
+    closed_form: ClassVar[str | None] = None
+    conformance_params: ClassVar[dict[str, Any]] = {}
+    extra: ClassVar[str | None] = None
 
+    @classmethod
+    def conformance_example(cls) -> dict[str, Any]:
+        """Parameters for the conformance checks (may write fixture files first)."""
+        return dict(cls.conformance_params)
+
+    @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
-        raise NotImplementedError
+        """Learn from ``data``; return ``self``."""
 
+    @abc.abstractmethod
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> Any:
-        raise NotImplementedError
+        """``n`` items of :attr:`kind`."""
 
+    @abc.abstractmethod
     def log_prob(self, data: Any) -> np.ndarray:
-        raise NotImplementedError
+        """One log-density (or log-probability) per item of ``data``."""
 
     def is_fitted(self) -> bool:
         return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
@@ -415,12 +485,25 @@ class Metric(Component):
     """A measurement of model ``t`` and its output against the real data.
 
     ``__call__(model, synthetic, reference, *, rng)`` returns a float (or NaN where
-    undefined). :attr:`applies_to` lists the data kinds it accepts. An ``absorbing``
-    metric never decreases along a chain (``collapsed`` stays 1 once reached).
-    ``batched`` may return values for every seed at once (or ``None`` to fall back).
+    undefined). ``batched`` may return values for every seed at once (or ``None`` to
+    fall back).
 
-    Two opt-in capabilities:
+    Everything the chain, the report, the theory and the verdicts know about a metric
+    is declared here, never kept in a table elsewhere:
 
+    * :attr:`applies_to`: the data kinds it accepts.
+    * :attr:`label`: the axis label with its unit, a format string filled with the
+      metric's parameters (``"distinct {n}-grams ÷ all {n}-grams"``); see :meth:`describe`.
+    * :attr:`direction`: which way is healthy (:class:`Direction`); a metric must never
+      call a collapsed chain healthy.
+    * :attr:`quantity`: what it measures (:class:`Quantity`), which the definitions of
+      collapse read.
+    * :attr:`headline`: its rank among the headline numbers (lower first), or ``None``.
+    * :attr:`share`: a share in [0, 1] (the conformance suite bound-checks it).
+    * :attr:`requires`: the model capabilities (:attr:`GenerativeModel.provides`) it needs.
+    * :attr:`theory_quantity`: the closed-form quantity it equals in expectation
+      (``"variance"``), looked up in :mod:`collapselab.theory`, or ``None``.
+    * :attr:`absorbing`: it never decreases along a chain (``ever_collapsed``).
     * :attr:`uses_model_0`: ``__call__`` (and :meth:`item_values`) also receive
       ``model_0=``, generation 0's model, fitted on the real training data (at
       generation 0, the model itself): a fixed yardstick for every generation, such as
@@ -433,9 +516,21 @@ class Metric(Component):
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
+    label: ClassVar[str] = ""
+    unit: ClassVar[str] = ""
+    direction: ClassVar[Direction] = Direction.NEUTRAL
+    quantity: ClassVar[Quantity] = Quantity.OTHER
+    headline: ClassVar[int | None] = None
+    share: ClassVar[bool] = False
+    requires: ClassVar[tuple[str, ...]] = ()
+    theory_quantity: ClassVar[str | None] = None
     absorbing: ClassVar[bool] = False
     uses_model_0: ClassVar[bool] = False
     per_item: ClassVar[bool] = False
+
+    def describe(self) -> str:
+        """The axis label, filled with this metric's parameters (its id if none is declared)."""
+        return self.label.format(**self.get_params()) if self.label else self.registry_id
 
     def __call__(
         self,
