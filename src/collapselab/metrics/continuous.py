@@ -1,4 +1,5 @@
-"""Metrics of continuous models: spread, fidelity to the real data and tails.
+"""Metrics of continuous models: spread, fidelity to the real data, tails, and the
+collapsed state (``collapsed_now`` at a generation, ``ever_collapsed`` absorbing).
 
 Each metric describes model ``t`` (and its own output) against the real data of the
 same seed. Reference statistics prefer the known ground truth (``RealData.truth``)
