@@ -51,7 +51,7 @@ class TestMSE(Metric):
 
     applies_to = SUPERVISED
     requires = ("coefficients",)
-    label = "test MSE against the true regression function (label units²)"
+    label = "test MSE, against the true function where known (label units²)"
     unit = "label units²"
     direction = Direction.LOWER
     quantity = Quantity.REAL_LOSS

@@ -563,7 +563,7 @@ class Entropy(Metric):
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
     ) -> float:
-        if hasattr(model, "probabilities"):
+        if "probabilities" in model.provides:
             return float(entropy_of_probs(model.probabilities()))
         return entropy_of_counts(output_counts(synthetic))
 
