@@ -31,13 +31,18 @@ def test_perplexity_gen0_is_per_document_perplexity_under_the_first_model():
     state = run_seed(spec, 0)
     values = state.distributions["perplexity_gen0"]
     assert [len(v) for v in values] == [40, 40, 40]
-    # Score documents by hand, token by token, under generation 0's model.
+    # Score documents by hand, token by token, under generation 0's model; every token
+    # is charged at p + floor (the declared unknown-token probability, 1e-6).
     metric = make("metric", "perplexity_gen0")
     docs = ["a tiny document", "another one, longer than the first"]
     model_0 = state.model_0
-    expected = [np.exp(-model_0.document_token_log_probs([d])[0].mean()) for d in docs]
+
+    def floored(logp):
+        return np.log(np.exp(logp) + 1e-6)
+
+    expected = [np.exp(-floored(model_0.document_token_log_probs([d])[0]).mean()) for d in docs]
     by_hand = [
-        np.exp(-np.mean(model_0.token_log_probs([d]))) for d in docs
+        np.exp(-np.mean(floored(model_0.token_log_probs([d])))) for d in docs
     ]  # the same tokens, scored one document at a time
     got = metric.item_values(state.model, docs, None, rng=None, model_0=model_0)
     np.testing.assert_allclose(got, expected, rtol=1e-12)

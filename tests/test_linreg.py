@@ -27,18 +27,22 @@ def spec(regime="replace", data=None, model=None, n=100, generations=30, regime_
     )
 
 
-def curves(chain_spec, regime="replace", model_params=None):
-    return theory.expected_curves(
-        data_id="linear",
-        data_truth=load_real(chain_spec, 0).truth,
-        model_id="linreg",
-        model_params={"noise": 1.0} if model_params is None else model_params,
-        regime_id=regime,
-        regime_params={},
-        n0=chain_spec.real_samples,
-        n=chain_spec.samples_per_generation,
-        generations=chain_spec.generations,
-    )
+def expected(chain_spec, **changes):
+    """The theory of ``chain_spec``'s components (``changes`` replace some of them)."""
+    setting = {
+        "model": chain_spec.model,
+        "regime": chain_spec.regime,
+        "truth": load_real(chain_spec, 0).truth,
+        "n0": chain_spec.real_samples,
+        "n": chain_spec.samples_per_generation,
+        "generations": chain_spec.generations,
+        **changes,
+    }
+    return theory.expected(theory.Setting(**setting))
+
+
+def curves(chain_spec):
+    return expected(chain_spec).curves
 
 
 def assert_within_4se(values, expected):
@@ -76,7 +80,7 @@ def test_replace_matches_theory_within_4se():
 def test_accumulate_matches_theory_within_4se():
     s = spec("accumulate")
     state = run_batched(s, 300)
-    expected = curves(s, "accumulate")
+    expected = curves(s)
     assert expected["test_mse"][-1] == pytest.approx(0.181, abs=5e-4)
     for metric in ("test_mse", "coef_error"):
         assert_within_4se(state.values[metric], expected[metric])
@@ -86,7 +90,7 @@ def test_estimated_noise_keeps_the_replace_theory():
     # sigma_hat^2 = RSS/(T-d) is unbiased and independent of the fit, so the form holds.
     s = spec("replace", model={}, generations=10)
     state = run_batched(s, 800)
-    expected = curves(s, model_params={})
+    expected = curves(s)
     assert_within_4se(state.values["test_mse"], expected["test_mse"])
 
 
@@ -96,7 +100,7 @@ def test_fixed_real_design_matches_theory_within_4se():
     truth = load_real(s, 0).truth
     assert truth["design_rows"] == 332
     state = run_batched(s, 400)
-    expected = curves(s, model_params={"noise": 0.5})
+    expected = curves(s)
     for metric in ("test_mse", "coef_error"):
         assert_within_4se(state.values[metric], expected[metric])
 
@@ -199,27 +203,16 @@ def test_user_errors_name_the_fix():
 
 
 def test_no_theory_where_no_closed_form_holds():
-    s = spec()
-    truth = load_real(s, 0).truth
-    common = {
-        "data_id": "linear",
-        "data_truth": truth,
-        "model_id": "linreg",
-        "regime_params": {},
-        "n0": 100,
-        "generations": 5,
-    }
-    assert (
-        theory.expected_curves(model_params={"alpha": 0.1}, regime_id="replace", n=100, **common)
-        == {}
-    )
-    assert theory.expected_curves(model_params={}, regime_id="accumulate", n=100, **common) == {}
-    assert theory.expected_curves(model_params={}, regime_id="replace", n=50, **common) == {}
-    assert theory.expected_curves(model_params={}, regime_id="fresh", n=100, **common) == {}
-    assert set(theory.expected_curves(model_params={}, regime_id="replace", n=100, **common)) == {
-        "test_mse",
-        "coef_error",
-    }
+    s = spec(model={}, generations=5)
+    ridge = expected(s, model=make("model", "linreg", alpha=0.1))
+    assert ridge.curves == {} and "ridge" in ridge.why_not("test_mse")
+    estimated = expected(s, regime=make("regime", "accumulate"))
+    assert estimated.curves == {} and "noise estimated" in estimated.why_not("test_mse")
+    assert "relabels the whole design" in expected(s, n=50).why_not("coef_error")
+    assert expected(s, regime=make("regime", "fresh")).curves == {}
+    curated = expected(s, curators=("dedup",))
+    assert curated.curves == {} and "curators" in curated.why_not("test_mse")
+    assert set(expected(s).curves) == {"test_mse", "coef_error"}
 
 
 def test_metrics_against_the_truth():

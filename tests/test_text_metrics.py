@@ -31,7 +31,7 @@ def test_types_and_rare_survival_on_text():
     assert measure("types", model, output, REAL) == 2.0
     assert measure("rare_survival_k1", model, output, REAL) == 0.5  # x of {x, w}
     assert measure("rare_survival_k5", model, output, REAL) == 0.25  # x of {x, y, z, w}
-    assert measure("rare_survival_k1", model, output, REAL, k=2) == pytest.approx(1 / 3)
+    assert measure("rare_survival", model, output, REAL, k=2) == pytest.approx(1 / 3)
     # In the model's support: all real types are in the vocabulary of a model of REAL.
     assert measure("rare_support_k5", model, output, REAL) == 1.0
     narrow = NGram(order=1).fit(["x y"], rng=RNG)
@@ -76,8 +76,16 @@ def test_perplexity_and_coverage_of_text_model():
     model = NGram(order=1).fit(["a b a c", "a b"], rng=RNG)
     test = RealData(train=[], test=["a b a c", "a zebra"], kind=DataKind.TEXT)
     # Tokens: 1, 2/3, 1/2, 1/3, 1 | 1, 0 (zebra), 0 (END after unseen UNK context).
-    covered = np.log([1, 2 / 3, 0.5, 1 / 3, 1, 1])
-    assert measure("perplexity_real", model, [], test) == pytest.approx(np.exp(-covered.mean()))
+    p = np.array([1, 2 / 3, 0.5, 1 / 3, 1, 1, 0, 0])
+    # Every token is charged: the two the model cannot emit cost ln(1 / floor).
+    floored = np.log(p + 1e-6)
+    assert measure("perplexity_real", model, [], test) == pytest.approx(np.exp(-floored.mean()))
+    assert measure("perplexity_real", model, [], test, floor=1e-3) == pytest.approx(
+        np.exp(-np.log(p + 1e-3).mean())
+    )
+    # The diagnostic leaves them out.
+    covered = np.log(p[p > 0])
+    assert measure("perplexity_covered", model, [], test) == pytest.approx(np.exp(-covered.mean()))
     assert measure("coverage_real", model, [], test) == pytest.approx(6 / 8)
     smooth = NGram(order=1, smoothing="kneser-ney").fit(["a b a c", "a b"], rng=RNG)
     assert measure("coverage_real", smooth, [], test) == 1.0
@@ -108,9 +116,13 @@ def test_categorical_metrics_exact():
     assert measure("rare_survival_k1", model, output, ref) == 0.5
     assert measure("rare_support_k1", model, output, ref) == 1.0
     assert measure("rare_mass", model, output, ref, k=1) == pytest.approx(0.5)
-    # Test ids 0..3; id 3 has probability 0: perplexity over the rest, coverage 3/4.
+    # Test ids 0..3; id 3 has probability 0: charged at the floor, coverage 3/4.
+    floored = np.log(np.array([0.5, 0.25, 0.25, 0.0]) + 1e-6)
+    assert measure("perplexity_real", model, output, ref) == pytest.approx(np.exp(-floored.mean()))
     covered = np.log([0.5, 0.25, 0.25])
-    assert measure("perplexity_real", model, output, ref) == pytest.approx(np.exp(-covered.mean()))
+    assert measure("perplexity_covered", model, output, ref) == pytest.approx(
+        np.exp(-covered.mean())
+    )
     assert measure("coverage_real", model, output, ref) == 0.75
     # The truth decides the real distribution; without it, the real training frequencies.
     empirical = RealData(train=ref.train, test=ref.test, kind=DataKind.TOKENS)
@@ -149,6 +161,7 @@ def test_batched_metrics_equal_per_seed_values():
         "rare_support_k5",
         "rare_mass",
         "perplexity_real",
+        "perplexity_covered",
         "coverage_real",
     ]:
         metric = make("metric", metric_id)
@@ -156,3 +169,53 @@ def test_batched_metrics_equal_per_seed_values():
         assert values is not None, metric_id
         expected = [metric(model.unbatch(s), output.array[s], refs[s], rng=rng) for s in range(4)]
         np.testing.assert_allclose(values, expected, err_msg=metric_id)
+
+
+def _last_medians(config, path):
+    import collapselab as cl
+
+    frame = cl.run(config, path, report=False).metrics()
+    sim = frame[(frame["source"] == "simulation")]
+    last = sim[sim["generation"] == sim["generation"].max()]
+    return last.groupby(["run_id", "metric"])["value"].median()
+
+
+def test_perplexity_never_prefers_the_collapsed_chain(tmp_path):
+    from collapselab.experiment import load_config
+
+    # ngram-shakespeare, small: replace loses coverage (and types) faster than
+    # accumulate; the covered-token perplexity used to call it the better fit.
+    text = load_config(
+        {
+            "name": "shakespeare",
+            "data": {"id": "shakespeare", "params": {"unit": "paragraph", "test_fraction": 0.02}},
+            "model": {"id": "ngram", "params": {"order": 2}},
+            "samples_per_generation": 300,
+            "generations": 3,
+            "seeds": 2,
+            "metrics": ["perplexity_real", "perplexity_covered", "coverage_real", "types"],
+            "arms": [{"name": "replace"}, {"name": "accumulate", "regime": {"id": "accumulate"}}],
+        }
+    )
+    # zipf-tails with top-p 0.9: replace keeps a handful of types.
+    tokens = load_config(
+        {
+            "name": "zipf",
+            "data": {"id": "zipf", "params": {"exponent": 1.1, "vocabulary": 5000}},
+            "model": {"id": "categorical"},
+            "samples_per_generation": 5000,
+            "generations": 6,
+            "seeds": 4,
+            "decoding": {"top_p": 0.9},
+            "metrics": ["perplexity_real", "perplexity_covered", "coverage_real", "types"],
+            "arms": [{"name": "replace"}, {"name": "accumulate", "regime": {"id": "accumulate"}}],
+        }
+    )
+    for config in (text, tokens):
+        last = _last_medians(config, tmp_path / config.name)
+        # the collapsed arm: fewer types, less coverage ...
+        assert last["replace", "types"] < last["accumulate", "types"]
+        assert last["replace", "coverage_real"] < last["accumulate", "coverage_real"]
+        # ... and a worse perplexity (the diagnostic still says the opposite)
+        assert last["replace", "perplexity_real"] > last["accumulate", "perplexity_real"]
+        assert last["replace", "perplexity_covered"] < last["accumulate", "perplexity_covered"]

@@ -4,12 +4,13 @@ follows the model's own probabilities, generation modes, collapse without crashi
 import numpy as np
 import pytest
 
+from collapselab import make
 from collapselab.core import SeedBatch
 from collapselab.data.text import tokenize_words
 from collapselab.decoding import Decoding
 from collapselab.errors import DataError
 from collapselab.models.categorical import BatchedCategorical, Categorical
-from collapselab.models.ngram import END, NGram
+from collapselab.models.ngram import BOS, END, NGram
 
 RNG = np.random.default_rng(0)
 
@@ -168,12 +169,52 @@ def test_next_token_frequencies_match_the_model(smoothing, decoding):
     assert np.all(np.abs(freq - p) <= 4 * se + 1e-12), (freq.round(3), p.round(3))
 
 
-def test_free_mode_lengths_come_from_training_documents():
-    docs = ["a b c", "a b c d e", "b c a b c"]
-    model = NGram(order=1).fit(docs, rng=RNG)
-    out = model.sample(300, rng=np.random.default_rng(1))
-    assert {len(d.split()) for d in out} <= {3, 5}
-    assert {len(d.split()) for d in out} == {3, 5}
+def test_free_mode_documents_end_where_the_model_ends_them():
+    # One document of nine a's: P(END | a) = 1/9, so lengths are geometric with mean 9
+    # (sd sqrt(72) = 8.5). A length drawn from the training documents would always be 9.
+    model = NGram(order=1).fit([" ".join(["a"] * 9)], rng=RNG)
+    out = model.sample(4000, rng=np.random.default_rng(1))
+    lengths = np.array([len(d.split()) for d in out])
+    assert set(" ".join(out).split()) == {"a"}
+    assert lengths.min() == 1 and lengths.max() > 30
+    assert abs(lengths.mean() - 9) < 4 * np.sqrt(72 / len(lengths))
+    assert abs(np.mean(lengths == 1) - 1 / 9) < 4 * np.sqrt((1 / 9) * (8 / 9) / len(lengths))
+
+
+def _grams(model, docs):
+    """Every (order+1)-gram of ``docs`` as the model pads them (BOS ... END), in order."""
+    x = model._padded(docs, model.vocab_)[0]
+    k = model.order + 1
+    return [tuple(x[p - k + 1 : p + 1]) for p in np.flatnonzero(x != BOS)]
+
+
+@pytest.mark.parametrize(("order", "level"), [(1, "word"), (2, "word"), (3, "char")])
+def test_unsmoothed_free_mode_emits_only_training_ngrams(order, level):
+    # Contexts seen only at a document's end ("c d", "mat") used to be continued by
+    # backing off, which emits (order+1)-grams the MLE chain gives probability 0.
+    real = make("data", "shakespeare").load(n=300, rng=np.random.default_rng(0))
+    docs = ["a b c", "b c d", "x a b", "the cat sat on the mat", *real.train]
+    model = NGram(order=order, level=level).fit(docs, rng=RNG)
+    seen = set(_grams(model, docs))
+    out = model.sample(600, rng=np.random.default_rng(3))
+    generated = _grams(model, out)
+    assert len(generated) > 5000
+    assert [g for g in generated if g not in seen] == []
+    # and every output scores finitely under the model that wrote it
+    assert np.isfinite(model.log_prob(out)).all()
+
+
+def test_complete_continues_prompts_to_the_model_end():
+    docs = ["37+48=85", "1+2=3", "10+20=30"] * 3
+    model = NGram(order=6, level="char").fit(docs, rng=RNG)
+    greedy = {"temperature": 0.0}
+    assert model.complete(["37+48=", "1+2=", "10+20="], rng=RNG, decoding=greedy) == [
+        "85",
+        "3",
+        "30",
+    ]
+    cut = NGram(order=1, max_length=4).fit(["a a a a a a a a"], rng=RNG)
+    assert all(len(c.split()) <= 4 for c in cut.complete(["a"] * 50, rng=RNG))
 
 
 def test_pure_mle_only_emits_seen_transitions():
@@ -198,14 +239,14 @@ def test_char_level_round_trip_and_alphabet():
     model = NGram(order=2, level="char").fit(docs, rng=RNG)
     out = model.sample(50, rng=np.random.default_rng(0))
     assert set("".join(out)) <= set("abc")
-    assert {len(d) for d in out} <= {5, 3}
     assert np.isfinite(model.log_prob(docs)).all()
+    assert np.isfinite(model.log_prob(out)).all()  # only transitions it has seen
 
 
 def test_ngram_collapse_is_a_state_not_a_crash():
     model = NGram(order=2).fit(["a a a a"], rng=RNG)
     out = model.sample(5, rng=np.random.default_rng(0))
-    assert out == ["a a a a"] * 5
+    assert set(" ".join(out).split()) == {"a"}
     again = NGram(order=2).fit(out, rng=RNG)
     assert again.log_prob(["b"])[0] == -np.inf
     assert again.type_probs(["a", "b"]).tolist() == [1.0, 0.0]

@@ -10,12 +10,13 @@ from collapselab import make
 from collapselab.chain import ChainSpec, run_batched, run_seed
 from collapselab.decoding import Decoding
 from collapselab.theory import (
+    Setting,
     categorical_accumulate,
     categorical_expected_lost,
     categorical_expected_support,
     categorical_replace,
-    expected_curves,
 )
+from collapselab.theory import expected as theory_expected
 
 V, BETA = 12, 1.0
 
@@ -124,25 +125,34 @@ def test_truncation_speeds_up_tail_loss():
 
 def test_expected_curves_for_runs():
     truth = {"probs": _probs()}
-    common = {
-        "data_id": "zipf",
-        "data_truth": truth,
-        "model_id": "categorical",
-        "model_params": {},
-        "regime_params": {},
-        "n0": 10,
-        "n": 10,
-        "generations": 5,
-    }
-    curves = expected_curves(regime_id="replace", **common)
+
+    def expected(regime="replace", model=None, **changes):
+        setting = {
+            "model": model or make("model", "categorical"),
+            "regime": make("regime", regime),
+            "truth": truth,
+            "n0": 10,
+            "n": 10,
+            "generations": 5,
+            **changes,
+        }
+        return theory_expected(Setting(**setting))
+
+    curves = expected().curves
     np.testing.assert_allclose(
         curves["heterozygosity"], categorical_replace(probs=_probs(), n0=10, n=10, generations=5)
     )
     assert curves["support"][0] == categorical_expected_support(probs=_probs(), m=10)
     assert np.isnan(curves["support"][1:]).all()
-    assert "heterozygosity" in expected_curves(regime_id="accumulate", **common)
-    # No closed form with smoothing or truncation.
-    assert (
-        expected_curves(regime_id="replace", **{**common, "model_params": {"smoothing": 1.0}}) == {}
-    )
-    assert expected_curves(regime_id="replace", decoding=Decoding(top_p=0.9), **common) == {}
+    assert "heterozygosity" in expected("accumulate").curves
+    # Other regimes: generation 0 still fits the real draws, and only its support is known.
+    fresh = expected("fresh")
+    assert set(fresh.curves) == {"support"}
+    assert "fresh" in fresh.why_not("heterozygosity")
+    # No closed form with smoothing, truncation or curators; each says why.
+    smooth = expected(model=make("model", "categorical", smoothing=1.0))
+    assert smooth.curves == {} and "smoothing" in smooth.why_not("heterozygosity")
+    cut = expected(decoding=Decoding(top_p=0.9))
+    assert cut.curves == {} and "top_p" in cut.why_not("support")
+    assert expected(curators=("verifier",)).curves == {}
+    assert expected(truth={}).curves == {}

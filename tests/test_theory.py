@@ -5,6 +5,7 @@ import pytest
 
 from collapselab import make, theory
 from collapselab.chain import ChainSpec, run_batched, run_seed
+from collapselab.decoding import Decoding
 
 CHECK_GENERATIONS = [0, 1, 5, 14, 29]
 
@@ -168,3 +169,87 @@ def test_sampling_bias_lambda(regime):
         **{**common, "bias": 1.0}
     )
     assert curves["variance"][-1] < unbiased_sampling["variance"][-1]
+
+
+def _filtered_gaussian(curators):
+    from collapselab.experiment import load_config
+
+    return load_config(
+        {
+            "name": "filtered",
+            "data": {"id": "gaussian"},
+            "model": {"id": "gaussian"},
+            "regime": {"id": "replace"},
+            "samples_per_generation": 100,
+            "generations": 12,
+            "seeds": 6,
+            "oversample": 2,
+            "curators": curators,
+            "metrics": ["variance", "log_variance", "mean_shift", "collapsed_now"],
+        }
+    )
+
+
+def test_no_theory_rows_where_a_curator_breaks_the_derivation(tmp_path):
+    import json
+
+    import collapselab as cl
+
+    # A likelihood filter keeps the central half of every generation: the variance falls
+    # about 7-fold per generation, nowhere near the replace closed form (0.99 per step).
+    filtered = cl.run(
+        _filtered_gaussian([{"id": "likelihood-filter", "params": {"keep": 0.5}}]),
+        tmp_path / "f",
+        report=False,
+    )
+    frame = filtered.metrics()
+    assert (frame["source"] == "theory").sum() == 0
+    sim = frame[(frame["metric"] == "variance") & (frame["source"] == "simulation")]
+    last = sim[sim["generation"] == 11]["value"].median()
+    assert last < 1e-3 * sim[sim["generation"] == 0]["value"].median()
+    notes = json.loads((tmp_path / "f" / "filtered" / "theory_notes.json").read_text())
+    assert notes["closed_form"] == "gaussian-mle" and notes["written"] == []
+    assert set(notes["none"]) == {"variance", "log_variance", "mean_shift"}
+    assert "likelihood-filter" in notes["none"]["variance"]
+    # Without the curator, the same chain has its theory rows, and says so.
+    plain = cl.run(_filtered_gaussian([]), tmp_path / "p", report=False).metrics()
+    written = set(plain[plain["source"] == "theory"]["metric"])
+    assert written == {"variance", "log_variance", "mean_shift"}
+    notes = json.loads((tmp_path / "p" / "filtered" / "theory_notes.json").read_text())
+    assert notes["written"] == sorted(written) and notes["none"] == {}
+
+
+def test_theory_is_keyed_by_the_declared_family():
+    from collapselab.theory import QUANTITIES, Setting, expected
+
+    base = {
+        "truth": {"mean": np.zeros(2), "cov": np.eye(2)},
+        "n0": 50,
+        "n": 50,
+        "generations": 4,
+    }
+    gaussian = expected(
+        Setting(model=make("model", "gaussian"), regime=make("regime", "replace"), **base)
+    )
+    assert set(gaussian.curves) == {"variance", "mean_shift"}  # log_variance: 1-D only
+    assert "1-D" in gaussian.why_not("log_variance")
+    assert set(QUANTITIES["gaussian-mle"]) >= set(gaussian.curves)
+    # A model of another family (a GMM, a KDE) has none, whatever the data.
+    gmm = expected(Setting(model=make("model", "gmm"), regime=make("regime", "replace"), **base))
+    assert gmm.curves == {} and "declares no closed form" in gmm.why_not("variance")
+    fresh = expected(
+        Setting(model=make("model", "gaussian"), regime=make("regime", "fresh"), **base)
+    )
+    assert fresh.curves == {} and "fresh" in fresh.why_not("variance")
+    biased = expected(
+        Setting(
+            model=make("model", "gaussian"),
+            regime=make("regime", "replace"),
+            decoding=Decoding(bias=0.9),
+            **base,
+        )
+    )
+    np.testing.assert_allclose(
+        biased.curves["variance"],
+        theory.gaussian_replace(n0=50, n=50, generations=4, trace=2.0, dim=2, bias=0.9)["variance"],
+    )

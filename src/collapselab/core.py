@@ -513,6 +513,8 @@ class Metric(Component):
       :meth:`summarize` of them (their mean by default). The chain keeps the values,
       the runner writes them to ``distributions.parquet`` and the report draws their
       histogram per generation.
+    * :attr:`item_label`: the axis label of one item's value (a :attr:`per_item`
+      metric's histogram), a format string like :attr:`label`; see :meth:`describe_item`.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
@@ -527,10 +529,15 @@ class Metric(Component):
     absorbing: ClassVar[bool] = False
     uses_model_0: ClassVar[bool] = False
     per_item: ClassVar[bool] = False
+    item_label: ClassVar[str] = ""
 
     def describe(self) -> str:
         """The axis label, filled with this metric's parameters (its id if none is declared)."""
         return self.label.format(**self.get_params()) if self.label else self.registry_id
+
+    def describe_item(self) -> str:
+        """The axis label of one item's value, filled like :meth:`describe`."""
+        return self.item_label.format(**self.get_params()) if self.item_label else self.describe()
 
     def __call__(
         self,

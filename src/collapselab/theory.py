@@ -1,4 +1,21 @@
-"""Closed forms for the Gaussian chain, written beside the simulation as theory rows.
+"""Closed forms of collapse, written beside the simulation as theory rows where they hold.
+
+A closed form belongs to a model family and a regime: the model declares its family
+(:attr:`collapselab.core.GenerativeModel.closed_form`: ``gaussian-mle``,
+``categorical-mle``, ``ols``) and :func:`closed_form` registers the derivation of
+each (family, regime) pair. :func:`expected` looks the pair up for the components
+a run actually uses (:class:`Setting`) and returns a :class:`Theory`: curves keyed
+by the quantity a metric declares it estimates
+(:attr:`collapselab.core.Metric.theory_quantity`), and for every quantity without a
+curve one sentence saying why. Each derivation states its assumptions as checks:
+every generated sample is kept (no curators), the model samples its own fit (no
+decoding but what the derivation covers), the regime keeps no state beyond the
+outputs, and the data source states the truth the formula needs. Where any check
+fails there is no theory row: a curve written beside a chain it does not describe
+would be a false number.
+
+The Gaussian chain
+------------------
 
 Notation: real data N(mu, Sigma) in d dimensions, ``trace = tr(Sigma)``; generation 0
 fits ``n0`` real samples; every later generation draws ``n`` samples from the last
@@ -32,12 +49,15 @@ accumulate, accumulate-subsample (Gerstgrasser et al. 2024; Kazdan et al. 2024)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy.special import polygamma, psi
 
-from .decoding import sampling_bias
+from .core import GenerativeModel, Regime
+from .decoding import Decoding
 
 
 def gaussian_replace(
@@ -107,47 +127,6 @@ def gaussian_pool(
     return {"variance": variance, "mean_shift": shift}
 
 
-def expected_curves(
-    *,
-    data_id: str,
-    data_truth: dict,
-    model_id: str,
-    model_params: dict,
-    regime_id: str,
-    regime_params: dict,
-    n0: int,
-    n: int,
-    generations: int,
-    decoding: Any = None,
-) -> dict[str, np.ndarray]:
-    """Theory curves for a run, or ``{}`` where no closed form applies."""
-    if model_id == "categorical":
-        return _categorical_curves(
-            data_truth, model_params, regime_id, regime_params, n0, n, generations, decoding
-        )
-    if model_id == "linreg":
-        return _linreg_curves(data_truth, model_params, regime_id, regime_params, n, generations)
-    if data_id != "gaussian" or model_id != "gaussian" or "cov" not in data_truth:
-        return {}
-    cov = np.asarray(data_truth["cov"])
-    common = {
-        "n0": n0,
-        "n": n,
-        "generations": generations,
-        "trace": float(np.trace(cov)),
-        "dim": cov.shape[0],
-        "unbiased": bool(model_params.get("unbiased", False)),
-        "bias": sampling_bias(decoding),
-    }
-    if regime_id == "replace":
-        return gaussian_replace(**common)
-    if regime_id == "accumulate" and regime_params.get("include_real", True):
-        return gaussian_pool(**common)
-    if regime_id == "accumulate-subsample":
-        return gaussian_pool(**common, budget=regime_params.get("budget") or n0)
-    return {}
-
-
 # ---------------------------------------------------------------------------
 # Categorical chains: Wright–Fisher drift
 # ---------------------------------------------------------------------------
@@ -195,32 +174,6 @@ def categorical_expected_lost(*, probs: np.ndarray, n: int) -> float:
     return float(np.sum((1.0 - p[p > 0]) ** n))
 
 
-def _categorical_curves(
-    truth: dict,
-    model_params: dict,
-    regime_id: str,
-    regime_params: dict,
-    n0: int,
-    n: int,
-    generations: int,
-    decoding: Any,
-) -> dict[str, np.ndarray]:
-    """Closed forms for the categorical MLE without decoding, where they exist."""
-    if "probs" not in truth or model_params.get("smoothing", 0.0) != 0.0:
-        return {}
-    if decoding is not None and not getattr(decoding, "is_identity", False):
-        return {}
-    probs = np.asarray(truth["probs"], dtype=float)
-    support = np.full(generations, np.nan)
-    support[0] = categorical_expected_support(probs=probs, m=n0)  # the real sample's types
-    common = {"probs": probs, "n0": n0, "n": n, "generations": generations}
-    if regime_id == "replace":
-        return {"heterozygosity": categorical_replace(**common), "support": support}
-    if regime_id == "accumulate" and regime_params.get("include_real", True):
-        return {"heterozygosity": categorical_accumulate(**common), "support": support}
-    return {"support": support}
-
-
 # ---------------------------------------------------------------------------
 # Linear regression on a fixed design (Gerstgrasser et al. 2024; Dohmatob et al. 2024)
 # ---------------------------------------------------------------------------
@@ -260,42 +213,283 @@ def linreg_ols(
     raise ValueError(f"no closed form for regime {regime!r}")
 
 
-def _linreg_curves(
-    truth: dict,
-    model_params: dict,
-    regime_id: str,
-    regime_params: dict,
-    n: int,
-    generations: int,
-) -> dict[str, np.ndarray]:
-    """``test_mse`` and ``coef_error`` of a least-squares chain, where a closed form holds.
+# ---------------------------------------------------------------------------
+# Which closed form describes a run: a registry keyed by (model family, regime)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The components of one run that a closed form may depend on.
+
+    ``truth`` is the real data's known truth (:attr:`collapselab.core.RealData.truth`
+    of seed 0: the source's parameters, the same for every seed); ``curators`` the
+    names of the curators applied to each generation's output (oversampling acts only
+    through curators, so no closed form needs it).
+    """
+
+    model: GenerativeModel
+    regime: Regime
+    truth: dict[str, Any]
+    n0: int
+    n: int
+    generations: int
+    decoding: Decoding | None = None
+    curators: tuple[str, ...] = ()
+
+
+@dataclass
+class Theory:
+    """Expected curves of a run (one value per generation, keyed by the quantity a
+    metric estimates), and why each other quantity of its family has none."""
+
+    closed_form: str | None
+    curves: dict[str, np.ndarray] = field(default_factory=dict)
+    #: quantity -> one sentence: why no curve is written for it.
+    missing: dict[str, str] = field(default_factory=dict)
+    #: Why nothing at all applies (every quantity), or None.
+    reason: str | None = None
+
+    def why_not(self, quantity: str) -> str:
+        """One sentence: why ``quantity`` has no curve in this run."""
+        if quantity in self.missing:
+            return self.missing[quantity]
+        if self.reason is not None:
+            return self.reason
+        family = self.closed_form or "this model"
+        return f"no closed form of {family} gives {quantity}"
+
+
+class NoClosedForm(Exception):
+    """Raised by a derivation whose assumptions a run breaks; the message says which."""
+
+
+#: (model family, regime id) -> derivation; regime ``"*"``: any other regime.
+_DERIVATIONS: dict[tuple[str, str], Callable[[Setting], Theory]] = {}
+#: The quantities each family's derivations can give.
+QUANTITIES: dict[str, tuple[str, ...]] = {
+    "gaussian-mle": ("variance", "mean_shift", "log_variance"),
+    "categorical-mle": ("heterozygosity", "support"),
+    "ols": ("test_mse", "coef_error"),
+}
+
+
+def closed_form(family: str, regime: str) -> Callable:
+    """Register the derivation of a ``family`` chain under ``regime`` (``"*"``: any)."""
+
+    def decorator(fn: Callable[[Setting], Theory]) -> Callable[[Setting], Theory]:
+        _DERIVATIONS[(family, regime)] = fn
+        return fn
+
+    return decorator
+
+
+def expected(setting: Setting) -> Theory:
+    """The closed-form curves that describe ``setting``, and why the others are absent.
+
+    Curves are written only where every assumption of their derivation holds for
+    the components used; otherwise :attr:`Theory.reason` (or
+    :attr:`Theory.missing`) says which one fails.
+    """
+    model, regime = setting.model, setting.regime
+    family = type(model).closed_form
+    name = model.registry_id or type(model).__name__
+    if family is None:
+        return Theory(None, reason=f"model {name!r} declares no closed form")
+    if setting.curators:
+        return Theory(
+            family,
+            reason=(
+                f"curators ({', '.join(setting.curators)}) choose which samples are trained "
+                "on; the closed forms assume every generated sample is kept"
+            ),
+        )
+    if type(regime).stateful:
+        return Theory(
+            family, reason=f"regime {regime.registry_id!r} keeps state; no closed form models it"
+        )
+    derive = _DERIVATIONS.get((family, regime.registry_id)) or _DERIVATIONS.get((family, "*"))
+    if derive is None:
+        return Theory(
+            family,
+            reason=f"no closed form for a {family} chain under regime {regime.registry_id!r}",
+        )
+    try:
+        theory = derive(setting)
+    except NoClosedForm as exc:
+        return Theory(family, reason=str(exc))
+    theory.closed_form = family
+    for quantity in QUANTITIES.get(family, ()):
+        if quantity not in theory.curves:
+            theory.missing.setdefault(
+                quantity,
+                f"no closed form for {quantity} of a {family} chain under regime "
+                f"{regime.registry_id!r}",
+            )
+    return theory
+
+
+def _decoding_changes(setting: Setting) -> set[str]:
+    resolved = Decoding.from_config(setting.decoding)
+    return set() if resolved is None else resolved.changed()
+
+
+def _require_identity_decoding(setting: Setting) -> None:
+    changed = _decoding_changes(setting)
+    if changed:
+        raise NoClosedForm(
+            f"decoding ({', '.join(sorted(changed))}) samples another distribution than the "
+            "model's fit; the closed form assumes the model samples its own fit"
+        )
+
+
+def _gaussian_common(setting: Setting) -> dict[str, Any]:
+    if "cov" not in setting.truth:
+        raise NoClosedForm("the real data states no covariance (a known Gaussian truth)")
+    changed = _decoding_changes(setting) - {"bias"}
+    if changed:
+        raise NoClosedForm(
+            f"decoding ({', '.join(sorted(changed))}) is outside the Gaussian derivation, "
+            "which covers only the sampling bias"
+        )
+    resolved = Decoding.from_config(setting.decoding)
+    cov = np.asarray(setting.truth["cov"])
+    return {
+        "n0": setting.n0,
+        "n": setting.n,
+        "generations": setting.generations,
+        "trace": float(np.trace(cov)),
+        "dim": cov.shape[0],
+        "unbiased": bool(setting.model.get_params().get("unbiased", False)),
+        "bias": 1.0 if resolved is None else resolved.bias,
+    }
+
+
+@closed_form("gaussian-mle", "replace")
+def _gaussian_replace(setting: Setting) -> Theory:
+    curves = gaussian_replace(**_gaussian_common(setting))
+    missing = {}
+    if "log_variance" not in curves:
+        missing["log_variance"] = "the closed form of log_variance is for 1-D data only"
+    return Theory("gaussian-mle", curves, missing)
+
+
+@closed_form("gaussian-mle", "accumulate")
+def _gaussian_accumulate(setting: Setting) -> Theory:
+    if not setting.regime.get_params().get("include_real", True):
+        raise NoClosedForm("accumulate without the real data has no closed form here")
+    return Theory("gaussian-mle", gaussian_pool(**_gaussian_common(setting)))
+
+
+@closed_form("gaussian-mle", "accumulate-subsample")
+def _gaussian_accumulate_subsample(setting: Setting) -> Theory:
+    budget = setting.regime.get_params().get("budget") or setting.n0
+    return Theory("gaussian-mle", gaussian_pool(**_gaussian_common(setting), budget=budget))
+
+
+def _categorical_probs(setting: Setting) -> np.ndarray:
+    if "probs" not in setting.truth:
+        raise NoClosedForm("the real data states no true distribution (probs)")
+    if setting.model.get_params().get("smoothing", 0.0) != 0.0:
+        raise NoClosedForm("the closed form is for the maximum-likelihood fit (smoothing 0)")
+    _require_identity_decoding(setting)
+    return np.asarray(setting.truth["probs"], dtype=float)
+
+
+def _generation0_support(setting: Setting, probs: np.ndarray) -> np.ndarray:
+    """E[types] of generation 0, which fits n0 real draws whatever the regime."""
+    support = np.full(setting.generations, np.nan)
+    support[0] = categorical_expected_support(probs=probs, m=setting.n0)
+    return support
+
+
+@closed_form("categorical-mle", "replace")
+def _categorical_replace(setting: Setting) -> Theory:
+    probs = _categorical_probs(setting)
+    common = {"probs": probs, "n0": setting.n0, "n": setting.n, "generations": setting.generations}
+    return Theory(
+        "categorical-mle",
+        {
+            "heterozygosity": categorical_replace(**common),
+            "support": _generation0_support(setting, probs),
+        },
+    )
+
+
+@closed_form("categorical-mle", "accumulate")
+def _categorical_accumulate(setting: Setting) -> Theory:
+    probs = _categorical_probs(setting)
+    support = {"support": _generation0_support(setting, probs)}
+    if not setting.regime.get_params().get("include_real", True):
+        reason = "accumulate without the real data has no closed form of heterozygosity here"
+        return Theory("categorical-mle", support, {"heterozygosity": reason})
+    common = {"probs": probs, "n0": setting.n0, "n": setting.n, "generations": setting.generations}
+    return Theory(
+        "categorical-mle", {"heterozygosity": categorical_accumulate(**common), **support}
+    )
+
+
+@closed_form("categorical-mle", "*")
+def _categorical_generation0(setting: Setting) -> Theory:
+    """Any other regime: generation 0 still fits n0 real draws (its expected support)."""
+    probs = _categorical_probs(setting)
+    return Theory("categorical-mle", {"support": _generation0_support(setting, probs)})
+
+
+_OLS_FACTORS = ("ols_test_error_per_noise", "ols_coef_error_per_noise", "noise", "design_rows")
+
+
+def _ols(setting: Setting, regime: str) -> Theory:
+    """``test_mse`` and ``coef_error`` of a least-squares chain (see :func:`linreg_ols`).
 
     It holds for OLS (``alpha`` 0) on a source that states the design's OLS error
     factors, when each generation relabels the whole design once (``n`` equals the
-    design's rows), under ``replace`` or ``accumulate`` with the real data. With the
-    noise estimated by the model (``noise`` unset), E[sigma_hat^2] = sigma^2 and
-    sigma_hat^2 is independent of the fit, so the replace form still holds; under
-    accumulate the pooled residual also holds the spread between generations, and
-    no closed form is given.
+    design's rows). With the noise estimated by the model (``noise`` unset),
+    E[sigma_hat^2] = sigma^2 and sigma_hat^2 is independent of the fit, so the replace
+    form still holds; under accumulate the pooled residual also holds the spread
+    between generations, and no closed form is given.
     """
-    factors = ("ols_test_error_per_noise", "ols_coef_error_per_noise", "noise", "design_rows")
-    if any(key not in truth for key in factors) or model_params.get("alpha", 0.0) != 0:
-        return {}
-    if n != truth["design_rows"] or not np.isfinite(truth["ols_test_error_per_noise"]):
-        return {}
-    model_noise = model_params.get("noise")
-    if regime_id == "accumulate" and regime_params.get("include_real", True):
-        if model_noise is None:
-            return {}
-    elif regime_id != "replace":
-        return {}
+    truth, params = setting.truth, setting.model.get_params()
+    if any(key not in truth for key in _OLS_FACTORS):
+        raise NoClosedForm("the data source states no OLS error factors of its design")
+    if params.get("alpha", 0.0) != 0:
+        raise NoClosedForm("the closed form is for least squares (alpha 0), not ridge")
+    if setting.n != truth["design_rows"]:
+        raise NoClosedForm(
+            f"the closed form relabels the whole design once per generation "
+            f"(samples_per_generation {truth['design_rows']}); got {setting.n}"
+        )
+    if not np.isfinite(truth["ols_test_error_per_noise"]):
+        raise NoClosedForm("the design has no finite OLS error (too few rows for its dimension)")
+    _require_identity_decoding(setting)
+    model_noise = params.get("noise")
+    if regime == "accumulate" and model_noise is None:
+        raise NoClosedForm(
+            "under accumulate with the noise estimated by the model, the pooled residual "
+            "also holds the spread between generations: no closed form"
+        )
     common = {
-        "generations": generations,
+        "generations": setting.generations,
         "noise": float(truth["noise"]),
         "model_noise": float(truth["noise"] if model_noise is None else model_noise),
-        "regime": regime_id,
+        "regime": regime,
     }
-    return {
-        "test_mse": linreg_ols(per_noise=truth["ols_test_error_per_noise"], **common),
-        "coef_error": linreg_ols(per_noise=truth["ols_coef_error_per_noise"], **common),
-    }
+    return Theory(
+        "ols",
+        {
+            "test_mse": linreg_ols(per_noise=truth["ols_test_error_per_noise"], **common),
+            "coef_error": linreg_ols(per_noise=truth["ols_coef_error_per_noise"], **common),
+        },
+    )
+
+
+@closed_form("ols", "replace")
+def _ols_replace(setting: Setting) -> Theory:
+    return _ols(setting, "replace")
+
+
+@closed_form("ols", "accumulate")
+def _ols_accumulate(setting: Setting) -> Theory:
+    if not setting.regime.get_params().get("include_real", True):
+        raise NoClosedForm("accumulate without the real data has no closed form here")
+    return _ols(setting, "accumulate")

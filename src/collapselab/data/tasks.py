@@ -5,7 +5,9 @@ collapse when a verifier keeps only correct samples. Here a text model learns
 correct statements; its output is checked exactly by :meth:`Arithmetic.verify`.
 Most operands lie in ``[0, max_operand]``; a ``rare_fraction`` of statements has an
 operand in the rare range ``(max_operand, rare_max]``, the tail whose survival the
-``rare_operand_coverage`` metric follows.
+``rare_operand_coverage`` metric follows. :meth:`Arithmetic.heldout_prompts` turns
+the held-out real statements into prompts (``37+48=``) and their answers, on which
+``heldout_accuracy`` scores a model's completions.
 """
 
 from __future__ import annotations
@@ -85,6 +87,32 @@ class Arithmetic(DataSource):
     def verify(self, items: Any) -> np.ndarray:
         """True for each well-formed, correct statement."""
         return np.array([_check(item) for item in items], dtype=bool)
+
+    @property
+    def rare_range(self) -> tuple[int, int]:
+        """The rare operands: ``(low, high)`` inclusive, ``(max_operand + 1, rare_max)``."""
+        return self.max_operand + 1, self.rare_max
+
+    def operands(self, items: Any) -> np.ndarray:
+        """The two operands of each statement, (n, 2); -1 for a malformed statement."""
+        out = np.full((len(items), 2), -1, dtype=np.int64)
+        for i, item in enumerate(items):
+            match = STATEMENT.match(item.strip())
+            if match:
+                out[i] = int(match.group(1)), int(match.group(3))
+        return out
+
+    def heldout_prompts(self, real: RealData) -> tuple[list[str], list[str]]:
+        """Prompts ``a+b=`` of the real test statements whose prompt is not in the real
+        training data, and their correct answers ``c`` (in test order)."""
+        seen = {item.strip().partition("=")[0] for item in real.train}
+        prompts, answers = [], []
+        for item in real.test:
+            question, _, answer = item.strip().partition("=")
+            if question not in seen:
+                prompts.append(question + "=")
+                answers.append(answer)
+        return prompts, answers
 
     def is_rare(self, items: Any) -> np.ndarray:
         """True for each well-formed statement with an operand in the rare range."""

@@ -248,21 +248,42 @@ def distributions_frame(run_id: str, per_seed: dict[int, dict[str, list[Any]]]) 
 
 
 def theory_frame(
-    config: RunConfig, spec: ChainSpec, run_id: str, config_hash: str
+    config: RunConfig,
+    spec: ChainSpec,
+    run_id: str,
+    config_hash: str,
+    directory: Path | None = None,
 ) -> pd.DataFrame | None:
-    curves = theory.expected_curves(
-        data_id=config.data.id,
-        data_truth=load_real(spec, 0).truth,
-        model_id=config.model.id,
-        model_params=config.model.params,
-        regime_id=config.regime.id,
-        regime_params=config.regime.params,
-        n0=spec.real_samples,
-        n=spec.samples_per_generation,
-        generations=spec.generations,
-        decoding=spec.decoding,
+    """Theory rows of the metrics whose declared quantity has a closed form in this run.
+
+    With ``directory``, ``theory_notes.json`` there records the closed-form family, the
+    metrics given theory rows and, for every other metric that declares a
+    ``theory_quantity``, the one sentence that says why it has none.
+    """
+    result = theory.expected(
+        theory.Setting(
+            model=spec.model,
+            regime=spec.regime,
+            truth=load_real(spec, 0).truth,
+            n0=spec.real_samples,
+            n=spec.samples_per_generation,
+            generations=spec.generations,
+            decoding=spec.decoding,
+            curators=tuple(spec.curators),
+        )
     )
-    curves = {k: v for k, v in curves.items() if k in spec.metrics}
+    curves, missing = {}, {}
+    for name, metric in spec.metrics.items():
+        quantity = metric.theory_quantity
+        if quantity is None:
+            continue
+        if quantity in result.curves:
+            curves[name] = result.curves[quantity]
+        else:
+            missing[name] = result.why_not(quantity)
+    if directory is not None:
+        notes = {"closed_form": result.closed_form, "written": sorted(curves), "none": missing}
+        write_json(directory / "theory_notes.json", notes)
     if not curves:
         return None
     frame = _frame(run_id, config_hash, {k: v[None, :] for k, v in curves.items()})
@@ -516,7 +537,7 @@ def _run_arm(
             # by seed: the generation from which it had nothing to train on
             manifest["halted"] = halted
     frame = _frame(config.name, config_hash, values)
-    theory_rows = theory_frame(config, spec, config.name, config_hash)
+    theory_rows = theory_frame(config, spec, config.name, config_hash, directory)
     if theory_rows is not None:
         frame = pd.concat([frame, theory_rows], ignore_index=True)
     write_metrics(metrics_path, frame)

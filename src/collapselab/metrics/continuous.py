@@ -1,4 +1,5 @@
-"""Metrics of continuous models: spread, fidelity to the real data and tails.
+"""Metrics of continuous models: spread, fidelity to the real data, tails, and the
+collapsed state (``collapsed_now`` at a generation, ``ever_collapsed`` absorbing).
 
 Each metric describes model ``t`` (and its own output) against the real data of the
 same seed. Reference statistics prefer the known ground truth (``RealData.truth``)
@@ -14,10 +15,12 @@ from scipy.special import ndtr
 
 from ..core import (
     DataKind,
+    Direction,
     GenerativeModel,
     Interval,
     Metric,
     Options,
+    Quantity,
     RealData,
     ReferenceBatch,
     SeedBatch,
@@ -58,6 +61,13 @@ class Variance(Metric):
     """Trace of the fitted covariance divided by d (sigma^2 in 1-D)."""
 
     applies_to = CONTINUOUS
+    label = "variance tr(Σ)/d (data units²)"
+    unit = "data units²"
+    # Both ends are unhealthy: collapse drives it to 0, a sampling bias above 1 inflates it.
+    direction = Direction.TARGET
+    quantity = Quantity.DIVERSITY
+    headline = 5
+    theory_quantity = "variance"
 
     def __call__(
         self,
@@ -85,6 +95,11 @@ class Variance(Metric):
 @register("metric", "log_variance")
 class LogVariance(Variance):
     """Natural log of ``variance``; -inf once the model has fully collapsed."""
+
+    label = "log variance ln(tr(Σ)/d)"
+    unit = "ln data units²"
+    headline = None  # repeats variance
+    theory_quantity = "log_variance"
 
     def __call__(
         self,
@@ -114,6 +129,12 @@ class MeanShift(Metric):
     """Squared distance ||mu_t - mu_real||^2 between the model's and the real mean."""
 
     applies_to = CONTINUOUS
+    label = "‖μ_t − μ_real‖² (data units²)"
+    unit = "data units²"
+    direction = Direction.LOWER
+    quantity = Quantity.FIDELITY
+    headline = 100
+    theory_quantity = "mean_shift"
 
     def __call__(
         self,
@@ -144,6 +165,11 @@ class LogdetRatio(Metric):
     """log det(Sigma_t) - log det(Sigma_real): 0 when the spread is kept, -> -inf on collapse."""
 
     applies_to = CONTINUOUS
+    label = "log det Σ_t − log det Σ_real (nats)"
+    unit = "nats"
+    direction = Direction.TARGET  # 0: the real spread
+    quantity = Quantity.DIVERSITY
+    headline = 100
 
     def __call__(
         self,
@@ -174,6 +200,11 @@ class NLLReal(Metric):
     """Mean negative log-likelihood of the held-out real test data under model t."""
 
     applies_to = CONTINUOUS
+    label = "NLL of real test data (nats per sample)"
+    unit = "nats per sample"
+    direction = Direction.LOWER
+    quantity = Quantity.REAL_LOSS
+    headline = 7
 
     def __call__(
         self,
@@ -238,6 +269,11 @@ class Wasserstein(Metric):
     """
 
     applies_to = CONTINUOUS
+    label = "Wasserstein-1 to real test data (data units; {method} in d > 1)"
+    unit = "data units"
+    direction = Direction.LOWER
+    quantity = Quantity.FIDELITY
+    headline = 14
     parameter_constraints: ClassVar = {
         "method": [Options(("sliced", "exact"))],
         "n_projections": [Interval(1, None, integer=True)],
@@ -360,6 +396,12 @@ class TailMass(Metric):
     """
 
     applies_to = CONTINUOUS
+    label = "tail mass ÷ real tail mass ({mode})"
+    unit = "ratio"
+    # 1 is the real tails: 0 once they have vanished, above 1 when they are too heavy.
+    direction = Direction.TARGET
+    quantity = Quantity.TAILS
+    headline = 1
     parameter_constraints: ClassVar = {
         "mode": [Options(("auto", "marginal", "radius"))],
         "n_mc": [Interval(100, None, integer=True)],
@@ -460,12 +502,22 @@ class TailMass(Metric):
         return out / bound("radius_mass")
 
 
-@register("metric", "collapsed")
-class Collapsed(Metric):
-    """1 once ``variance`` falls below ``tolerance`` times the real variance, then stays 1."""
+@register("metric", "collapsed_now")
+class CollapsedNow(Metric):
+    """1 while the model's ``variance`` is below ``tolerance`` times the real variance, else 0.
+
+    The state at this generation only: a chain that keeps real data in its training
+    mix can fall below the threshold and recover, and then reads 0 again. See
+    ``ever_collapsed`` for the absorbing state and :func:`first_passage` for the
+    generation at which a chain first fell below.
+    """
 
     applies_to = CONTINUOUS
-    absorbing = True
+    label = "collapsed now: tr Σ_t < {tolerance:g} tr Σ_real (0/1)"
+    unit = "0/1"
+    direction = Direction.LOWER
+    quantity = Quantity.COLLAPSED
+    share = True
     parameter_constraints: ClassVar = {"tolerance": [Interval(0, 1, closed="neither")]}
 
     def __init__(self, *, tolerance: float = 1e-3) -> None:
@@ -494,3 +546,30 @@ class Collapsed(Metric):
         _, cov = model.moments()
         real = references.stacked("trace", lambda r: np.trace(reference_moments(r)[1]))
         return (np.trace(cov, axis1=1, axis2=2) < self.tolerance * real).astype(float)
+
+
+@register("metric", "ever_collapsed")
+class EverCollapsed(CollapsedNow):
+    """1 from the first generation at which ``variance`` fell below ``tolerance`` times
+    the real variance, whatever it does afterwards (an absorbing state); else 0.
+
+    The chain keeps the running maximum (:attr:`~collapselab.core.Metric.absorbing`),
+    so the value at generation t says whether the chain has collapsed by t. In a
+    regime that recovers (real data kept), read it beside ``collapsed_now``.
+    """
+
+    label = "collapsed by now: tr Σ fell below {tolerance:g} tr Σ_real (0/1)"
+    absorbing = True
+
+
+@register("metric", "collapsed")
+def collapsed(*, tolerance: float = 1e-3) -> EverCollapsed:
+    """``collapsed`` is ``ever_collapsed`` (the absorbing state), under its older id."""
+    return EverCollapsed(tolerance=tolerance)
+
+
+def first_passage(values: np.ndarray) -> np.ndarray:
+    """The first generation at which each row of a 0/1 series (seeds, generations) is 1
+    (``collapsed_now`` or ``ever_collapsed``): the collapse onset; NaN where never."""
+    hit = np.asarray(values, dtype=float) >= 1
+    return np.where(hit.any(axis=1), np.argmax(hit, axis=1), np.nan)

@@ -31,7 +31,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import DataKind, GenerativeModel, Interval, Metric, Options, RealData
+from ..core import (
+    DataKind,
+    Direction,
+    GenerativeModel,
+    Interval,
+    Metric,
+    Options,
+    Quantity,
+    RealData,
+)
 from ..errors import InvalidParameterError, parameter_message
 from ..registry import register
 
@@ -47,6 +56,11 @@ class NLLBoundReal(_ImageMetric):
     """Mean negative ELBO (nats per image) of the real test images under model t."""
 
     requires: ClassVar[tuple[str, ...]] = ("log_prob",)
+    label = "−ELBO of real test images (nats per image)"
+    unit = "nats per image"
+    direction = Direction.LOWER
+    quantity = Quantity.REAL_LOSS
+    headline = 10
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -60,6 +74,11 @@ class LatentStd(_ImageMetric):
     latent dimensions (the model encodes what it generated)."""
 
     requires: ClassVar[tuple[str, ...]] = ("latent_means",)
+    label = "std of latent means of the output (own encoder)"
+    unit = "latent units"
+    direction = Direction.TARGET  # the real images' spread: collapse shrinks it
+    quantity = Quantity.DIVERSITY
+    headline = 11
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -75,6 +94,11 @@ class LatentStd0(_ImageMetric):
 
     requires: ClassVar[tuple[str, ...]] = ("latent_means",)
     uses_model_0: ClassVar[bool] = True
+    label = "std of latent means of the output (generation-0 encoder)"
+    unit = "latent units"
+    direction = Direction.TARGET
+    quantity = Quantity.DIVERSITY
+    headline = 100
 
     def __call__(
         self,
@@ -91,6 +115,12 @@ class LatentStd0(_ImageMetric):
 @register("metric", "pixel_variance")
 class PixelVariance(_ImageMetric):
     """Variance of each pixel across model t's output, averaged over pixels."""
+
+    label = "pixel variance across the output (pixel units²)"
+    unit = "pixel units²"
+    direction = Direction.TARGET
+    quantity = Quantity.DIVERSITY
+    headline = 100
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -186,6 +216,7 @@ class _PRDC(Metric):
     }
     #: Which of the four values this metric records.
     value: ClassVar[str] = ""
+    headline = 100
 
     def __init__(
         self, *, nearest_k: int = 5, max_items: int = 1000, embedding: str = "generation0"
@@ -231,9 +262,16 @@ class _PRDC(Metric):
 
 @register("metric", "prdc_precision")
 class PRDCPrecision(_PRDC):
-    """Share of generated images inside the k-NN ball of some real test image."""
+    """Share of generated images inside the k-NN ball of some real test image.
+
+    No healthy end on its own: a chain collapsing onto typical images keeps or raises
+    its precision; read it beside recall and coverage."""
 
     value = "precision"
+    label = "precision: share of the output near real images ({embedding})"
+    direction = Direction.NEUTRAL
+    quantity = Quantity.FIDELITY
+    share = True
 
 
 @register("metric", "prdc_recall")
@@ -241,6 +279,10 @@ class PRDCRecall(_PRDC):
     """Share of real test images inside the k-NN ball of some generated image."""
 
     value = "recall"
+    label = "recall: share of real images near the output ({embedding})"
+    direction = Direction.HIGHER
+    quantity = Quantity.DIVERSITY
+    share = True
 
 
 @register("metric", "prdc_density")
@@ -250,6 +292,9 @@ class PRDCDensity(_PRDC):
     crowds the dense regions)."""
 
     value = "density"
+    label = "density: real {nearest_k}-NN balls per generated image ÷ {nearest_k} ({embedding})"
+    direction = Direction.TARGET  # about 1 when generated and real images are alike
+    quantity = Quantity.FIDELITY
 
 
 @register("metric", "prdc_coverage")
@@ -257,3 +302,7 @@ class PRDCCoverage(_PRDC):
     """Share of real test images whose k-NN ball holds a generated image."""
 
     value = "coverage"
+    label = "coverage: share of real images with the output nearby ({embedding})"
+    direction = Direction.HIGHER
+    quantity = Quantity.DIVERSITY
+    share = True

@@ -11,7 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from ..core import DataKind, GenerativeModel, Metric, RealData, ReferenceBatch, SeedBatch, as_2d
+from ..core import (
+    DataKind,
+    Direction,
+    GenerativeModel,
+    Metric,
+    Quantity,
+    RealData,
+    ReferenceBatch,
+    SeedBatch,
+    as_2d,
+)
 from ..registry import register
 
 SUPERVISED = frozenset({DataKind.SUPERVISED})
@@ -41,6 +51,12 @@ class TestMSE(Metric):
 
     applies_to = SUPERVISED
     requires = ("coefficients",)
+    label = "test MSE, against the true function where known (label units²)"
+    unit = "label units²"
+    direction = Direction.LOWER
+    quantity = Quantity.REAL_LOSS
+    headline = 12
+    theory_quantity = "test_mse"
 
     def __call__(
         self,
@@ -82,6 +98,12 @@ class CoefError(Metric):
 
     applies_to = SUPERVISED
     requires = ("coefficients",)
+    label = "‖w_t − w*‖² (coefficient units²)"
+    unit = "coefficient units²"
+    direction = Direction.LOWER
+    quantity = Quantity.FIDELITY
+    headline = 13
+    theory_quantity = "coef_error"
 
     def __call__(
         self,
@@ -116,6 +138,12 @@ class Accuracy(Metric):
 
     applies_to = SUPERVISED
     requires = ("class_logits",)
+    label = "accuracy on real test data"
+    unit = "share"
+    direction = Direction.HIGHER
+    quantity = Quantity.VALIDITY
+    share = True
+    headline = 100
 
     def __call__(
         self,

@@ -12,6 +12,11 @@ names), so the conformance checks pick a model that has it:
   rare types in the support);
 * ``probabilities()``: the full distribution of a categorical model.
 
+Perplexities charge every real token: a token the model gives probability 0 is
+scored at a declared floor (see ``perplexity_real``), so losing coverage always
+costs. Variants are parameters: ``distinct_2`` is ``distinct`` with ``n=2``,
+``rare_survival_k5`` is ``rare_survival`` with ``k=5`` (see :func:`register_variant`).
+
 The pure functions (entropy of counts, Zipf fit, distinct-n) also serve
 ``collapselab diagnose``.
 """
@@ -25,14 +30,17 @@ import numpy as np
 
 from ..core import (
     DataKind,
+    Direction,
     GenerativeModel,
     Interval,
     Metric,
+    Quantity,
     RealData,
     ReferenceBatch,
     SeedBatch,
 )
 from ..data.text import encode_documents
+from ..errors import ConfigError
 from ..registry import register
 
 TOKENS = frozenset({DataKind.TOKENS})
@@ -216,18 +224,78 @@ def _token_batch_ready(references: ReferenceBatch) -> bool:
 # ---------------------------------------------------------------------------
 
 
+#: The declared floor of the perplexities: every token is scored at p + FLOOR, so a real
+#: test token the model gives probability 0 costs ln(1 / FLOOR) = 13.8 nats.
+FLOOR = 1e-6
+
+
+def floored(logp: np.ndarray, floor: float) -> np.ndarray:
+    """ln(p + floor) of log-probabilities ``logp`` (``-inf`` for p = 0 gives ln floor)."""
+    return np.logaddexp(logp, np.log(floor))
+
+
 @register("metric", "perplexity_real")
 class PerplexityReal(Metric):
-    """Perplexity of the held-out real test data under model t, per token.
+    """Perplexity of the held-out real test data under model t, charging every token.
 
-    exp(mean negative log-probability) over the test tokens the model gives a
-    non-zero probability; an unsmoothed model gives unseen tokens (or unseen
-    contexts) probability 0, so read it beside ``coverage_real``, the share of test
-    tokens that count. Smoothed models cover every token. ``inf`` when none is covered.
+    exp(-mean ln(p + floor)) over every test token (and each document's end), where p is
+    the model's probability of the token and ``floor`` a declared unknown-token
+    probability (default 1e-6): a token the model cannot emit (an unsmoothed model's
+    unseen word or context, a type a categorical chain has lost) costs ln(1/floor) =
+    13.8 nats instead of being left out. p + floor increases with p, so no model gains
+    by giving a real token probability 0, and the floor is the same for every model,
+    generation and arm: a chain that loses coverage always pays for it. (The scored
+    values sum to at most 1 + floor V over a vocabulary of V tokens: the floor flatters
+    no model by more than ln(1 + floor V), 0.005 nats for V = 5000.) For an
+    unsmoothed model whose coverage c is low, ln perplexity is about
+    c H_covered + (1 - c) ln(1/floor): mostly a measure of coverage. Smoothed models
+    give every token p > 0 and the floor hardly moves them. The covered tokens' own
+    perplexity, which rewards a collapsing model, is the diagnostic
+    ``perplexity_covered``.
     """
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
+    parameter_constraints: ClassVar = {"floor": [Interval(0, 1, closed="neither")]}
+    label = "perplexity of real test tokens, floor {floor:g} (per token)"
+    unit = "per token"
+    direction = Direction.LOWER
+    quantity = Quantity.REAL_LOSS
+    headline = 8
+
+    def __init__(self, *, floor: float = FLOOR) -> None:
+        self.floor = floor
+
+    def __call__(
+        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+    ) -> float:
+        logp = floored(_test_log_probs(model, reference.test), self.floor)
+        return float(np.exp(-logp.mean()))
+
+    def batched(
+        self, model: Any, synthetic: SeedBatch, references: ReferenceBatch, *, rng: Any
+    ) -> np.ndarray | None:
+        logp = floored(_batched_test_log_probs(model, references), self.floor)
+        return np.exp(-logp.mean(1))
+
+
+@register("metric", "perplexity_covered")
+class PerplexityCovered(Metric):
+    """Diagnostic: perplexity of only those real test tokens model t gives p > 0.
+
+    exp(mean negative log-probability) over the covered tokens; ``inf`` when none is
+    covered. It is not a fit to the real data: the tokens a collapsing model loses
+    leave the average, so it *falls* as the model collapses (ngram-shakespeare:
+    replace 12.6 against accumulate 15.3 while their coverage is 0.068 against
+    0.178). Read it only beside ``coverage_real``; ``perplexity_real`` is the loss.
+    """
+
+    applies_to = DISCRETE
+    requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
+    label = "perplexity of the covered real test tokens only (diagnostic)"
+    unit = "per token"
+    direction = Direction.NEUTRAL  # it rewards collapse: no healthy end
+    quantity = Quantity.OTHER
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -252,20 +320,32 @@ class PerplexityReal(Metric):
 class PerplexityGen0(Metric):
     """Perplexity of each document model t generated, under generation 0's model.
 
-    Per document: exp(mean negative log-probability of its tokens and its end) under
-    the model fitted to the real training data (Shumailov et al. 2024, Fig. 1b: later
-    generations write text the first model finds more likely, plus a long tail it
-    finds unlikely). The recorded value is the median over documents; the runner
-    keeps every document's value and the report draws their histogram per
-    generation. As in ``perplexity_real``, tokens to which generation 0 gives
-    probability 0 (possible with unsmoothed n-grams) are left out; a document with
-    no other token is ``inf``.
+    Per document: exp(-mean ln(p_0 + floor)) over its tokens and its end, where p_0 is
+    the probability under the model fitted to the real training data (Shumailov et al.
+    2024, Fig. 1b: later generations write text the first model finds more likely,
+    plus a long tail it finds unlikely) and ``floor`` the declared unknown-token
+    probability of ``perplexity_real``: a token generation 0 could not emit counts at
+    its full cost. The recorded value is the median over documents; the runner keeps
+    every document's value and the report draws their histogram per generation. It
+    has no healthy end on its own: falling is the mode seeking of a collapsing chain,
+    rising its drift into text the real data never had; read it beside
+    ``perplexity_real``.
     """
 
     applies_to = TEXT
     requires: ClassVar[tuple[str, ...]] = ("document_token_log_probs",)
+    parameter_constraints: ClassVar = {"floor": [Interval(0, 1, closed="neither")]}
     uses_model_0 = True
     per_item = True
+    label = "median perplexity of the output under generation 0 (per token)"
+    item_label = "perplexity of a generated document under generation 0 (per token)"
+    unit = "per token"
+    direction = Direction.NEUTRAL
+    quantity = Quantity.GEN0_LIKELIHOOD
+    headline = 9
+
+    def __init__(self, *, floor: float = FLOOR) -> None:
+        self.floor = floor
 
     def item_values(
         self,
@@ -279,14 +359,10 @@ class PerplexityGen0(Metric):
     ) -> np.ndarray:
         yardstick = model if model_0 is None else model_0
         per_doc = yardstick.document_token_log_probs(synthetic)
-        # As perplexity_real: over the tokens generation 0 gives a non-zero probability
-        # (an unsmoothed model's output can pass where its own counts end).
-        mean = [lp[np.isfinite(lp)].mean() if np.isfinite(lp).any() else -np.inf for lp in per_doc]
-        with np.errstate(over="ignore"):
-            return np.exp(-np.array(mean))
+        mean = np.array([floored(lp, self.floor).mean() for lp in per_doc])
+        return np.exp(-mean)
 
     def summarize(self, values: np.ndarray) -> float:
-        # over every document: those generation 0 finds impossible (inf) count too
         return float(np.median(values))
 
 
@@ -296,6 +372,12 @@ class CoverageReal(Metric):
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
+    label = "share of real test tokens with p > 0"
+    unit = "share"
+    direction = Direction.HIGHER
+    quantity = Quantity.TAILS
+    share = True
+    headline = 100
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -327,6 +409,11 @@ class Types(Metric):
     """Vocabulary size of model t's output: distinct word types (or token ids)."""
 
     applies_to = DISCRETE
+    label = "distinct types in the output"
+    unit = "types"
+    direction = Direction.HIGHER
+    quantity = Quantity.DIVERSITY
+    headline = 6
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -340,12 +427,22 @@ class Types(Metric):
         return (np.diff(ordered, axis=1) != 0).sum(axis=1) + 1.0
 
 
+@register("metric", "rare_survival")
 class RareSurvival(Metric):
     """Share of the real rare types (seen 1..k times in the real training data) still
-    present in model t's output. NaN when the real data has no such type."""
+    present in model t's output. NaN when the real data has no such type.
+
+    Registered with ``k`` fixed as ``rare_survival_k1`` (the real hapaxes) and
+    ``rare_survival_k5``."""
 
     applies_to = DISCRETE
     parameter_constraints: ClassVar = {"k": [Interval(1, None, integer=True)]}
+    label = "share of real types seen ≤ {k} times still in the output"
+    unit = "share"
+    direction = Direction.HIGHER
+    quantity = Quantity.TAILS
+    share = True
+    headline = 2
 
     def __init__(self, *, k: int = 1) -> None:
         self.k = k
@@ -383,27 +480,16 @@ class RareSurvival(Metric):
             return (present & rare).sum(1) / rare.sum(1)
 
 
-@register("metric", "rare_survival_k1")
-class RareSurvivalK1(RareSurvival):
-    """Share of the real types seen once (hapaxes) still present in model t's output."""
-
-    def __init__(self, *, k: int = 1) -> None:
-        self.k = k
-
-
-@register("metric", "rare_survival_k5")
-class RareSurvivalK5(RareSurvival):
-    """Share of the real types seen at most 5 times still present in model t's output."""
-
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-
+@register("metric", "rare_support")
 class RareSupport(RareSurvival):
     """Share of the real rare types (seen 1..k times) to which model t still gives a
-    non-zero probability: the types it can still emit."""
+    non-zero probability: the types it can still emit.
+
+    Registered with ``k`` fixed as ``rare_support_k1`` and ``rare_support_k5``."""
 
     requires: ClassVar[tuple[str, ...]] = ("type_probs",)
+    label = "share of real types seen ≤ {k} times still in the model's support"
+    headline = 100
 
     def _present(self, model: Any, synthetic: Any, rare: np.ndarray) -> np.ndarray:
         return model.type_probs(rare) > 0
@@ -412,29 +498,27 @@ class RareSupport(RareSurvival):
         return _pad(model.probabilities(), width)[:, :width] > 0
 
 
-@register("metric", "rare_support_k1")
-class RareSupportK1(RareSupport):
-    """Share of the real hapaxes still in model t's support."""
-
-    def __init__(self, *, k: int = 1) -> None:
-        self.k = k
-
-
-@register("metric", "rare_support_k5")
-class RareSupportK5(RareSupport):
-    """Share of the real types seen at most 5 times still in model t's support."""
-
-    def __init__(self, *, k: int = 5) -> None:
-        self.k = k
-
-
 @register("metric", "rare_mass")
 class RareMass(Metric):
     """Probability model t gives to the real rare types (seen 1..k times in the real
-    training data), from its unigram distribution. NaN for character models."""
+    training data), from its unigram distribution. NaN for character models.
+
+    Not a headline: under an unbiased resampling chain (``replace`` without decoding)
+    the probability of any fixed set of types is a martingale, so its mean over seeds
+    stays at generation 0's value while the rare types themselves are lost (zipf-tails
+    under replace: 0.32 -> 0.31 while ``rare_survival_k5`` falls 0.72 -> 0.31); the mass
+    moves onto the rare types that happen to survive. It falls only where something
+    other than drift removes the tail (top-p decoding, a filter): read the loss of rare
+    types from ``rare_survival`` and ``rare_support``.
+    """
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("type_probs",)
+    label = "probability of the real types seen ≤ {k} times"
+    unit = "probability"
+    direction = Direction.TARGET  # the real rare types' own share of the text
+    quantity = Quantity.TAILS
+    share = True
     parameter_constraints: ClassVar = {"k": [Interval(1, None, integer=True)]}
 
     def __init__(self, *, k: int = 5) -> None:
@@ -469,11 +553,17 @@ class Entropy(Metric):
     form (a categorical model), else of the word frequencies of its output."""
 
     applies_to = DISCRETE
+    label = "entropy (nats)"
+    unit = "nats"
+    # The real entropy: collapse lowers it, a temperature above 1 raises it past the real one.
+    direction = Direction.TARGET
+    quantity = Quantity.DIVERSITY
+    headline = 100
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
     ) -> float:
-        if hasattr(model, "probabilities"):
+        if "probabilities" in model.provides:
             return float(entropy_of_probs(model.probabilities()))
         return entropy_of_counts(output_counts(synthetic))
 
@@ -490,6 +580,10 @@ class ZipfExponent(Metric):
 
     applies_to = DISCRETE
     parameter_constraints: ClassVar = {"min_count": [Interval(1, None, integer=True)]}
+    label = "Zipf exponent β of the output (types seen ≥ {min_count} times)"
+    direction = Direction.TARGET  # the real text's β; a lost tail steepens it
+    quantity = Quantity.OTHER
+    headline = 100
 
     def __init__(self, *, min_count: int = 1) -> None:
         self.min_count = min_count
@@ -500,11 +594,21 @@ class ZipfExponent(Metric):
         return zipf_exponent_of_counts(output_counts(synthetic), self.min_count)
 
 
+@register("metric", "distinct")
 class DistinctN(Metric):
-    """Distinct word n-grams over all n-grams of model t's output (inside documents)."""
+    """Distinct word n-grams over all n-grams of model t's output (inside documents).
+
+    Registered with ``n`` fixed as ``distinct_1`` .. ``distinct_4``."""
 
     applies_to = TEXT
     parameter_constraints: ClassVar = {"n": [Interval(1, None, integer=True)]}
+    label = "distinct {n}-grams ÷ all {n}-grams of the output"
+    unit = "share"
+    # Collapse lowers it; a model that strings random words together raises it past the real text.
+    direction = Direction.TARGET
+    quantity = Quantity.DIVERSITY
+    share = True
+    headline = 15
 
     def __init__(self, *, n: int = 1) -> None:
         self.n = n
@@ -515,36 +619,33 @@ class DistinctN(Metric):
         return distinct_n(_output_corpus(synthetic), self.n)
 
 
-@register("metric", "distinct_1")
-class Distinct1(DistinctN):
-    """Distinct words over all words of model t's output."""
+def register_variant(id: str, cls: type[Metric], **fixed: Any) -> None:
+    """Register ``cls`` with the parameters ``fixed`` under ``id`` (``distinct_2`` is
+    ``distinct`` with n = 2): a partial application, and a config that sets a fixed
+    parameter is refused rather than silently measuring something else."""
 
-    def __init__(self, *, n: int = 1) -> None:
-        self.n = n
+    def factory(**params: Any) -> Metric:
+        clash = sorted(set(params) & set(fixed))
+        if clash:
+            name = clash[0]
+            raise ConfigError(
+                f"metric {id!r} is metric {cls.registry_id!r} with {name}={fixed[name]!r}; "
+                f"for {name}={params[name]!r} use metric {cls.registry_id!r} with "
+                f"params {{{name}: {params[name]!r}}}"
+            )
+        return cls(**fixed, **params)
 
-
-@register("metric", "distinct_2")
-class Distinct2(DistinctN):
-    """Distinct word bigrams over all bigrams of model t's output."""
-
-    def __init__(self, *, n: int = 2) -> None:
-        self.n = n
-
-
-@register("metric", "distinct_3")
-class Distinct3(DistinctN):
-    """Distinct word trigrams over all trigrams of model t's output."""
-
-    def __init__(self, *, n: int = 3) -> None:
-        self.n = n
+    settings = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
+    factory.__name__ = factory.__qualname__ = id
+    factory.__doc__ = f"Metric {cls.registry_id!r} with {settings}."
+    register("metric", id)(factory)
 
 
-@register("metric", "distinct_4")
-class Distinct4(DistinctN):
-    """Distinct word 4-grams over all 4-grams of model t's output."""
-
-    def __init__(self, *, n: int = 4) -> None:
-        self.n = n
+for _n in (1, 2, 3, 4):
+    register_variant(f"distinct_{_n}", DistinctN, n=_n)
+for _k in (1, 5):
+    register_variant(f"rare_survival_k{_k}", RareSurvival, k=_k)
+    register_variant(f"rare_support_k{_k}", RareSupport, k=_k)
 
 
 # ---------------------------------------------------------------------------
@@ -558,6 +659,12 @@ class Support(Metric):
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+    label = "token ids with p > 0"
+    unit = "types"
+    direction = Direction.HIGHER
+    quantity = Quantity.DIVERSITY
+    headline = 100
+    theory_quantity = "support"
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -576,6 +683,13 @@ class Heterozygosity(Metric):
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+    label = "heterozygosity 1 − Σ p²"
+    unit = "probability"
+    direction = Direction.TARGET  # the real distribution's own H
+    quantity = Quantity.DIVERSITY
+    share = True
+    headline = 100
+    theory_quantity = "heterozygosity"
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -596,6 +710,12 @@ class TVReal(Metric):
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+    label = "total variation to the real distribution"
+    unit = "probability"
+    direction = Direction.LOWER
+    quantity = Quantity.FIDELITY
+    share = True
+    headline = 100
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
@@ -619,6 +739,11 @@ class KLReal(Metric):
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
+    label = "KL(p_t ‖ p_real) (nats)"
+    unit = "nats"
+    direction = Direction.LOWER
+    quantity = Quantity.FIDELITY
+    headline = 100
 
     def __call__(
         self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any

@@ -76,6 +76,10 @@ class Categorical(GenerativeModel):
     """
 
     kind = DataKind.TOKENS
+    closed_form = "categorical-mle"
+    provides: ClassVar[frozenset[str]] = frozenset(
+        {"token_log_probs", "probabilities", "type_probs"}
+    )
     decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
     parameter_constraints: ClassVar = {
         "vocabulary_size": [NONE, Interval(1, None, integer=True)],

@@ -56,6 +56,7 @@ class Gaussian(GenerativeModel):
     """
 
     kind = DataKind.CONTINUOUS
+    closed_form = "gaussian-mle"
     decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
     parameter_constraints: ClassVar = {"unbiased": [BOOLEAN]}
 

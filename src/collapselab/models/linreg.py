@@ -112,6 +112,7 @@ class LinearRegression(GenerativeModel):
     """
 
     kind = DataKind.SUPERVISED
+    closed_form = "ols"
     parameter_constraints: ClassVar = {
         "alpha": [Interval(0, None)],
         "alpha_exponent": [Interval(0, None)],

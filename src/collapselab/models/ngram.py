@@ -4,22 +4,28 @@
 on (a word 3-gram has order 2, like markovify's ``state_size=2``). Smoothing:
 
 * ``none``: the maximum-likelihood estimate, the setting that collapses: a phrasing
-  the model did not emit is gone for good. A context never seen in training (or
-  seen only at a document's end) has no MLE; ``log_prob`` gives its next token
-  probability 0 (``-inf``) and sampling backs off to the longest seen suffix.
+  the model did not emit is gone for good. A context never seen in training has no
+  MLE; ``log_prob`` gives its next token probability 0 (``-inf``). In ``free`` mode
+  such a context is never reached: every (order+1)-gram the model emits, its end
+  included, occurs in its training data, as in a pure Markov chain (markovify).
 * ``add-k``: ``(c(ctx, w) + k) / (c(ctx) + k V)`` over the model's vocabulary,
   including an unknown-word class that scores tokens never seen in training.
 * ``kneser-ney``: interpolated Kneser–Ney with absolute discount ``D``: the top order
   uses counts, lower orders continuation counts, and the base is uniform.
 
 Documents are generated in one of two modes: ``free`` runs from the document start
-to a length drawn from the training documents' lengths; ``prefix`` continues the
-first ``prefix_length`` tokens of the training documents by
+until the model samples the end-of-document token, so document lengths come from
+the model itself (a document still going after ``max_length`` tokens is cut there);
+the end token is decoded (temperature/top-k/top-p) like any other. ``prefix``
+continues the first ``prefix_length`` tokens of the training documents by
 ``continuation_length`` tokens, as Shumailov et al. (2024) prompted with real
 blocks. A generated document keeps its prefix, so under ``replace`` every
-generation continues the same real prefixes. Because the length is fixed, the
-end-of-document token is never sampled: each next-token distribution is
-conditioned on not ending (then decoded with temperature/top-k/top-p).
+generation continues the same real prefixes. Because that length is fixed by the
+experiment, the end token is never sampled in ``prefix`` mode: each next-token
+distribution is conditioned on not ending (then decoded), and an unsmoothed model
+in a context seen only at a document's end backs off to the longest suffix that
+has a continuation. :meth:`NGram.complete` continues given prompts as ``free`` mode
+does (held-out task prompts such as ``37+48=``).
 
 Implementation: tokens are integer ids; the context of every position is encoded
 level by level (``code_j = rank(code_{j-1} * V + token)``), so each order's table
@@ -36,7 +42,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from ..core import BOOLEAN, DataKind, GenerativeModel, Interval, Options
+from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
 from ..data.text import UNK_WORD, encode_documents
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
@@ -121,10 +127,23 @@ class NGram(GenerativeModel):
         Tokens of each training document given as the prompt in ``prefix`` mode.
     continuation_length : int, default 64
         Tokens generated after each prefix in ``prefix`` mode.
+    max_length : int, optional
+        In ``free`` mode (and :meth:`complete`), a document that has not ended after
+        this many tokens is cut there. By default ten times the longest training
+        document, which a fitted chain almost never reaches.
     """
 
     kind = DataKind.TEXT
     decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
+    provides: ClassVar[frozenset[str]] = frozenset(
+        {
+            "token_log_probs",
+            "document_token_log_probs",
+            "type_probs",
+            "next_token_probs",
+            "complete",
+        }
+    )
     parameter_constraints: ClassVar = {
         "order": [Interval(0, 12, integer=True)],
         "level": [Options(("word", "char"))],
@@ -135,6 +154,7 @@ class NGram(GenerativeModel):
         "mode": [Options(("free", "prefix"))],
         "prefix_length": [Interval(1, None, integer=True)],
         "continuation_length": [Interval(1, None, integer=True)],
+        "max_length": [NONE, Interval(1, None, integer=True)],
     }
 
     def __init__(
@@ -149,6 +169,7 @@ class NGram(GenerativeModel):
         mode: str = "free",
         prefix_length: int = 64,
         continuation_length: int = 64,
+        max_length: int | None = None,
     ) -> None:
         self.order = order
         self.level = level
@@ -159,6 +180,7 @@ class NGram(GenerativeModel):
         self.mode = mode
         self.prefix_length = prefix_length
         self.continuation_length = continuation_length
+        self.max_length = max_length
 
     # -- tokens ------------------------------------------------------------------
 
@@ -258,7 +280,8 @@ class NGram(GenerativeModel):
             upper = (entry_keys, entry_of) if kneser_ney and entry_of is not None else None
             del entry_of
         self.vocab_ = vocab
-        self.lengths_ = np.diff(np.concatenate([[-1], ends])) - 1 - self.order
+        longest = int((np.diff(np.concatenate([[-1], ends])) - 1 - self.order).max())
+        self.max_length_ = self.max_length or 10 * max(longest, 1)
         self.unigram_ = self._unigram()
         return self
 
@@ -395,98 +418,135 @@ class NGram(GenerativeModel):
         resolved = Decoding.from_config(decoding)
         if resolved is not None and resolved.is_identity:
             resolved = None
-        if self.mode == "prefix":
-            n_prefixes = len(self.prefix_ptr_) - 1
-            which = np.arange(n) % n_prefixes
-            sizes = np.diff(self.prefix_ptr_)[which]
-            prompt = [
-                self.prefix_tokens_[self.prefix_ptr_[i] : self.prefix_ptr_[i + 1]] for i in which
-            ]
-            lengths = np.full(n, self.continuation_length)
-        else:
-            prompt = [np.zeros(0, dtype=np.int64)] * n
-            sizes = np.zeros(n, dtype=np.int64)
-            lengths = rng.choice(self.lengths_, size=n)
         history = np.full((n, self.order), BOS, dtype=np.int64)
+        if self.mode == "free":
+            flat, starts, lengths = self._generate(
+                history, rng, resolved, steps=self.max_length_, until_end=True
+            )
+            return self._texts(flat, starts, lengths)
+        n_prefixes = len(self.prefix_ptr_) - 1
+        which = np.arange(n) % n_prefixes
+        prompt = [self.prefix_tokens_[self.prefix_ptr_[i] : self.prefix_ptr_[i + 1]] for i in which]
         for i, p in enumerate(prompt):
             if self.order and len(p):
                 tail = p[-self.order :]
                 history[i, self.order - len(tail) :] = tail
-        flat, starts = self._generate(history, lengths, rng, resolved)
+        flat, starts, lengths = self._generate(
+            history, rng, resolved, steps=self.continuation_length, until_end=False
+        )
+        sep = self._separator()
+        return [
+            sep.join([*self.vocab_[p].tolist(), text]) if len(p) else text
+            for p, text in zip(prompt, self._texts(flat, starts, lengths), strict=True)
+        ]
+
+    def complete(
+        self, prompts: Sequence[str], *, rng: np.random.Generator, decoding: Any = None
+    ) -> list[str]:
+        """The model's continuation of each prompt, up to the end token it samples.
+
+        Each prompt is tokenized as a document's beginning (so ``"37+48="`` is a
+        statement whose result the model writes); the continuation runs as in ``free``
+        mode, whatever :attr:`mode` is, and is cut after ``max_length`` tokens.
+        """
+        resolved = Decoding.from_config(decoding)
+        if resolved is not None and resolved.is_identity:
+            resolved = None
+        x = self._padded(documents(prompts), self.vocab_)[0]
+        ends = np.flatnonzero(x == END)  # the BOS pads keep every window inside its prompt
+        history = np.stack([x[ends - k] for k in range(self.order, 0, -1)], axis=1).reshape(
+            len(ends), self.order
+        )
+        flat, starts, lengths = self._generate(
+            history, rng, resolved, steps=self.max_length_, until_end=True
+        )
+        return self._texts(flat, starts, lengths)
+
+    def _separator(self) -> str:
+        return "" if self.level == "char" else " "
+
+    def _texts(self, flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
         words = self.vocab_[flat].tolist()  # one lookup for the whole output
-        sep = "" if self.level == "char" else " "
-        out = []
-        for i in range(n):
-            text = sep.join(words[starts[i] : starts[i] + lengths[i]])
-            if sizes[i]:
-                text = sep.join([*self.vocab_[prompt[i]].tolist(), text])
-            out.append(text)
-        return out
+        sep = self._separator()
+        return [sep.join(words[a : a + m]) for a, m in zip(starts, lengths, strict=True)]
 
     def _generate(
         self,
         history: np.ndarray,
-        lengths: np.ndarray,
         rng: np.random.Generator,
         decoding: Decoding | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids of all documents (``flat[starts[d]:starts[d] + lengths[d]]`` is
-        document ``d``), all documents advanced together one position a step.
+        *,
+        steps: int,
+        until_end: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Token ids of all documents continued from ``history`` (m, order):
+        ``flat[starts[d]:starts[d] + lengths[d]]`` is document ``d``. All documents
+        advance together, one position a step, for at most ``steps`` steps.
 
-        Documents are processed longest first, so the active ones are a prefix. An
-        unsmoothed model walks its top-order rows through their successors; only a
-        document in an unseen or dead-end context takes the general path (backoff).
+        ``until_end``: a document ends when it draws END (the model decides its
+        length; an unsmoothed model then only walks n-grams it was fitted on).
+        Otherwise every document gets ``steps`` tokens and each draw is conditioned on
+        not ending. An unsmoothed model walks its top-order rows through their
+        successors; only a document in an unseen context or one that only ends (which
+        happens only when ending is excluded) takes the general path (backoff).
         """
-        order = np.argsort(-lengths, kind="stable")
-        lengths_sorted = lengths[order]
-        history = history[order].copy()
-        offsets = np.concatenate([[0], np.cumsum(lengths_sorted)])
-        out = np.empty(offsets[-1], dtype=np.int64)
-        tables = self._sampling_tables(decoding)
-        max_len = int(lengths_sorted[0]) if len(lengths_sorted) else 0
-        active = len(lengths_sorted)
+        m = history.shape[0]
+        docs = np.arange(m)  # the documents still going, in order
+        hist = history.copy()
+        tables = self._sampling_tables(decoding, until_end)
         walk = self.smoothing == "none"
         if walk:
             top, top_table = self.levels_[self.order], tables[self.order]
             # Row -1 (an unseen context) reads the appended False: it takes the slow path.
             live = np.append(top_table["total"] > 0, False)
-            row = self._context_rows(history)[self.order]
-        for step in range(max_len):
-            while active and lengths_sorted[active - 1] <= step:
-                active -= 1
-            hist = history[:active]
+            row = self._context_rows(hist)[self.order]
+        emitted_docs, emitted_tokens = [], []
+        for _ in range(steps):
+            if not len(docs):
+                break
             if walk:
-                r = row[:active]  # a view: updates go to ``row``
-                fast = live[r]
+                fast = live[row]
                 slow = ~fast
-                tokens = np.empty(active, dtype=np.int64)
+                tokens = np.empty(len(docs), dtype=np.int64)
                 e = _draw_in_rows(
-                    top_table["cum0"], top.row_ptr, r[fast], rng.random(int(fast.sum()))
+                    top_table["cum0"], top.row_ptr, row[fast], rng.random(int(fast.sum()))
                 )
                 tokens[fast] = top.tokens[e]
-                r[fast] = top.successor[e]
+                row[fast] = top.successor[e]
                 if slow.any():
-                    tokens[slow] = self._draw(hist[slow], rng, tables, decoding)
+                    tokens[slow] = self._draw(hist[slow], rng, tables, decoding, until_end)
             else:
-                tokens = self._draw(hist, rng, tables, decoding)
-            out[offsets[:active] + step] = tokens
+                tokens = self._draw(hist, rng, tables, decoding, until_end)
+            going = tokens != END if until_end else np.ones(len(docs), dtype=bool)
+            emitted_docs.append(docs[going])
+            emitted_tokens.append(tokens[going])
             if self.order:
                 hist[:, :-1] = hist[:, 1:]
                 hist[:, -1] = tokens
             if walk and slow.any():
-                r[slow] = self._context_rows(hist[slow])[self.order]
-        starts = np.empty(len(lengths), dtype=np.int64)
-        starts[order] = offsets[:-1]
-        return out, starts
+                row[slow] = self._context_rows(hist[slow])[self.order]
+            if not going.all():
+                docs, hist = docs[going], hist[going]
+                if walk:
+                    row = row[going]
+        owner = np.concatenate([np.zeros(0, dtype=np.int64), *emitted_docs])
+        flat = np.concatenate([np.zeros(0, dtype=np.int64), *emitted_tokens])
+        order = np.argsort(owner, kind="stable")  # by document, each in step order
+        lengths = np.bincount(owner, minlength=m)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return flat[order], starts, lengths
 
-    def _sampling_tables(self, decoding: Decoding | None) -> list[dict[str, np.ndarray]]:
+    def _sampling_tables(
+        self, decoding: Decoding | None, until_end: bool
+    ) -> list[dict[str, np.ndarray]]:
         """Per order: cumulative sampling weights and, for smoothed models, the
         probability of using this order (rather than a lower one)."""
         tables = []
         for level in self.levels_:
             if self.smoothing == "none":
-                # Condition on not ending: END entries get no weight.
-                w = np.where(level.tokens == END, 0.0, level.counts.astype(float))
+                w = level.counts.astype(float)
+                if not until_end:  # condition on not ending: END entries get no weight
+                    w = np.where(level.tokens == END, 0.0, w)
                 total = _row_sums(w, level.row_ptr)
                 if decoding is not None:
                     w = _decode_rows(w, level.row_ptr, total, decoding)
@@ -514,6 +574,7 @@ class NGram(GenerativeModel):
         rng: np.random.Generator,
         tables: list[dict[str, np.ndarray]],
         decoding: Decoding | None,
+        until_end: bool,
     ) -> np.ndarray:
         rows = self._context_rows(hist)
         m = hist.shape[0]
@@ -534,7 +595,9 @@ class NGram(GenerativeModel):
                 raise DataError("the model has no token to emit: it was fitted on empty documents")
             return tokens
         if decoding is not None:
-            return self._draw_dense(rows, rng, decoding)
+            return self._draw_dense(rows, rng, decoding, until_end)
+        if until_end:
+            return self._draw_mixture(rows, rng, tables)
         tokens = np.full(m, END, dtype=np.int64)
         todo = np.arange(m)
         for _ in range(10_000):  # rejection of END: P(END) < 1 under any smoothing
@@ -608,7 +671,11 @@ class NGram(GenerativeModel):
         return p
 
     def _draw_dense(
-        self, rows: list[np.ndarray], rng: np.random.Generator, decoding: Decoding
+        self,
+        rows: list[np.ndarray],
+        rng: np.random.Generator,
+        decoding: Decoding,
+        until_end: bool,
     ) -> np.ndarray:
         stacked = np.stack(rows, axis=1)
         unique, inverse = np.unique(stacked, axis=0, return_inverse=True)
@@ -620,7 +687,8 @@ class NGram(GenerativeModel):
         for lo in range(0, len(unique), chunk):
             part = unique[lo : lo + chunk]
             p = self._dense_probs([part[:, j] for j in range(part.shape[1])])
-            p[:, END] = 0.0  # conditioned on not ending, then decoded
+            if not until_end:
+                p[:, END] = 0.0  # conditioned on not ending, then decoded
             p = decoding.apply(p)
             cdf = np.cumsum(p, axis=1)
             docs = np.flatnonzero((inverse >= lo) & (inverse < lo + len(part)))
