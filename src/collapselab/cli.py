@@ -98,9 +98,10 @@ def _print_run(directory: Path) -> None:
     """Per arm: each metric (then each statistic) at generation 0, the middle and the last."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .report.runs import ARROW_KEY, load
-    from .report.summary import band_name, format_number, summarize
+    from .report.summary import band_levels, band_name, format_number, summarize
 
     console = Console()
     arms = load(directory).arms
@@ -108,22 +109,26 @@ def _print_run(directory: Path) -> None:
         summary = summarize(arm.frame)
         seeds = int(summary["seeds"].max())
         has_theory = bool(summary["theory"].notna().any())
-        table = Table(title=f"{arm.name}: {seeds} seeds", title_justify="left")
-        table.add_column("metric")
-        table.add_column("gen", justify="right")
-        table.add_column("median", justify="right")
-        table.add_column(band_name(seeds), justify="right")
-        if has_theory:
-            table.add_column("mean ± s.e.", justify="right")
-            table.add_column("theory", justify="right")
         by_metric = dict(tuple(summary.groupby("metric", sort=False)))
-        ordered = sorted(by_metric, key=lambda m: not arm.is_metric(str(m)))  # stable
-        for metric in ordered:
+        names = {m: _marked(arm, m) for m in by_metric}
+        table = Table(
+            title=f"{arm.name}: {seeds} seeds",
+            title_justify="left",
+            caption=f"band: {band_name(seeds)}",
+            caption_justify="left",
+        )
+        table.add_column("metric", no_wrap=True, min_width=max(map(len, names.values())))
+        band = "central 95%" if band_levels(seeds)[0] > 0 else "min–max"
+        for column in ["gen", "median", band] + (["mean ± s.e.", "theory"] if has_theory else []):
+            table.add_column(column, justify="right")
+        statistics = [m for m in by_metric if not arm.is_metric(m)]
+        for metric in [m for m in by_metric if arm.is_metric(m)] + statistics:
+            if statistics and metric == statistics[0]:
+                table.add_row(Text("statistics:", style="dim"))
             rows = by_metric[metric]
-            name = _marked(arm, metric) if arm.is_metric(metric) else f"{metric} (statistic)"
             for i, (_, row) in enumerate(rows.sort_values("generation").iterrows()):
                 cells = [
-                    name if i == 0 else "",
+                    Text(names[metric] if i == 0 else ""),
                     str(int(row["generation"])),
                     format_number(row["median"]),
                     f"[{format_number(row['lo'])}, {format_number(row['hi'])}]",
@@ -138,7 +143,8 @@ def _print_run(directory: Path) -> None:
                     ]
                 table.add_row(*cells, end_section=i == len(rows) - 1)
         console.print(table)
-    console.print(ARROW_KEY, style="dim")
+    if any(arm.describe(m).arrow for arm in arms for m in arm.metrics):
+        console.print(ARROW_KEY, style="dim")
     _print_halted(directory, [arm.name for arm in arms])
 
 
@@ -182,7 +188,8 @@ def _print_last(directory: Path) -> None:
         table.add_row(name, str(generation), *cells)
         statistics += [(name, m, medians[m]) for m in medians.index if not arm.is_metric(m)]
     console.print(table)
-    console.print(ARROW_KEY, style="dim")
+    if any(arm.describe(m).arrow for arm in arms for m in arm.metrics):
+        console.print(ARROW_KEY, style="dim")
     if statistics:
         stats = Table(
             title="statistics of curators and regimes (median at the last generation)",

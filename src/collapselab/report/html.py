@@ -81,6 +81,7 @@ def _metric_name(arm: Arm, metric: str) -> str:
 
 
 def _headline_html(runs: list[Run], labels: list[str]) -> str:
+    arrows = any(a.describe(m).arrow for r in runs for a in r.arms for m in a.metrics)
     rows = []
     for run, label in zip(runs, labels, strict=True):
         for arm in run.arms:
@@ -99,7 +100,7 @@ def _headline_html(runs: list[Run], labels: list[str]) -> str:
         "<table class='headline'><thead><tr><th class='text'>arm</th><th>generations</th>"
         "<th class='text' colspan='3'>median over seeds: generation 0 &rarr; last</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"<p class='meta'>{esc(ARROW_KEY)}.</p>"
+        + (f"<p class='meta'>{esc(ARROW_KEY)}.</p>" if arrows else "")
     )
 
 
