@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from ..core import Quantity
 from .runs import Group, Series
 from .style import LINESTYLES, Look, legend_columns, looks, pyplot
 from .summary import band_levels, band_name, seed_quantiles
@@ -435,11 +436,16 @@ def metric_figure(group: Group, names: list[str] | None = None) -> tuple[Any, li
     bars = few_generations(group)
     shown = {"theory": False, "cut": False, "binary": False, "chance": False}
     notes: list[str] = []
+    present: set[int] = set()
     for ax, name in zip(axes.flat, names, strict=False):
         declared = group.describe(name)
-        binary = is_binary([s.arm.frame for s in group.series], name)
+        # a declared 0/1 state, or values that are 0 and 1 only (a statistic, an old run)
+        binary = declared.quantity == Quantity.COLLAPSED or is_binary(
+            [s.arm.frame for s in group.series], name
+        )
         drawn = [(i, s, curve(s.arm.frame, name, binary)) for i, s in enumerate(group.series)]
         drawn = [(i, s, c) for i, s, c in drawn if c is not None]
+        present.update(i for i, _, _ in drawn)
         curves = [c for _, _, c in drawn]
         if bars:
             _draw_bars(ax, drawn, styles, declared.share)
@@ -464,7 +470,9 @@ def metric_figure(group: Group, names: list[str] | None = None) -> tuple[Any, li
         )
     for ax in list(axes.flat)[len(names) :]:
         ax.set_visible(False)
-    _legend(fig, group, styles, shown, bars)
+    # the legend claims only the series some panel shows
+    shown_series = [(s, styles[i]) for i, s in enumerate(group.series) if i in present]
+    _legend(fig, group.title, shown_series, shown, bars)
     if notes:  # a figure-level label, so constrained layout makes room for it
         fig.supxlabel(
             "\n".join(textwrap.fill(n, int(width * 14)) for n in notes),
@@ -479,13 +487,16 @@ def _seeds(series: Series) -> int:
     return int(sim["seed"].nunique())
 
 
-def _legend(fig: Any, group: Group, styles: list[Look], shown: dict[str, bool], bars: bool) -> None:
+def _legend(
+    fig: Any, title: str, series: list[tuple[Series, Look]], shown: dict[str, bool], bars: bool
+) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     handles: list[Any] = []
-    for s, look in zip(group.series, styles, strict=True):
-        label = f"{s.label} ({_seeds(s)} seeds)"
+    for s, look in series:
+        seeds = _seeds(s)
+        label = f"{s.label} ({seeds} seed{'s' * (seeds != 1)})"
         if bars:
             hatch = (
                 HATCHES[LINESTYLES.index(look.linestyle)] if look.linestyle in LINESTYLES else ""
@@ -495,11 +506,11 @@ def _legend(fig: Any, group: Group, styles: list[Look], shown: dict[str, bool], 
             )
         else:
             handles.append(Line2D([], [], label=label, **look.line()))
-    seeds = [_seeds(s) for s in group.series]
+    seeds = [_seeds(s) for s, _ in series]
     if bars:
-        title = "bars: mean over seeds, 95% interval; dots: seeds"
+        what = "bars: mean over seeds, 95% interval; dots: seeds"
     else:
-        title = "lines: median over seeds"
+        what = "lines: median over seeds"
         handles.append(Patch(color="#777777", alpha=0.3, label=f"band: {band_name(seeds)}"))
     if shown["binary"]:
         handles.append(Patch(color="#777777", alpha=0.0, label="0/1 metrics: 95% Wilson interval"))
@@ -538,5 +549,5 @@ def _legend(fig: Any, group: Group, styles: list[Look], shown: dict[str, bool], 
         loc="outside upper center",
         ncols=legend_columns(fig, [h.get_label() for h in handles]),
         frameon=False,
-        title=f"{title}; {group.title}",
+        title=f"{what}; {title}",
     )

@@ -71,11 +71,12 @@ def _caption(group: Group, statistics: bool) -> str:
             "for 0/1 metrics); dots are single seeds."
         )
     else:
-        what = (
-            f"Lines are medians over seeds; bands are the {band_name(seeds)}. Where closed-form "
-            "theory exists, the wide pale line is its expected value and the points, with "
-            "95% confidence intervals, are the simulation means."
-        )
+        what = f"Lines are medians over seeds; bands are the {band_name(seeds)}."
+        if any((s.arm.frame["source"] == "theory").any() for s in group.series):
+            what += (
+                " Where closed-form theory exists, the wide pale line is its expected value "
+                "and the points, with 95% confidence intervals, are the simulation means."
+            )
     if statistics:
         return (
             f"{group.title}. What curators and regimes recorded beside the metrics (not "

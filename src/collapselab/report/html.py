@@ -172,7 +172,9 @@ def _texts_html(arm: Arm, title: str) -> str:
     for name, docs in rows:
         cells = "".join(f"<td>{esc(docs[i]) if i < len(docs) else ''}</td>" for i in range(depth))
         body.append(f"<tr><th class='text'>{esc(name)}</th>{cells}</tr>")
-    every = arm.snapshots is not None and bool(arm.snapshots.texts)
+    generations = int(arm.frame["generation"].max()) + 1
+    shown = sum(name.startswith("generation") for name, _ in rows)
+    every = bool(arm.snapshots.texts) or shown >= generations
     where = (
         "every generation"
         if every
