@@ -17,7 +17,7 @@ from collapselab.core import DataKind
 from collapselab.experiment.config import load_config
 from collapselab.experiment.runner import make_spec, run
 from collapselab.experiment.storage import write_json, write_metrics
-from collapselab.report import figures, runs
+from collapselab.report import curves, figures, runs, samples
 from collapselab.report.html import write_report, write_report_safely
 from collapselab.report.snapshots import (
     SNAPSHOT_SEED,
@@ -26,6 +26,7 @@ from collapselab.report.snapshots import (
     load_snapshots,
     write_snapshots,
 )
+from collapselab.report.style import pyplot
 from collapselab.report.summary import (
     headline_metrics,
     seed_quantiles,
@@ -238,24 +239,24 @@ def test_binary_metric_is_a_fraction_with_wilson_interval():
             "source": "simulation",
         }
     )
-    c = figures.curve(frame, "collapsed")
+    c = curves.curve(frame, "collapsed")
     assert c.binary
     np.testing.assert_allclose(c.centre, [0.0, 0.3])
     assert c.low[1] < 0.3 < c.high[1] and c.low[0] == pytest.approx(0.0, abs=1e-12)
     assert 0.2 < c.high[0] < 0.35  # Wilson's upper bound for 0 of 10, not 0
     # a share that stays exactly 1 is not a 0/1 outcome: its band is its spread
     ones = frame.assign(value=1.0, metric="share")
-    assert not figures.is_binary([ones], "share")
-    assert figures.curve(ones, "share").high[0] == 1.0 == figures.curve(ones, "share").low[0]
-    assert figures.is_binary([ones, frame.assign(value=0.0, metric="share")], "share")
+    assert not curves.is_binary([ones], "share")
+    assert curves.curve(ones, "share").high[0] == 1.0 == curves.curve(ones, "share").low[0]
+    assert curves.is_binary([ones, frame.assign(value=0.0, metric="share")], "share")
 
 
-def test_headline_prefers_collapse_metrics(small_run):
-    frame = small_run.arms[0].frame
-    picked = headline_metrics(frame)
-    assert [m for m, _, _ in picked] == ["tail_mass", "variance", "nll_real"]
-    _, first, last = picked[1]
-    sim = frame[(frame.metric == "variance") & (frame.source == "simulation")]
+def test_headline_values_are_medians_at_first_and_last(small_run):
+    arm = runs.load(small_run.directory).arms[0]
+    picked = headline_metrics(arm.frame, arm.metrics)
+    assert len(picked) == 3 and {m for m, _, _ in picked} <= set(arm.metrics)
+    metric, first, last = picked[0]
+    sim = arm.frame[(arm.frame.metric == metric) & (arm.frame.source == "simulation")]
     assert first == sim[sim.generation == 0]["value"].median()
     assert last == sim[sim.generation == sim.generation.max()]["value"].median()
 
@@ -266,7 +267,10 @@ def test_headline_prefers_collapse_metrics(small_run):
 
 
 def _panels(fig):
-    return {ax.get_title(): ax for ax in fig.axes if ax.get_visible() and ax.get_title()}
+    """Visible panels by metric id (a title may add the healthy direction after two spaces)."""
+    return {
+        ax.get_title().split("  (")[0]: ax for ax in fig.axes if ax.get_visible() and ax.get_title()
+    }
 
 
 def test_metric_figure_panels_scales_and_theory(small_run):
@@ -274,23 +278,24 @@ def test_metric_figure_panels_scales_and_theory(small_run):
     group = runs.groups([loaded])[0]
     assert [s.label for s in group.series] == ["replace", "accumulate"]
     with figures.style():
-        fig = figures.metric_figure(group)
+        fig, _ = curves.metric_figure(group)
         panels = _panels(fig)
         assert set(panels) == {"variance", "nll_real", "tail_mass", "collapsed"}
         for ax in panels.values():
             assert ax.get_xlabel() == "generation" and ax.get_ylabel()
-        # variance under replace falls by decades across seeds: log scale; 0/1 stays linear
+        # 0/1 stays linear, from 0 to 1
         assert panels["collapsed"].get_yscale() == "linear"
         assert panels["collapsed"].get_ylim()[1] <= 1.05
-        # theory: a dashed line per arm in the variance panel
-        dashed = [ln for ln in panels["variance"].get_lines() if ln.get_linestyle() == "--"]
-        assert len(dashed) == 2
+        # theory: a wide pale line per arm in the variance panel
+        wide = [ln for ln in panels["variance"].get_lines() if ln.get_linewidth() == 4.0]
+        assert len(wide) == 2
         theory = loaded.arms[0].frame.query("source == 'theory' and metric == 'variance'")
-        np.testing.assert_allclose(dashed[0].get_ydata(), theory.sort_values("generation").value)
+        np.testing.assert_allclose(wide[0].get_ydata(), theory.sort_values("generation").value)
         legend = fig.legends[0]
         texts = [t.get_text() for t in legend.get_texts()]
         assert "replace (4 seeds)" in texts and "theory (expected)" in texts
-        figures._pyplot().close(fig)
+        assert "band: min–max over seeds" in texts  # 4 seeds: a range, not a central 95%
+        pyplot().close(fig)
 
 
 def test_log_scale_when_values_span_decades():
@@ -305,29 +310,29 @@ def test_log_scale_when_values_span_decades():
     arm = runs.Arm("a", Path("."), {"data": {"id": "x"}}, {}, frame, None)
     group = runs.Group("t", [runs.Series(None, arm, "a")])
     with figures.style():
-        fig = figures.metric_figure(group)
+        fig, _ = curves.metric_figure(group)
         panels = _panels(fig)
         assert panels["spread"].get_yscale() == "log"
         assert panels["mass"].get_yscale() == "linear"  # zeros cannot go on a log axis
-        figures._pyplot().close(fig)
+        pyplot().close(fig)
 
 
 def test_snapshot_figures_by_kind(small_run, tmp_path):
     loaded = runs.load(small_run.directory)
     with figures.style():
-        hist = figures.snapshot_figure(loaded.arms[0])
+        hist = samples.snapshot_figure(loaded.arms[0])
         assert [ax.get_yscale() for ax in hist.axes] == ["linear", "log"]
         assert hist.axes[0].get_xlabel() == "x (data units)"
-        scatter = figures.snapshot_figure(loaded.arms[2])
+        scatter = samples.snapshot_figure(loaded.arms[2])
         titles = [ax.get_title() for ax in scatter.axes]
         assert titles[0].startswith("real") and titles[-1].startswith("generation 3")
         text = runs.load(make_text_run(tmp_path / "text"))
-        rank = figures.snapshot_figure(text.arms[0])
+        rank = samples.snapshot_figure(text.arms[0])
         ax = rank.axes[0]
         assert ax.get_xscale() == ax.get_yscale() == "log"
         labels = [t.get_text() for t in ax.get_legend().get_texts()]
         assert labels[-1] == "generation 4: 5 word types"  # collapsed to one sentence
-        figures._pyplot().close("all")
+        pyplot().close("all")
 
 
 def test_other_kinds_draw_or_say_why(tmp_path):
@@ -343,21 +348,18 @@ def test_other_kinds_draw_or_say_why(tmp_path):
         "graphs": ("graphs", np.zeros((3, 2)), {0: np.zeros((3, 2))}),
     }
     loaded = [runs.load(make_run(tmp_path / k, *v, name=k)) for k, v in cases.items()]
-    with figures.style():
-        items = figures.build_figures(loaded)
-        snaps = {i.key: i for i in items if i.section == "snapshots"}
-        assert {k for k, i in snaps.items() if i.figure is not None} == {
-            "snapshots-images-images",
-            "snapshots-tokens-tokens",
-            "snapshots-pairs-pairs",
-        }
-        assert "no snapshot view for data kind 'graphs'" in snaps["snapshots-graphs-graphs"].note
-        figures.close(items)
+    items = figures.render(figures.plan(loaded), [("png", 40)])
+    snaps = {i.key: i for i in items if i.section == "snapshots"}
+    assert {k for k, i in snaps.items() if i.images} == {
+        "snapshots-images-images",
+        "snapshots-tokens-tokens",
+        "snapshots-pairs-pairs",
+    }
+    assert "no snapshot view for data kind 'graphs'" in snaps["snapshots-graphs-graphs"].note
     (tmp_path / "images" / "snapshots.npz").unlink()  # as in a run from before snapshots
-    with figures.style():
-        items = figures.build_figures([runs.load(tmp_path / "images")])
-        assert "no snapshots were saved" in items[1].note and items[0].figure is not None
-        figures.close(items)
+    items = figures.render(figures.plan([runs.load(tmp_path / "images")]), [("png", 40)])
+    assert "no snapshots were saved" in items[1].note and items[0].images
+    assert pyplot().get_fignums() == []  # every figure closed as soon as it was saved
 
 
 @pytest.mark.slow
@@ -506,8 +508,7 @@ def test_cli_run_ends_with_report_and_headline(tmp_path, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1] == f"report:  {tmp_path / 'r' / 'report.html'}"
     assert lines[-2] == f"results: {tmp_path / 'r'}"
-    headline = lines[-3]
-    assert re.fullmatch(
-        r"  tiny  tail_mass \S+ -> \S+   variance \S+ -> \S+   wasserstein \S+ -> \S+", headline
-    )
+    # three configured metrics (by their declared headline ranks), each with its values
+    cell = r"(variance|tail_mass|wasserstein|collapsed)(?: [↑↓≈])? \S+ -> \S+"
+    assert re.fullmatch(rf"  tiny  {cell}   {cell}   {cell}", lines[-3]), lines[-3]
     assert (tmp_path / "r" / "report.html").stat().st_size > 10_000

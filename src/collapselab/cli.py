@@ -1,4 +1,4 @@
-"""The ``collapselab`` command line: run, presets, show, report, diagnose.
+"""The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query.
 
 Every user error prints one line, ``error: ...``, and exits with code 2.
 """
@@ -58,17 +58,24 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _print_headline(directory: Path) -> None:
     """Three headline numbers per arm: the median at generation 0 and at the last."""
-    from .report.summary import format_number, headline_metrics, load_run
+    from .report.runs import load
+    from .report.summary import format_number, headline_metrics
 
-    frames = load_run(directory)
-    width = max(len(arm) for arm in frames)
+    arms = load(directory).arms
+    width = max(len(arm.name) for arm in arms)
     print("headline (median over seeds, generation 0 -> last):")
-    for arm, frame in frames.items():
+    for arm in arms:
         cells = [
-            f"{metric} {format_number(first)} -> {format_number(last)}"
-            for metric, first, last in headline_metrics(frame)
+            f"{_marked(arm, metric)} {format_number(first)} -> {format_number(last)}"
+            for metric, first, last in headline_metrics(arm.frame, arm.metrics)
         ]
-        print(f"  {arm:{width}s}  " + "   ".join(cells))
+        print(f"  {arm.name:{width}s}  " + "   ".join(cells))
+
+
+def _marked(arm: object, metric: str) -> str:
+    """``metric`` with its declared healthy direction (``variance ↑``), if it has one."""
+    arrow = arm.describe(metric).arrow  # type: ignore[attr-defined]
+    return f"{metric} {arrow}" if arrow else metric
 
 
 def _print_halted(directory: Path, arms: list[str]) -> None:
@@ -88,29 +95,40 @@ def _print_halted(directory: Path, arms: list[str]) -> None:
 
 
 def _print_run(directory: Path) -> None:
+    """Per arm: each metric (then each statistic) at generation 0, the middle and the last."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    from .report.summary import format_number, load_run, summarize
+    from .report.runs import ARROW_KEY, load
+    from .report.summary import band_levels, band_name, format_number, summarize
 
     console = Console()
-    frames = load_run(directory)
-    for arm, frame in frames.items():
-        summary = summarize(frame)
+    arms = load(directory).arms
+    for arm in arms:
+        summary = summarize(arm.frame)
         seeds = int(summary["seeds"].max())
         has_theory = bool(summary["theory"].notna().any())
-        table = Table(title=f"{arm}: {seeds} seeds", title_justify="left")
-        table.add_column("metric")
-        table.add_column("gen", justify="right")
-        table.add_column("median", justify="right")
-        table.add_column("95% interval", justify="right")
-        if has_theory:
-            table.add_column("mean ± s.e.", justify="right")
-            table.add_column("theory", justify="right")
-        for metric, rows in summary.groupby("metric", sort=False):
+        by_metric = dict(tuple(summary.groupby("metric", sort=False)))
+        names = {m: _marked(arm, m) for m in by_metric}
+        table = Table(
+            title=f"{arm.name}: {seeds} seeds",
+            title_justify="left",
+            caption=f"band: {band_name(seeds)}",
+            caption_justify="left",
+        )
+        table.add_column("metric", no_wrap=True, min_width=max(map(len, names.values())))
+        band = "central 95%" if band_levels(seeds)[0] > 0 else "min–max"
+        for column in ["gen", "median", band] + (["mean ± s.e.", "theory"] if has_theory else []):
+            table.add_column(column, justify="right")
+        statistics = [m for m in by_metric if not arm.is_metric(m)]
+        for metric in [m for m in by_metric if arm.is_metric(m)] + statistics:
+            if statistics and metric == statistics[0]:
+                table.add_row(Text("statistics:", style="dim"))
+            rows = by_metric[metric]
             for i, (_, row) in enumerate(rows.sort_values("generation").iterrows()):
                 cells = [
-                    metric if i == 0 else "",
+                    Text(names[metric] if i == 0 else ""),
                     str(int(row["generation"])),
                     format_number(row["median"]),
                     f"[{format_number(row['lo'])}, {format_number(row['hi'])}]",
@@ -125,49 +143,66 @@ def _print_run(directory: Path) -> None:
                     ]
                 table.add_row(*cells, end_section=i == len(rows) - 1)
         console.print(table)
-    _print_halted(directory, list(frames))
-
-
-#: Curation and web statistics that `show --last` puts beside the metrics.
-HEADLINE_STATS = ("curation.kept_fraction", "web.synthetic_share", "web.trained_synthetic_share")
+    if any(arm.describe(m).arrow for arm in arms for m in arm.metrics):
+        console.print(ARROW_KEY, style="dim")
+    _print_halted(directory, [arm.name for arm in arms])
 
 
 def _print_last(directory: Path) -> None:
-    """One table: every arm (rows) by metric (columns), median over seeds at the last generation."""
+    """Every arm (rows) by metric (columns), median over seeds at the last generation; then
+    one small table of what curators and regimes recorded (statistics, not metrics)."""
     from rich.console import Console
     from rich.table import Table
 
-    from .report.summary import format_number, load_run
+    from .report.runs import ARROW_KEY, load
+    from .report.summary import format_number
 
-    frames = load_run(directory)
+    console = Console()
+    arms = load(directory).arms
     rows = {}
-    for arm, frame in frames.items():
-        sim = frame[frame["source"] == "simulation"]
+    for arm in arms:
+        sim = arm.frame[arm.frame["source"] == "simulation"]
         last = sim[sim["generation"] == sim["generation"].max()]
-        rows[arm] = (
+        rows[arm.name] = (
+            arm,
             int(last["generation"].max()),
             last.groupby("metric", sort=False)["value"].median(),
         )
-    # the configured metrics and the share curation kept; curator details stay in `show`
-    metrics = list(
-        dict.fromkeys(
-            m
-            for _, medians in rows.values()
-            for m in medians.index
-            if "." not in m or m in HEADLINE_STATS
-        )
-    )
+    names = list(dict.fromkeys(m for _, _, medians in rows.values() for m in medians.index))
+    headers = {}
+    for arm, _, medians in rows.values():
+        for m in medians.index:
+            if arm.is_metric(m):
+                headers.setdefault(m, _marked(arm, m))
+    metrics = [m for m in names if m in headers]
     table = Table(
         title=f"{directory.name}: median over seeds at the last generation", title_justify="left"
     )
     table.add_column("arm", no_wrap=True)
     table.add_column("gen", justify="right")
     for metric in metrics:
-        table.add_column(metric, justify="right", overflow="fold")
-    for arm, (generation, medians) in rows.items():
+        table.add_column(headers[metric], justify="right", overflow="fold")
+    statistics = []
+    for name, (arm, generation, medians) in rows.items():
         cells = [format_number(medians[m]) if m in medians.index else "" for m in metrics]
-        table.add_row(arm, str(generation), *cells)
-    Console().print(table)
+        table.add_row(name, str(generation), *cells)
+        statistics += [(name, m, medians[m]) for m in medians.index if not arm.is_metric(m)]
+    console.print(table)
+    if any(arm.describe(m).arrow for arm in arms for m in arm.metrics):
+        console.print(ARROW_KEY, style="dim")
+    if statistics:
+        stats = Table(
+            title="statistics of curators and regimes (median at the last generation)",
+            title_justify="left",
+        )
+        stats.add_column("arm", no_wrap=True)
+        stats.add_column("statistic")
+        stats.add_column("median", justify="right")
+        previous = None
+        for name, statistic, value in statistics:
+            stats.add_row(name if name != previous else "", statistic, format_number(value))
+            previous = name
+        console.print(stats)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

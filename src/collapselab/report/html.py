@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import warnings
 from collections.abc import Iterable
@@ -23,8 +22,9 @@ from .. import __version__
 from ..errors import ResultsError
 from ..experiment.storage import atomic_write, dump_yaml
 from . import figures as figs
-from .runs import Run, load, run_labels
-from .summary import format_number, headline_metrics, summarize
+from .runs import ARROW_KEY, Arm, Run, load, run_labels
+from .samples import text_rows
+from .summary import band_name, format_number, headline_metrics, summarize
 
 #: Resolution of the inline figures: sharp on screens, small enough to e-mail.
 INLINE_DPI = 110
@@ -48,7 +48,9 @@ th, td { padding: .25rem .6rem; border-bottom: 1px solid #e4e4e4; text-align: ri
 th { background: #f5f5f7; }
 td.text, th.text { text-align: left; }
 tr.first td { border-top: 1px solid #bbb; }
-table.texts td { text-align: left; max-width: 22rem; font-family: Georgia, serif; }
+table.texts td { text-align: left; max-width: 24rem; font-family: Georgia, serif; }
+table.texts th { text-align: left; white-space: nowrap; }
+tr.statistics th { text-align: left; background: #fafafa; font-weight: normal; color: #555; }
 pre { background: #f5f5f7; padding: .7rem; overflow-x: auto; font-size: .8rem; }
 details { margin: .4rem 0; }
 summary { cursor: pointer; }
@@ -60,40 +62,34 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=INLINE_DPI)
-    return buffer.getvalue()
-
-
-def _figure_html(item: figs.Figure, sink: dict[str, bytes] | None = None) -> str:
-    png = None
-    if item.figure is not None:
-        try:
-            raw = _png(item.figure)
-            png = base64.b64encode(raw).decode("ascii")
-            if sink is not None:
-                sink[item.key] = raw
-        except Exception as exc:  # matplotlib fails some layouts only when drawing
-            item.note = f"could not draw ({type(exc).__name__}: {exc})"
+def _figure_html(item: figs.Figure) -> str:
+    png = item.images.get(("png", INLINE_DPI))
     if png is None:
         return f'<p class="note">{esc(item.title)}: not drawn. {esc(item.note)}</p>'
     caption = f"<figcaption>{esc(item.caption)}</figcaption>" if item.caption else ""
     return (
         f'<figure id="fig-{esc(item.key)}"><img alt="{esc(item.title)}" '
-        f'src="data:image/png;base64,{png}">{caption}</figure>'
+        f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">{caption}</figure>'
     )
 
 
+def _metric_name(arm: Arm, metric: str) -> str:
+    """The metric's id with its declared healthy direction, its axis label on hover."""
+    declared = arm.describe(metric)
+    arrow = f" {declared.arrow}" if declared.arrow else ""
+    return f"<span title='{esc(declared.label)}'>{esc(metric)}{esc(arrow)}</span>"
+
+
 def _headline_html(runs: list[Run], labels: list[str]) -> str:
+    arrows = any(a.describe(m).arrow for r in runs for a in r.arms for m in a.metrics)
     rows = []
     for run, label in zip(runs, labels, strict=True):
         for arm in run.arms:
             cells = []
-            for metric, first, last in headline_metrics(arm.frame):
+            for metric, first, last in headline_metrics(arm.frame, arm.metrics):
                 cells.append(
-                    f"<td class='text'>{esc(metric)}: {esc(format_number(first))} &rarr; "
-                    f"<b>{esc(format_number(last))}</b></td>"
+                    f"<td class='text'>{_metric_name(arm, metric)}: {esc(format_number(first))} "
+                    f"&rarr; <b>{esc(format_number(last))}</b></td>"
                 )
             generations = int(arm.frame["generation"].max()) + 1
             name = f"{label} / {arm.name}" if len(runs) > 1 else arm.name
@@ -104,22 +100,37 @@ def _headline_html(runs: list[Run], labels: list[str]) -> str:
         "<table class='headline'><thead><tr><th class='text'>arm</th><th>generations</th>"
         "<th class='text' colspan='3'>median over seeds: generation 0 &rarr; last</th>"
         f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        + (f"<p class='meta'>{esc(ARROW_KEY)}.</p>" if arrows else "")
     )
 
 
-def _summary_html(run: Run, arm: Any) -> str:
-    """Median, central 95% of seeds, mean ± s.e. and theory at generation 0, middle, last."""
+def _summary_html(run: Run, arm: Arm) -> str:
+    """Median, band of seeds, mean ± s.e. and theory at generation 0, middle, last; the
+    metrics first, then the statistics curators and regimes recorded."""
     summary = summarize(arm.frame)
     seeds = int(summary["seeds"].max()) if len(summary) else 0
     has_theory = bool(summary["theory"].notna().any())
-    head = "<th class='text'>metric</th><th>generation</th><th>median</th><th>95% of seeds</th>"
+    head = (
+        "<th class='text'>metric</th><th>generation</th><th>median</th>"
+        f"<th>{esc(band_name(seeds))}</th>"
+    )
     if has_theory:
         head += "<th>mean ± s.e.</th><th>theory</th>"
+    columns = 6 if has_theory else 4
     body = []
-    for metric, rows in summary.groupby("metric", sort=False):
+    by_metric = dict(tuple(summary.groupby("metric", sort=False)))
+    metrics = [m for m in by_metric if arm.is_metric(str(m))]
+    statistics = [m for m in by_metric if not arm.is_metric(str(m))]
+    for metric in metrics + statistics:
+        if statistics and metric == statistics[0]:
+            body.append(
+                f"<tr class='statistics'><th colspan='{columns}'>statistics of curators and "
+                "regimes (not metrics: no healthy direction)</th></tr>"
+            )
+        rows = by_metric[metric]
         for i, (_, row) in enumerate(rows.sort_values("generation").iterrows()):
             cells = [
-                f"<td class='text'>{esc(metric) if i == 0 else ''}</td>",
+                f"<td class='text'>{_metric_name(arm, metric) if i == 0 else ''}</td>",
                 f"<td>{int(row['generation'])}</td>",
                 f"<td>{esc(format_number(row['median']))}</td>",
                 f"<td>[{esc(format_number(row['lo']))}, {esc(format_number(row['hi']))}]</td>",
@@ -148,21 +159,31 @@ def _summary_html(run: Run, arm: Any) -> str:
     )
 
 
-def _texts_html(arm: Any, title: str) -> str:
-    columns = figs.sample_texts(arm)
-    if not columns:
+def _texts_html(arm: Arm, title: str) -> str:
+    """One row per generation of seed 0 (the real data first), a few documents each."""
+    rows = text_rows(arm)
+    if not rows:
         return ""
-    head = "".join(f"<th class='text'>{esc(name)}</th>" for name in columns)
-    depth = max(len(docs) for docs in columns.values())
-    rows = []
-    for i in range(depth):
-        cells = "".join(
-            f"<td>{esc(docs[i]) if i < len(docs) else ''}</td>" for docs in columns.values()
-        )
-        rows.append(f"<tr>{cells}</tr>")
+    depth = max(len(docs) for _, docs in rows)
+    head = "<th class='text'>generation</th>" + "".join(
+        f"<th class='text'>sample {i + 1}</th>" for i in range(depth)
+    )
+    body = []
+    for name, docs in rows:
+        cells = "".join(f"<td>{esc(docs[i]) if i < len(docs) else ''}</td>" for i in range(depth))
+        body.append(f"<tr><th class='text'>{esc(name)}</th>{cells}</tr>")
+    generations = int(arm.frame["generation"].max()) + 1
+    shown = sum(name.startswith("generation") for name, _ in rows)
+    every = bool(arm.snapshots.texts) or shown >= generations
+    where = (
+        "every generation"
+        if every
+        else "generation 0, the middle and the last (this run kept no texts of the others)"
+    )
     return (
-        f"<h3>{esc(title)}</h3><table class='texts' data-arm='{esc(arm.name)}'>"
-        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<h3>{esc(title)}</h3><p class='meta'>Seed {esc(arm.snapshots.seed)}, {esc(where)}.</p>"
+        f"<table class='texts' data-arm='{esc(arm.name)}'>"
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
 
@@ -206,9 +227,9 @@ def _run_html(run: Run, label: str) -> str:
     return "".join(parts)
 
 
-def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
-    """The HTML text of the report of ``runs`` (one run, or a comparison of several);
-    ``sink``, if given, receives each figure's PNG bytes by figure key."""
+def build_report(runs: list[Run], items: list[figs.Figure]) -> str:
+    """The HTML text of the report of ``runs`` (one run, or a comparison of several), with
+    the figures ``items`` rendered (:func:`~.figures.render`) at :data:`INLINE_DPI`."""
     labels = run_labels(runs)
     comparison = len(runs) > 1
     title = (
@@ -216,15 +237,10 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
         if comparison
         else f"collapselab report: {runs[0].name}"
     )
-    with figs.style():
-        items = figs.build_figures(runs)
-        try:
-            sections = {
-                section: "".join(_figure_html(i, sink) for i in items if i.section == section)
-                for section in ("metrics", "distributions", "snapshots")
-            }
-        finally:
-            figs.close(items)
+    sections = {
+        section: "".join(_figure_html(i) for i in items if i.section == section)
+        for section in ("metrics", "statistics", "distributions", "snapshots")
+    }
     summaries = "".join(
         (f"<h3>{esc(label)}</h3>" if comparison else "")
         + "".join(_summary_html(run, arm) for arm in run.arms)
@@ -236,7 +252,9 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
         for arm in run.arms
     )
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    nav = [("headline", "Headline"), ("metrics", "Metrics"), ("summary", "Summary")]
+    nav = [("headline", "Headline"), ("metrics", "Metrics")]
+    nav += [("statistics", "Statistics")] if sections["statistics"] else []
+    nav += [("summary", "Summary")]
     nav += [("distributions", "Per-item")] if sections["distributions"] else []
     nav += [("snapshots", "Samples")] + ([("texts", "Texts")] if texts else [])
     nav += [("runs", "Runs" if comparison else "Config and manifest")]
@@ -259,10 +277,17 @@ def build_report(runs: list[Run], sink: dict[str, bytes] | None = None) -> str:
 <section id="metrics"><h2>Metrics over generations</h2>
 <p class="meta">{esc(intro)}; series are labelled by what sets them apart.</p>
 {sections["metrics"]}</section>
+{
+        f'<section id="statistics"><h2>Curator and regime statistics</h2>'
+        f"{sections['statistics']}</section>"
+        if sections["statistics"]
+        else ""
+    }
 <section id="summary"><h2>Summary</h2>
-<p class="meta">At generation 0, the middle and the last: the median and central 95% of seeds;
-where closed-form theory exists, the simulation mean ± its standard error beside the
-expected value.</p>{summaries}</section>
+<p class="meta">At generation 0, the middle and the last: the median and the band of seeds
+(their range with fewer than 40 seeds, else the central 95%); where closed-form theory
+exists, the simulation mean ± its standard error beside the expected value. Arrows give
+each metric's declared healthy direction.</p>{summaries}</section>
 {
         f'<section id="distributions"><h2>Per-item distributions</h2>'
         f'<p class="meta">Per-item metrics: every item of every generation, all seeds pooled.</p>'
@@ -273,7 +298,7 @@ expected value.</p>{summaries}</section>
 <section id="snapshots"><h2>Distribution snapshots</h2>
 <p class="meta">One seed's samples at generation 0, the middle and the last, against the real
 held-out data.</p>{sections["snapshots"]}</section>
-{f'<section id="texts"><h2>Sample texts</h2>{texts}</section>' if texts else ""}
+{f'<section id="texts"><h2>Sample texts by generation</h2>{texts}</section>' if texts else ""}
 <section id="runs"><h2>{"Runs" if comparison else "Config and manifest"}</h2>
 {"".join(_run_html(run, label) for run, label in zip(runs, labels, strict=True))}</section>
 </body></html>
@@ -297,11 +322,14 @@ def write_report(
     out : path
         The HTML file to write.
     figures : path, optional
-        Also export every figure into this folder, once per format.
+        Also export every figure into this folder, once per format, at print resolution
+        (:data:`~.figures.EXPORT_DPI`).
     formats : tuple of str
         Export formats: ``png``, ``svg``, ``pdf``.
     inline_figures : path, optional
-        Also save the PNGs embedded in the report into this folder (no redrawing).
+        Also save the PNGs embedded in the report into this folder (the same bytes).
+
+    Each figure is drawn once for all of these.
 
     Returns
     -------
@@ -319,12 +347,17 @@ def write_report(
     if not runs:
         raise ResultsError("no run directories given")
     out = Path(out)
-    sink: dict[str, bytes] | None = {} if inline_figures is not None else None
-    atomic_write(out, build_report(runs, sink).encode("utf-8"))
-    for key, png in (sink or {}).items():
-        atomic_write(Path(inline_figures) / f"{key}.png", png)
+    outputs = [("png", INLINE_DPI)]
     if figures is not None:
-        figs.export(runs, figures, formats)
+        outputs += [(fmt, figs.EXPORT_DPI) for fmt in formats]
+    # The sample texts are a table in the report; their figure is only for export.
+    planned = [i for i in figs.plan(runs) if i.section != "texts" or figures is not None]
+    items = figs.render(planned, outputs)
+    atomic_write(out, build_report(runs, items).encode("utf-8"))
+    if inline_figures is not None:
+        figs.write_figures(items, inline_figures, ("png",), INLINE_DPI)
+    if figures is not None:
+        figs.write_figures(items, figures, formats, figs.EXPORT_DPI)
     return out
 
 

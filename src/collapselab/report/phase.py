@@ -1,11 +1,17 @@
 """Phase diagrams: a metric at the last generation over two grid axes of a sweep.
 
 Each cell is one grid point (one arm): the median over seeds of the metric at the
-last generation (the mean for ``collapsed``, which is then the fraction of seeds
-collapsed). The collapse-onset boundary is drawn along the cell edges that
-separate cells on either side of a threshold: by default 0.5 for ``collapsed``,
-otherwise the midpoint of the cells' range (given in the title); ``--threshold``
-sets it.
+last generation (the mean for a 0/1 metric such as ``collapsed``, which is then the
+fraction of seeds collapsed). The collapse-onset boundary is drawn along the cell
+edges that separate cells on either side of a threshold: by default 0.5 for a 0/1
+metric, otherwise the midpoint of the cells' range (given in the title);
+``--threshold`` sets it.
+
+Which side of the threshold is collapse comes from the metric's declared healthy
+direction (:attr:`~collapselab.core.Metric.direction`): below it for a metric where
+higher is healthier, above it where lower is. A metric without one (a target value,
+a diagnostic) collapses *away from generation 0*, which trained on real data: the
+side opposite the median of the cells' generation-0 values.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class Phase:
     values: np.ndarray  # (len(y_values), len(x_values)); NaN where a point has no result
     threshold: float
     collapsed: np.ndarray  # bool, same shape: the cell is past the threshold
+    falls: bool = False  # collapse is below the threshold (else at or above it)
+    why: str = ""  # how the collapsed side was chosen
 
     def frame(self) -> pd.DataFrame:
         rows = [
@@ -49,10 +57,6 @@ class Phase:
             for j, x in enumerate(self.x_values)
         ]
         return pd.DataFrame(rows)
-
-
-#: Metrics that fall as a chain collapses (the rest rise).
-FALLING = {"variance", "log_variance", "tail_mass", "logdet_ratio"}
 
 
 def _parse_fix(items: list[str] | None) -> dict[str, Any]:
@@ -76,8 +80,11 @@ def phase_grid(
     threshold: float | None = None,
 ) -> Phase:
     """Read a sweep's results into a :class:`Phase` of ``metric`` over ``x`` and ``y``."""
-    from ..experiment.storage import read_metrics
+    from ..core import Direction, Quantity
+    from ..experiment.storage import read_metrics, read_yaml_mapping
     from ..experiment.sweep import load_sweep
+    from .curves import is_binary
+    from .runs import declared_metrics
 
     directory = Path(sweep_dir)
     manifest = load_sweep(directory)
@@ -100,6 +107,9 @@ def phase_grid(
                 f"grid axis {key!r} also varies; pick one value with --fix {key}=VALUE"
             )
     values = np.full((len(axes[y]), len(axes[x])), np.nan)
+    first = np.full_like(values, np.nan)  # generation 0: trained on real data
+    direction = Direction.NEUTRAL
+    fractions = False  # some cell is a fraction of seeds (a 0/1 metric)
     arms_seen: set[str] = set()
     for point in manifest["points"]:
         if any(point["values"].get(k) != v for k, v in fix.items()):
@@ -121,22 +131,42 @@ def phase_grid(
             raise CollapseLabError(
                 f"--metric {metric!r} was not recorded in {str(path)!r}; recorded: {', '.join(known)}"
             )
-        last = sim[sim["generation"] == sim["generation"].max()]["value"].to_numpy()
-        cell = float(np.mean(last) if metric == "collapsed" else np.median(last))
+        declared = declared_metrics(read_yaml_mapping(path / "config.yaml"))[0].get(metric)
+        if declared is not None and declared.direction != Direction.NEUTRAL:
+            direction = declared.direction
+        binary = is_binary([frame], metric) or (
+            declared is not None and declared.quantity == Quantity.COLLAPSED
+        )
+        fractions |= binary
+
+        def cell(rows: Any, binary: bool = binary) -> float:
+            value = rows["value"].to_numpy()
+            return float(np.mean(value) if binary else np.median(value))
+
         i = axes[y].index(point["values"][y])
         j = axes[x].index(point["values"][x])
-        values[i, j] = cell
+        values[i, j] = cell(sim[sim["generation"] == sim["generation"].max()])
+        first[i, j] = cell(sim[sim["generation"] == 0])
     if np.isnan(values).all():
         raise ResultsError(f"no results for the chosen cells in {str(directory)!r}")
+    finite = values[np.isfinite(values)]
     if threshold is None:
-        if metric == "collapsed":
+        if fractions:
             threshold = 0.5
         else:
-            finite = values[np.isfinite(values)]
             threshold = float((finite.min() + finite.max()) / 2) if finite.size else 0.0
+    if direction in (Direction.HIGHER, Direction.LOWER):
+        falls = direction == Direction.HIGHER
+        why = f"{metric}: {direction} is healthier (declared)"
+    else:
+        start = float(np.nanmedian(first)) if np.isfinite(first).any() else threshold
+        falls = start >= threshold
+        why = f"{metric}: away from generation 0 ({start:.3g}); no healthy direction declared"
     with np.errstate(invalid="ignore"):
-        collapsed = values < threshold if metric in FALLING else values >= threshold
-    return Phase(x, y, list(axes[x]), list(axes[y]), metric, values, threshold, collapsed)
+        collapsed = values < threshold if falls else values >= threshold
+    return Phase(
+        x, y, list(axes[x]), list(axes[y]), metric, values, threshold, collapsed, falls, why
+    )
 
 
 def boundary_segments(collapsed: np.ndarray) -> list[tuple[tuple[float, float], ...]]:
@@ -167,7 +197,7 @@ def draw_phase(phase: Phase, out: str | Path) -> Path:
 
     rows, cols = phase.values.shape
     fig, ax = plt.subplots(figsize=(1.1 * cols + 2.5, 0.8 * rows + 1.8))
-    cmap = "viridis" if phase.metric in FALLING else "viridis_r"
+    cmap = "viridis" if phase.falls else "viridis_r"  # collapse is dark either way
     image = ax.imshow(np.ma.masked_invalid(phase.values), origin="lower", cmap=cmap, aspect="auto")
     fig.colorbar(image, ax=ax, label=f"{phase.metric} at the last generation")
     for i in range(rows):
@@ -185,7 +215,12 @@ def draw_phase(phase: Phase, out: str | Path) -> Path:
     ax.set_yticks(range(rows), [_label(v) for v in phase.y_values])
     ax.set_xlabel(phase.x_key)
     ax.set_ylabel(phase.y_key)
-    ax.set_title(f"collapse onset (red): {phase.metric} = {phase.threshold:.3g}", fontsize=10)
+    side = "below" if phase.falls else "at or above"
+    ax.set_title(
+        f"collapse onset (red): {phase.metric} = {phase.threshold:.3g}; collapsed {side}\n"
+        f"({phase.why})",
+        fontsize=9,
+    )
     fig.tight_layout()
     path = Path(out)
     buffer = io.BytesIO()
@@ -212,7 +247,8 @@ def cmd_phase(args: argparse.Namespace) -> int:
     atomic_write(out.with_suffix(".csv"), phase.frame().to_csv(index=False).encode())
     width = max(len(_label(v)) for v in phase.y_values)
     print(f"{phase.metric} at the last generation ({phase.y_key} down, {phase.x_key} across);")
-    print(f"* marks collapse ({phase.metric} past {phase.threshold:.3g})")
+    side = "below" if phase.falls else "at or above"
+    print(f"* marks collapse ({phase.metric} {side} {phase.threshold:.3g}; {phase.why})")
     print(" " * width + "  " + "  ".join(f"{_label(v):>9s}" for v in phase.x_values))
     for i in reversed(range(len(phase.y_values))):
         cells = [

@@ -9,7 +9,16 @@ A *series* is one arm of one run. Figures overlay series that are comparable:
 * across runs of different configs, again arms on the same real data.
 
 Each series is labelled by what sets it apart: its arm name within a run, and the
-config keys that differ (``seeds=50``, ``regime=accumulate``) across runs.
+config keys that differ (``seeds=50``, ``regime=accumulate``) across runs. When the
+series of a group form a grid (regime x curator, say), :func:`factors` names its axes,
+so that figures give one factor colours and another line styles.
+
+What a report says about a recorded series (axis label, healthy direction, headline
+rank) comes only from the metric's declarations (:class:`~collapselab.core.Metric`):
+each arm's metrics are built from its ``config.yaml`` through the registry (a config
+is data; building a component runs no user code). Recorded series that are not
+metrics (a curator's ``kept_fraction``, a regime's ``web.synthetic_share``) are
+*statistics*: labelled by their id, with no healthy direction.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ResultsError
+from .. import registry
+from ..core import Direction, Metric, Quantity
+from ..errors import CollapseLabError, ResultsError
 from ..experiment.storage import read_json, read_table, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
 from .summary import arm_metrics
@@ -42,6 +53,99 @@ class Arm:
     snapshots: Snapshots | None
     #: Per-item values of per-item metrics (``distributions.parquet``), if any.
     distributions: pd.DataFrame | None = None
+    #: The arm's metrics, built from its config, by id: the ids it configured that the
+    #: registry knows now (a metric of a plugin no longer installed is missing).
+    metrics: dict[str, Metric] = field(default_factory=dict)
+    #: Every metric id the config lists (known or not); ``None`` for a hand-built run
+    #: folder whose config lists none, where every recorded series counts as a metric.
+    metric_ids: list[str] | None = None
+
+    def is_metric(self, name: str) -> bool:
+        """Whether the recorded series ``name`` is a metric (else a statistic)."""
+        return self.metric_ids is None or name in self.metric_ids
+
+    def describe(self, name: str) -> Declared:
+        """What the report says about recorded series ``name`` (see :class:`Declared`)."""
+        metric = self.metrics.get(name)
+        if metric is None:
+            return Declared(name, name, is_metric=self.is_metric(name))
+        return Declared(
+            name,
+            metric.describe() or name,
+            is_metric=True,
+            direction=metric.direction,
+            quantity=metric.quantity,
+            headline=metric.headline,
+            share=metric.share,
+            per_item=metric.per_item,
+        )
+
+
+@dataclass(frozen=True)
+class Declared:
+    """A recorded series as the report shows it, from its metric's declarations.
+
+    A series without a declaring metric (a statistic, or a metric the registry no
+    longer knows) is labelled by its id and has no healthy direction.
+    """
+
+    name: str
+    label: str
+    is_metric: bool = False
+    direction: Direction = Direction.NEUTRAL
+    quantity: Quantity = Quantity.OTHER
+    headline: int | None = None
+    share: bool = False
+    per_item: bool = False
+
+    @property
+    def hint(self) -> str:
+        """``"↑ healthier"``, ``"↓ healthier"``, ``"≈ real healthiest"`` or ``""``."""
+        return HINTS.get(self.direction, "")
+
+    @property
+    def arrow(self) -> str:
+        """One symbol for tables: ``↑``, ``↓``, ``≈`` or ``""``."""
+        return self.hint[:1]
+
+
+#: What each healthy direction reads as beside a metric's name.
+HINTS = {
+    Direction.HIGHER: "↑ healthier",
+    Direction.LOWER: "↓ healthier",
+    Direction.TARGET: "≈ real healthiest",
+}
+#: The key of :data:`HINTS`, printed under tables that use the arrows.
+ARROW_KEY = (
+    "↑ higher is healthier, ↓ lower is healthier, ≈ closest to the real data's value is "
+    "healthiest (declared by each metric)"
+)
+
+
+def declared_metrics(config: dict[str, Any]) -> tuple[dict[str, Metric], list[str] | None]:
+    """The metrics an arm's resolved config lists, built through the registry, and their ids.
+
+    A metric the registry cannot build now (a plugin not installed, a parameter since
+    renamed) is left out of the first; its id stays in the second, so the report still
+    treats it as a metric, labelled by its id.
+    """
+    specs = config.get("metrics")
+    if not isinstance(specs, list):
+        return {}, None
+    built: dict[str, Metric] = {}
+    ids = []
+    for spec in specs:
+        spec = {"id": spec} if isinstance(spec, str) else spec
+        if not isinstance(spec, dict) or not isinstance(spec.get("id"), str):
+            continue
+        ids.append(spec["id"])
+        try:
+            metric = registry.make("metric", spec["id"], **(spec.get("params") or {}))
+        except (CollapseLabError, TypeError, ValueError):
+            continue
+        if isinstance(metric, Metric):
+            built[spec["id"]] = metric
+    return built, ids
 
 
 @dataclass
@@ -71,6 +175,21 @@ class Group:
     title: str
     series: list[Series] = field(default_factory=list)
 
+    def describe(self, name: str) -> Declared:
+        """Series ``name`` as its first declaring arm describes it."""
+        described = [s.arm.describe(name) for s in self.series]
+        return next((d for d in described if d.label != name), described[0])
+
+    def recorded(self, metrics: bool = True) -> list[str]:
+        """The recorded series of the group's arms in first-seen order: the metrics, or
+        (``metrics=False``) the statistics."""
+        seen: dict[str, None] = {}
+        for s in self.series:
+            for name in s.arm.frame["metric"].unique():
+                if s.arm.is_metric(str(name)) == metrics:
+                    seen.setdefault(str(name), None)
+        return list(seen)
+
 
 def load(directory: str | Path) -> Run:
     """Read a run directory (or one arm's directory) for a report.
@@ -94,15 +213,19 @@ def load(directory: str | Path) -> Run:
     arms = []
     for arm_name, arm_dir in arm_dirs:
         arm_manifest = read_json(arm_dir / "manifest.json")
+        arm_config = read_yaml_mapping(arm_dir / "config.yaml")
+        metrics, metric_ids = declared_metrics(arm_config)
         arms.append(
             Arm(
                 name=arm_name,
                 directory=arm_dir,
-                config=read_yaml_mapping(arm_dir / "config.yaml"),
+                config=arm_config,
                 manifest=arm_manifest if isinstance(arm_manifest, dict) else {},
                 frame=arm_metrics(arm_dir, manifest),
                 snapshots=load_snapshots(arm_dir),
                 distributions=read_table(arm_dir / "distributions.parquet"),
+                metrics=metrics,
+                metric_ids=metric_ids,
             )
         )
     return Run(directory=directory, name=name, config=config, manifest=manifest, arms=arms)
@@ -188,6 +311,30 @@ def _label(group: Group, several_runs: bool) -> None:
     if len(set(labels)) < len(labels):  # identical configs: tell them apart by directory
         for s in group.series:
             s.label = f"{s.run.directory.name}/{s.arm.name}"
+
+
+def factors(configs: list[dict[str, Any]]) -> list[list[str]]:
+    """The axes of the grid that ``configs`` form: per factor, each config's level.
+
+    Every config key whose value differs is a candidate; a key that another key
+    determines (``regime`` is ``fresh`` whenever ``regime.params.source`` is set) folds
+    into it, so what is left are the independent ways the configs differ, largest first
+    (curators x regime in curation-shootout; regime x decoding bias in mad-loops).
+    """
+    differences = differing_keys(configs)
+    if not differences or not differences[0]:
+        return []
+    columns = {k: [d[k] for d in differences] for k in differences[0]}
+
+    def determines(a: list[str], b: list[str]) -> bool:
+        seen: dict[str, str] = {}
+        return all(seen.setdefault(x, y) == y for x, y in zip(a, b, strict=True))
+
+    kept: list[list[str]] = []
+    for values in sorted(columns.values(), key=lambda v: -len(set(v))):
+        if not any(determines(k, values) for k in kept):
+            kept.append(values)
+    return kept
 
 
 def run_labels(runs: list[Run]) -> list[str]:

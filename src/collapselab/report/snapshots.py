@@ -52,6 +52,12 @@ class Snapshots:
         Model output by generation, oldest first.
     truncated : bool
         Whether any snapshot kept fewer samples than the model produced.
+    texts : dict of int to list of str
+        A few documents of the output at *every* generation (entries ``texts_g<g>``),
+        for the report's per-generation table of sample texts; empty if not recorded.
+    predictions : dict of int to ndarray
+        The model's predicted classes on the stored real test pairs (``real``, same
+        order) by generation (entries ``predictions_g<g>``); empty if not recorded.
     """
 
     kind: DataKind | str
@@ -59,6 +65,8 @@ class Snapshots:
     real: Any
     outputs: dict[int, Any] = field(default_factory=dict)
     truncated: bool = False
+    texts: dict[int, list[str]] = field(default_factory=dict)
+    predictions: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------
@@ -234,9 +242,13 @@ def write_snapshots(
     *,
     seed: int = SNAPSHOT_SEED,
     truncated: bool = False,
+    texts: dict[int, list[str]] | None = None,
+    predictions: dict[int, np.ndarray] | None = None,
 ) -> None:
     """Write a snapshot file directly (for tools and tests that build results by hand)."""
     entries = {f"g{g}": data for g, data in outputs.items()}
+    entries.update({f"texts_g{g}": list(docs) for g, docs in (texts or {}).items()})
+    entries.update({f"predictions_g{g}": np.asarray(p) for g, p in (predictions or {}).items()})
     if real is not None:
         entries["real"] = real
     meta = {"kind": str(kind), "seed": seed, "truncated": truncated}
@@ -253,13 +265,21 @@ def load_snapshots(arm_directory: str | Path) -> Snapshots | None:
         kind: DataKind | str = DataKind(meta["kind"])
     except ValueError:
         kind = meta["kind"]
-    outputs = {
-        int(name[1:]): data for name, data in sorted(entries.items()) if name.startswith("g")
-    }
+
+    def by_generation(prefix: str) -> dict[int, Any]:
+        found = {
+            int(name[len(prefix) :]): data
+            for name, data in entries.items()
+            if name.startswith(prefix) and name[len(prefix) :].isdigit()
+        }
+        return dict(sorted(found.items()))
+
     return Snapshots(
         kind=kind,
         seed=int(meta.get("seed", SNAPSHOT_SEED)),
         real=entries.get("real"),
-        outputs=dict(sorted(outputs.items())),
+        outputs=by_generation("g"),
         truncated=bool(meta.get("truncated", False)),
+        texts={g: [str(d) for d in docs] for g, docs in by_generation("texts_g").items()},
+        predictions={g: np.asarray(p) for g, p in by_generation("predictions_g").items()},
     )

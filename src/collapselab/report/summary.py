@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core import Metric
 from ..errors import ResultsError
 from ..experiment.storage import read_json, read_metrics
 
@@ -84,13 +86,38 @@ def seed_quantiles(values: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def summarize(frame: pd.DataFrame, generations: list[int] | None = None) -> pd.DataFrame:
-    """Median, 95% interval and mean over seeds per (metric, generation), with theory beside.
+#: From this many seeds the band holds the central 95% of seeds; with fewer, the 2.5%
+#: and 97.5% quantiles fall between the two most extreme seeds, so the band is their range.
+CENTRAL_BAND_SEEDS = 40
 
-    Infinite values (a collapsed model's NLL) count in medians and intervals as
-    infinities; the mean is then infinite too.
+
+def band_levels(seeds: int) -> tuple[float, float]:
+    """The quantile levels of the band over ``seeds`` seeds: (0.025, 0.975), or (0, 1)
+    (minimum and maximum) with fewer than :data:`CENTRAL_BAND_SEEDS`."""
+    return (0.025, 0.975) if seeds >= CENTRAL_BAND_SEEDS else (0.0, 1.0)
+
+
+def band_name(seeds: list[int] | int) -> str:
+    """What the band over these seed counts is, in words."""
+    counts = {seeds} if isinstance(seeds, int) else set(seeds)
+    central = {n >= CENTRAL_BAND_SEEDS for n in counts}
+    if central == {True}:
+        return "central 95% of seeds"
+    if central == {False}:
+        return "min–max over seeds"
+    return f"min–max over seeds (central 95% with {CENTRAL_BAND_SEEDS} seeds or more)"
+
+
+def summarize(frame: pd.DataFrame, generations: list[int] | None = None) -> pd.DataFrame:
+    """Median, band and mean over seeds per (metric, generation), with theory beside.
+
+    The band (``lo``, ``hi``) is the central 95% of seeds, or their range with fewer
+    than :data:`CENTRAL_BAND_SEEDS` (see :func:`band_levels`). Infinite values (a
+    collapsed model's NLL) count in medians and bands as infinities; the mean is then
+    infinite too.
     """
     sim = frame[frame["source"] == "simulation"]
+    low, high = band_levels(int(sim["seed"].nunique()))
     if generations is None:
         generations = snapshot_generations(int(sim["generation"].max()) + 1)
     sim = sim[sim["generation"].isin(generations)]
@@ -98,8 +125,8 @@ def summarize(frame: pd.DataFrame, generations: list[int] | None = None) -> pd.D
     with np.errstate(invalid="ignore"):  # the spread of infinite values is NaN, quietly
         table = grouped.agg(
             median="median",
-            lo=lambda v: float(seed_quantiles(v.to_numpy(), (0.025,))[0]),
-            hi=lambda v: float(seed_quantiles(v.to_numpy(), (0.975,))[0]),
+            lo=lambda v: float(seed_quantiles(v.to_numpy(), (low,))[0]),
+            hi=lambda v: float(seed_quantiles(v.to_numpy(), (high,))[0]),
             mean="mean",
             sem=lambda v: v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else np.nan,
             seeds="count",
@@ -126,39 +153,26 @@ def headline(
     return out
 
 
-#: Metrics that tell the collapse story best, in order; others follow in recorded order.
-HEADLINE_PREFERENCE = (
-    "tail_mass",
-    "rare_survival_k1",
-    "rare_mass",
-    "variance",
-    "types",
-    "nll_real",
-    "perplexity_real",
-    "perplexity_gen0",
-    "nll_bound_real",
-    "latent_std",
-    "test_mse",
-    "coef_error",
-    "valid_fraction",
-    "wasserstein",
-    "distinct_2",
-)
-#: Metrics that repeat another one (``log_variance``) or say little as a median (0/1 ones).
-HEADLINE_SKIP = ("log_variance", "collapsed")
-
-
-def headline_metrics(frame: pd.DataFrame, count: int = 3) -> list[tuple[str, float, float]]:
+def headline_metrics(
+    frame: pd.DataFrame, metrics: Mapping[str, Metric], count: int = 3
+) -> list[tuple[str, float, float]]:
     """Up to ``count`` headline metrics of one arm: ``(metric, median at 0, median at last)``.
 
-    Metrics in :data:`HEADLINE_PREFERENCE` come first, then any others the arm
-    recorded (text and supervised metrics included), skipping :data:`HEADLINE_SKIP`.
+    The arm's ``metrics`` (by recorded id) that declare a :attr:`~collapselab.core.Metric.headline`
+    rank come first, lowest rank first; if none of them declares one, the first
+    ``count`` metrics in the order recorded. Statistics (series that are not metrics)
+    are never headlines.
     """
     sim = frame[frame["source"] == "simulation"]
     recorded = [str(m) for m in sim["metric"].unique()]
-    ordered = [m for m in HEADLINE_PREFERENCE if m in recorded]
-    ordered += [m for m in recorded if m not in ordered and m not in HEADLINE_SKIP]
-    picked = ordered[:count] or recorded[:count]
+    ranked = sorted(
+        (metrics[m].headline, i, m)
+        for i, m in enumerate(recorded)
+        if m in metrics and metrics[m].headline is not None
+    )
+    picked = [m for _, _, m in ranked][:count]
+    if not picked:
+        picked = [m for m in recorded if m in metrics][:count] or recorded[:count]
     return [(metric, *headline({"arm": frame}, metric=metric)["arm"]) for metric in picked]
 
 

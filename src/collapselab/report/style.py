@@ -1,0 +1,130 @@
+"""How every figure looks: matplotlib on the Agg backend, print-quality defaults, and
+one colour and line style per series that no other series of its figure shares."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .runs import Group, factors
+
+RC = {
+    "font.size": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
+    "figure.titlesize": 11,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.6,
+    "lines.linewidth": 1.6,
+    "pdf.fonttype": 42,  # TrueType: text stays text in PDF and editable in SVG
+    "svg.fonttype": "none",
+    "figure.max_open_warning": 0,  # figures are closed one by one (see figures.render)
+}
+#: Okabe–Ito: distinguishable with the common colour-vision deficiencies.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
+#: Line styles of a second factor (or of series past the palette's length).
+LINESTYLES = ["-", (0, (5, 2)), (0, (5, 1.5, 1, 1.5)), (0, (1, 1.2))]
+#: Markers, only for series past every (colour, line style) pair.
+MARKERS = [None, "o", "s", "^", "D", "v"]
+#: Generations in snapshots, oldest to newest: light to dark.
+GENERATION_COLOURS = ["#E69F00", "#D55E00", "#7B1F00"]
+REAL_COLOUR = "#9a9a9a"
+
+
+@dataclass(frozen=True)
+class Look:
+    """How one series is drawn: its colour, line style and (rarely) marker."""
+
+    colour: str
+    linestyle: Any = "-"
+    marker: str | None = None
+
+    def line(self) -> dict[str, Any]:
+        """Keyword arguments for ``Axes.plot``."""
+        out: dict[str, Any] = {"color": self.colour, "linestyle": self.linestyle}
+        if self.marker:
+            out.update(marker=self.marker, markevery=0.1, markersize=4)
+        return out
+
+
+def pyplot() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend: no display, ever; figures go to files."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+@contextmanager
+def style() -> Iterator[Any]:
+    """Readable publication defaults for every figure drawn inside."""
+    plt = pyplot()
+    from cycler import cycler
+
+    rc = {**RC, "axes.prop_cycle": cycler(color=PALETTE)}
+    with plt.rc_context(rc):
+        yield plt
+
+
+def slug(text: str) -> str:
+    """``text`` as a file-name stem."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "figure"
+
+
+def looks(group: Group) -> list[Look]:
+    """One :class:`Look` per series of ``group``, no two alike.
+
+    When the series form a grid of two or more independent factors
+    (:func:`~.runs.factors`: curator x regime), or are too many for the palette, the
+    factor with the most levels gets the colours and the others together the line
+    styles, so a reader can tell both apart at a glance. Otherwise, or where the
+    palette or the styles run out, series take colours in order and a new line style
+    each time the palette starts over.
+    """
+    n = len(group.series)
+    grid = factors([s.arm.config for s in group.series])
+    levels = [list(dict.fromkeys(values)) for values in grid]
+    full = len(grid) >= 2 and math.prod(len(v) for v in levels) == n
+    if full or (len(grid) >= 2 and n > len(PALETTE)):
+        rest = [tuple(values) for values in zip(*grid[1:], strict=True)]
+        style_levels = list(dict.fromkeys(rest))
+        if len(levels[0]) <= len(PALETTE) and len(style_levels) <= len(LINESTYLES):
+            out = [
+                Look(PALETTE[levels[0].index(c)], LINESTYLES[style_levels.index(r)])
+                for c, r in zip(grid[0], rest, strict=True)
+            ]
+            if len(set(out)) == n:
+                return out
+    pairs = len(PALETTE) * len(LINESTYLES)
+    return [
+        Look(
+            PALETTE[i % len(PALETTE)],
+            LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+            MARKERS[(i // pairs) % len(MARKERS)],
+        )
+        for i in range(n)
+    ]
+
+
+def legend_columns(fig: Any, labels: list[str], fontsize: float = 9.0) -> int:
+    """The most legend columns whose labels fit across ``fig``'s width (at least one).
+
+    A label takes about 0.6 em per character plus 2.5 em for its handle and padding; a
+    legend wider than its figure is clipped when saved.
+    """
+    width = fig.get_size_inches()[0] * 72 * 0.96
+    widest = max((len(label) for label in labels), default=1)
+    column = (0.6 * widest + 3.5) * fontsize
+    return max(1, min(len(labels), int(width // column)))
