@@ -36,7 +36,7 @@ def test_run_directory_layout(tmp_path, small_config):
         sim = frame[frame.source == "simulation"]
         assert len(sim) == 5 * 8 * 7  # seeds x generations x metrics
         assert not sim.duplicated(["seed", "generation", "metric"]).any()
-    assert {a.path for a in result.arms} == {"batched", "per-seed"}
+    assert {a.execution for a in result.arms} == {"batched", "per-seed"}
     theory_rows = metrics(root, "gauss-replace").query("source == 'theory'")
     assert set(theory_rows.metric) == {"variance", "log_variance", "mean_shift"}
     assert (theory_rows.seed == -1).all()
@@ -88,7 +88,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, small_config, stop_at):
     config = load_config(small_config)
     cl.run(config, tmp_path / "clean", report=False)
 
-    def interrupt(arm, seed, generation):
+    def interrupt(event):
+        arm, seed, generation = event.arm, event.seed, event.generation
         if (arm, seed, generation) == stop_at:
             raise KeyboardInterrupt
 
@@ -101,7 +102,7 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, small_config, stop_at):
     result = cl.run(
         config,
         tmp_path / "resumed",
-        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        on_generation=lambda e: seen.append((e.arm, e.seed, e.generation)),
         report=False,
     )
     resumed_arm = next(a for a in result.arms if a.name == stop_at[0])
@@ -118,7 +119,8 @@ def test_corrupt_checkpoint_is_recomputed_not_loaded(tmp_path, small_config):
     config = load_config(small_config)
     cl.run(config, tmp_path / "clean", report=False)
 
-    def interrupt(arm, seed, generation):
+    def interrupt(event):
+        arm, seed, generation = event.arm, event.seed, event.generation
         if arm == "kde-accumulate" and seed == 1 and generation == 4:
             raise KeyboardInterrupt
 
@@ -131,7 +133,7 @@ def test_corrupt_checkpoint_is_recomputed_not_loaded(tmp_path, small_config):
     cl.run(
         config,
         tmp_path / "broken",
-        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        on_generation=lambda e: seen.append((e.arm, e.seed, e.generation)),
         report=False,
     )
     assert ("kde-accumulate", 1, 0) in seen  # seed 1 started again from generation 0

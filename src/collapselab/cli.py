@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import CollapseLabError
 
@@ -21,25 +22,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment.config import load_config
+    from .experiment.config import load_config, read_yaml
     from .experiment.runner import run
 
-    overrides = list(args.set or [])
-    if args.seeds is not None:
-        overrides.append(f"seeds={args.seeds}")
-    if args.generations is not None:
-        overrides.append(f"generations={args.generations}")
-    config = load_config(args.config, overrides)
-    if config.arms and (args.seeds is not None or args.generations is not None):
-        # Shortcuts apply to every arm, also those that set their own value.
-        for arm in config.arms:
-            if args.seeds is not None:
-                arm["seeds"] = args.seeds
-            if args.generations is not None:
-                arm["generations"] = args.generations
-        config = load_config(config.model_dump(mode="json"))
     if args.workers < 1:
         raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
+    data, _ = read_yaml(args.config)
+    overrides = list(args.set or [])
+    shortcuts = {"seeds": args.seeds, "generations": args.generations}
+    for key, value in shortcuts.items():
+        if value is not None:
+            overrides.append(f"{key}={value}")
+            # Shortcuts apply to every arm, also those that set their own value.
+            for arm in data.get("arms") or []:
+                if isinstance(arm, dict):
+                    arm[key] = value
+    config = load_config(data, overrides)
     result = run(
         config,
         args.out,
@@ -48,19 +46,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet and sys.stderr.isatty(),
     )
     if not args.quiet:
-        _print_run(result.directory)
-        _print_headline(result.directory)
+        # printed from the results in memory, not read back from the run directory
+        frames = {arm.name: arm.frame for arm in result.arms}
+        _print_run(frames, {arm.name: (arm.halted, arm.config.seeds) for arm in result.arms})
+        _print_headline(frames)
     print(f"results: {result.directory}")
     if not args.quiet:
         print(f"report:  {result.report or 'not written (see the warning above)'}")
     return 0
 
 
-def _print_headline(directory: Path) -> None:
+def _print_headline(frames: dict[str, Any]) -> None:
     """Three headline numbers per arm: the median at generation 0 and at the last."""
-    from .report.summary import format_number, headline_metrics, load_run
+    from .report.summary import format_number, headline_metrics
 
-    frames = load_run(directory)
     width = max(len(arm) for arm in frames)
     print("headline (median over seeds, generation 0 -> last):")
     for arm, frame in frames.items():
@@ -71,30 +70,38 @@ def _print_headline(directory: Path) -> None:
         print(f"  {arm:{width}s}  " + "   ".join(cells))
 
 
-def _print_halted(directory: Path, arms: list[str]) -> None:
-    """One line per arm whose chains halted: nothing was left to train on."""
+def _halted_on_disk(directory: Path, arms: list[str]) -> dict[str, tuple[dict[Any, int], Any]]:
+    """By arm: the seeds that halted (by seed, the generation) and the number of seeds."""
     from .experiment.storage import read_json
 
+    out = {}
     for arm in arms:
         arm_dir = directory / arm if (directory / arm).is_dir() else directory  # an arm's own
         manifest = read_json(arm_dir / "manifest.json")
-        halted = manifest.get("halted") if isinstance(manifest, dict) else None
-        if halted:
+        if isinstance(manifest, dict):
+            out[arm] = (manifest.get("halted") or {}, manifest.get("seeds", "?"))
+    return out
+
+
+def _print_halted(halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
+    """One line per arm whose chains halted: nothing was left to train on."""
+    for arm, (seeds_halted, seeds) in halted.items():
+        if seeds_halted:
             print(
-                f"  {arm}: {len(halted)} of {manifest.get('seeds', '?')} seeds had nothing left "
+                f"  {arm}: {len(seeds_halted)} of {seeds} seeds had nothing left "
                 f"to train on (the curators kept no sample), first at generation "
-                f"{min(halted.values())}; their later values are NaN"
+                f"{min(seeds_halted.values())}; their later values are NaN"
             )
 
 
-def _print_run(directory: Path) -> None:
+def _print_run(frames: dict[str, Any], halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
+    """Per arm, each metric at its summary generations; then the arms that halted."""
     from rich.console import Console
     from rich.table import Table
 
-    from .report.summary import format_number, load_run, summarize
+    from .report.summary import format_number, summarize
 
     console = Console()
-    frames = load_run(directory)
     for arm, frame in frames.items():
         summary = summarize(frame)
         seeds = int(summary["seeds"].max())
@@ -125,7 +132,7 @@ def _print_run(directory: Path) -> None:
                     ]
                 table.add_row(*cells, end_section=i == len(rows) - 1)
         console.print(table)
-    _print_halted(directory, list(frames))
+    _print_halted(halted)
 
 
 #: Curation and web statistics that `show --last` puts beside the metrics.
@@ -174,7 +181,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.last:
         _print_last(Path(args.run_dir))
     else:
-        _print_run(Path(args.run_dir))
+        from .report.summary import load_run
+
+        directory = Path(args.run_dir)
+        frames = load_run(directory)
+        _print_run(frames, _halted_on_disk(directory, list(frames)))
     return 0
 
 

@@ -78,7 +78,7 @@ def precision_recall(good: np.ndarray, kept: np.ndarray) -> dict[str, float]:
 
 
 def truth_known(reference: RealData | None) -> bool:
-    source = getattr(reference, "source", None)
+    source = reference.source if reference is not None else None
     return source is not None and (hasattr(source, "verify") or hasattr(source, "log_prob"))
 
 

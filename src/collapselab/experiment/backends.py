@@ -69,7 +69,7 @@ def execute(task: Task) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from .config import load_config
-    from .runner import _Checkpointer, _Progress, _run_arm, _seed_job, make_spec, run
+    from .runner import prepare, run, run_arm, run_seed_task
 
     with threadpool_limits(1):
         config = load_config(task.config)
@@ -77,25 +77,13 @@ def execute(task: Task) -> dict[str, Any]:
         if task.kind == "run":
             run(config, directory, workers=1, report=False)
         elif task.kind == "arm":
-            arm = config.arm_configs()[task.arm or 0]
-            _run_arm(arm, directory / arm.name, 1, False, _Progress(False), None)
+            arm = prepare(config)[task.arm or 0]
+            run_arm(arm, directory / arm.name)
         elif task.kind == "seed":
-            from ..report.snapshots import SnapshotRecorder
-
-            arm = config.arm_configs()[task.arm or 0]
+            arm = prepare(config)[task.arm or 0]
             assert task.seed is not None
-            arm_dir = directory / arm.name
-            config_hash = arm.config_hash()
-            spec = make_spec(arm)
-            checkpoints = arm_dir / "checkpoints"
-            # The same files the runner reads when it assembles the arm.
-            checkpointer = _Checkpointer(
-                checkpoints / f"seed-{task.seed:05d}.ckpt", arm, config_hash
-            )
-            snapshots = SnapshotRecorder(
-                checkpoints / "snapshots", arm.generations, spec.model.kind, config_hash
-            )
-            _seed_job(spec, task.seed, checkpointer, snapshots)
+            # The same checkpoint and snapshot files the runner reads when it assembles the arm.
+            run_seed_task(arm, directory / arm.name, task.seed)
         else:  # pragma: no cover - tasks are built by the sweep
             raise ValueError(f"unknown task kind {task.kind!r}")
     return {"kind": task.kind, "directory": task.directory, "seed": task.seed, "pid": os.getpid()}

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..core import Assembled, Component, DataKind, Metric, RealData, Regime, length
+from ..core import Component, DataKind, Metric, RealData, Regime, SeedBatch, Step, length
+from ..stats import Moments
 
 #: Small example data per kind: ``EXAMPLE_DATA[kind](rng) -> RealData``. Modules that
 #: add a data kind add an entry here so every check can run on it.
@@ -33,6 +34,8 @@ EXAMPLE_DATA[DataKind.CONTINUOUS] = _continuous
 
 
 def example_data(kind: DataKind, seed: int = 0) -> RealData:
+    from .. import data  # noqa: F401  (its modules add the example data of their kinds)
+
     if kind not in EXAMPLE_DATA:
         raise AssertionError(
             f"no example data for kind {kind}; add one to collapselab.testing.EXAMPLE_DATA"
@@ -61,14 +64,13 @@ def check_parameters(component: Component) -> None:
 def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50) -> None:
     """Run every model rule on ``model_id`` with its example data.
 
-    Without ``params``, a model class's ``conformance_fixture()`` (a classmethod that
-    writes the files the model needs, such as a tiny pretrained network, and returns
-    parameters) or its ``conformance_params`` (small sizes for slow neural models) are
-    used, else its defaults.
+    Without ``params``, the model class's ``conformance_example()`` gives them (by
+    default its ``conformance_params``: small sizes for slow neural models; a model
+    that needs files, such as a tiny pretrained network, writes them there).
     """
     if params is None:
         params = _conformance_params(model_id)
-    model = registry.make("model", model_id, **(params or {}))
+    model = registry.make("model", model_id, **params)
     check_parameters(model)
     data = example_data(model.kind)
     assert not model.is_fitted(), "a new model must be unfitted"
@@ -96,37 +98,60 @@ def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50
 
 
 def check_regime(regime_id: str, params: dict[str, Any] | None = None) -> None:
-    """A regime is pure, deterministic given rng, and returns data of the input kind."""
+    """A regime follows the init/update protocol: deterministic given rng, its state
+    carried from one update to the next, its inputs untouched, data of the input kind."""
     regime = registry.make("regime", regime_id, **(params or {}))
     assert isinstance(regime, Regime)
     check_parameters(regime)
     for kind in EXAMPLE_DATA:
         real = example_data(kind)
-        history = [example_data(kind, seed=s).train for s in (1, 2, 3)]
-        before = pickle.dumps((real.train, history))
-        if type(regime).stateful:
-            first = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
-            assert isinstance(first, Assembled), (
-                "a stateful regime's assemble must return Assembled"
+        outputs = [example_data(kind, seed=s).train for s in (1, 2, 3)]
+        before = pickle.dumps((real.train, outputs))
+        runs = []
+        for _ in range(2):
+            state = regime.init(real)
+            steps = []
+            for t, output in enumerate(outputs, start=1):
+                step = regime.update(state, output, t, real=real, rng=np.random.default_rng(t))
+                assert isinstance(step, Step), "update must return a Step"
+                assert length(step.data) > 0, "a regime must return training data"
+                assert type(step.data) is type(real.train), (
+                    "a regime must return data of the same kind"
+                )
+                assert all(isinstance(v, float) for v in step.stats.values()), (
+                    "a regime's statistics must be floats"
+                )
+                # the state must survive a checkpoint: resuming from its pickle gives the same
+                state = pickle.loads(pickle.dumps(step.state))
+                steps.append(step)
+            runs.append(steps)
+        assert pickle.dumps((real.train, outputs)) == before, "a regime must not modify its inputs"
+        for a, b in zip(*runs, strict=True):
+            assert _same((a.data, a.state, a.stats), (b.data, b.state, b.stats)), (
+                "a regime must be deterministic given rng"
             )
-            again = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
-            assert _same(first.state, again.state), (
-                "a stateful regime must be deterministic given rng"
-            )
-            # the state it returned carries over to the next generation
-            out1 = regime.assemble(
-                real, history, 2, rng=np.random.default_rng(0), state=first.state
-            ).data
-            out2 = regime.assemble(
-                real, history, 2, rng=np.random.default_rng(0), state=again.state
-            ).data
-        else:
-            out1 = regime(real, history, 3, rng=np.random.default_rng(0))
-            out2 = regime(real, history, 3, rng=np.random.default_rng(0))
-        assert pickle.dumps((real.train, history)) == before, "a regime must not modify its inputs"
-        assert _same(out1, out2), "a regime must be deterministic given rng"
-        assert length(out1) > 0, "a regime must return training data"
-        assert type(out1) is type(real.train), "a regime must return data of the same kind"
+        if type(regime).batched and kind in (DataKind.CONTINUOUS, DataKind.TOKENS):
+            _check_regime_batched(regime, real, outputs)
+
+
+def _check_regime_batched(regime: Regime, real: RealData, outputs: list[Any]) -> None:
+    """A regime that declares ``batched`` works on SeedBatch data, one row per seed."""
+    batch = RealData(
+        train=SeedBatch(np.stack([np.asarray(real.train)] * 2)), test=None, kind=real.kind
+    )
+    state = regime.init(batch)
+    for t, output in enumerate(outputs, start=1):
+        step = regime.update(
+            state, SeedBatch(np.stack([output] * 2)), t, real=batch, rng=np.random.default_rng(t)
+        )
+        assert isinstance(step.data, SeedBatch | Moments) and _n_seeds(step.data) == 2, (
+            "a batched regime must return data of every seed"
+        )
+        state = step.state
+
+
+def _n_seeds(data: Any) -> int:
+    return data.n_seeds if isinstance(data, SeedBatch) else int(np.shape(data.mean)[0])
 
 
 def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
@@ -138,7 +163,7 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
         if kind not in EXAMPLE_DATA:
             continue
         # a metric that needs a particular source (a task with a verifier) brings its own example
-        real = type(metric).example() if hasattr(type(metric), "example") else example_data(kind)
+        real = type(metric).example() or example_data(kind)
         model = next(
             m
             for m in (_small_model(i) for i in _cheap_first(registry.list_ids("model")))
@@ -163,35 +188,23 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
 
 
 def _cheap_first(model_ids: list[str]) -> list[str]:
-    # Models with conformance_params are slow (neural) and may need optional packages:
+    # Models with an optional extra (neural) are slow and may need optional packages:
     # measure metrics with any other model that fits.
-    return sorted(
-        model_ids,
-        key=lambda i: any(
-            hasattr(registry.get("model", i), a)
-            for a in ("conformance_params", "conformance_fixture")
-        ),
-    )
+    return sorted(model_ids, key=lambda i: registry.get("model", i).extra is not None)
 
 
-def _conformance_params(model_id: str) -> dict[str, Any] | None:
+def _conformance_params(model_id: str) -> dict[str, Any]:
     # A model that needs files (a local pretrained network) writes them in its
-    # ``conformance_fixture()`` classmethod, which returns the parameters.
-    cls = registry.get("model", model_id)
-    fixture = getattr(cls, "conformance_fixture", None)
-    if fixture is not None:
-        return fixture()
-    return getattr(cls, "conformance_params", None)
+    # conformance_example(), which returns the parameters.
+    return registry.get("model", model_id).conformance_example()
 
 
 def _small_model(model_id: str) -> Any:
-    params = _conformance_params(model_id)
-    return registry.make("model", model_id, **(params or {}))
+    return registry.make("model", model_id, **_conformance_params(model_id))
 
 
 def _fits(metric: Metric, model: Any) -> bool:
-    requires = getattr(metric, "requires", None)
-    return requires is None or all(hasattr(model, attr) for attr in requires)
+    return not type(model).lacks(metric.requires)
 
 
 def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
