@@ -181,3 +181,57 @@ def test_unwritable_output_is_a_clear_error(tmp_path, small_config):
     blocker.write_text("x")
     with pytest.raises(ResultsError, match="cannot write"):
         cl.run(load_config(small_config), blocker / "run", report=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_on_generation_receives_every_generation_with_its_values(tmp_path, small_config, workers):
+    """On every path, the process pool included, the hook gets each generation once,
+    with the values that end up in metrics.parquet."""
+    events = []
+    result = cl.run(
+        load_config(small_config),
+        tmp_path / "run",
+        workers=workers,
+        on_generation=events.append,
+        report=False,
+    )
+    for arm in result.arms:
+        mine = [e for e in events if e.arm == arm.name]
+        sim = arm.frame[arm.frame.source == "simulation"]
+        variance = sim[sim.metric == "variance"].pivot(
+            index="seed", columns="generation", values="value"
+        )
+        if arm.execution == "batched":
+            assert [e.generation for e in mine] == list(range(8))
+            assert all(e.seed is None for e in mine)
+            for e in mine:
+                assert list(e.values["variance"]) == list(variance[e.generation])
+        else:
+            assert sorted((e.seed, e.generation) for e in mine) == [
+                (s, g) for s in range(5) for g in range(8)
+            ]
+            for e in mine:
+                assert e.values["variance"] == variance.loc[e.seed, e.generation]
+            assert set(mine[0].values) == set(sim.metric)
+
+
+def test_components_are_built_once_and_real_data_loaded_once_per_seed(
+    tmp_path, small_config, monkeypatch
+):
+    from collapselab import registry
+    from collapselab.data import GaussianTruth
+
+    made, loads = [], []
+    make = registry.make
+    monkeypatch.setattr(
+        registry, "make", lambda kind, id, **p: made.append(kind) or make(kind, id, **p)
+    )
+    load = GaussianTruth.load
+    monkeypatch.setattr(
+        GaussianTruth, "load", lambda self, **kw: loads.append(1) or load(self, **kw)
+    )
+    config = load_config({**small_config, "arms": small_config["arms"][1:]})  # per-seed KDE
+    cl.run(config, tmp_path / "run", report=False)
+    assert made.count("model") == 1 and made.count("data") == 1
+    # one load per seed's chain (seed 0's also serves the snapshots), one for the theory
+    assert len(loads) <= 5 + 1

@@ -217,7 +217,7 @@ class _AllSeeds(_Path):
         self.reals = reals
         self.references = ReferenceBatch(reals)
         real = _BatchedRealData(
-            train=_batch_train(reals),
+            train=batch_train(reals),
             test=None,
             kind=reals[0].kind,
             truth=reals[0].truth,
@@ -362,7 +362,7 @@ def _batch_item(real: RealData) -> np.ndarray:
     return np.asarray(real.train)
 
 
-def _batch_train(reals: list[RealData]) -> Any:
+def batch_train(reals: list[RealData]) -> Any:
     """All seeds' training data: a :class:`SeedBatch`, or a tuple of them for pairs (X, y)."""
     first = reals[0].train
     if isinstance(first, tuple):

@@ -36,7 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
@@ -110,6 +110,7 @@ class Interval(Constraint):
             return False
         if not isinstance(value, Real) or math.isnan(value):
             return False
+        value = cast(float, value)  # a Real compares as a float does
         if self.low is not None:
             if value < self.low or (value == self.low and self.closed in ("right", "neither")):
                 return False
@@ -173,6 +174,8 @@ class Component:
     parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}
     #: Set by :func:`collapselab.registry.register`.
     registry_id: ClassVar[str] = ""
+    #: The constructor's parameter names, cached per class by :meth:`parameter_names`.
+    _parameter_names: ClassVar[list[str]]
 
     def __init__(self) -> None:
         """A component without parameters; others declare theirs keyword-only."""
@@ -226,17 +229,17 @@ class SeedBatch:
 
     @property
     def n_seeds(self) -> int:
-        return self.array.shape[0]
+        return int(self.array.shape[0])
 
 
 def length(data: Any) -> int:
     """Number of samples (documents, pairs) in ``data``."""
     if isinstance(data, SeedBatch):
-        return data.array.shape[1]
+        return int(data.array.shape[1])
     if isinstance(data, tuple):
         return length(data[0])
     if isinstance(data, np.ndarray):
-        return data.shape[0]
+        return int(data.shape[0])
     return len(data)
 
 

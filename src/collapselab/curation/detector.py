@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import Curated, Curator, Interval, RealData, length
+from ..core import Curated, Curator, DataKind, Interval, RealData, length
 from ..registry import register
 from ..rng import child_seed
 from .scoring import quality_stats
@@ -57,6 +57,8 @@ class Detector(Curator):
     cap) and ``flagged_fraction``.
     """
 
+    # features exist for vectors, images, documents and token ids (not for pairs)
+    applies_to = frozenset({DataKind.CONTINUOUS, DataKind.IMAGES, DataKind.TEXT, DataKind.TOKENS})
     parameter_constraints: ClassVar = {
         "threshold": [Interval(0, 1, closed="neither")],
         "max_accuracy": [Interval(0.5, 1)],

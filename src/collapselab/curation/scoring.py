@@ -11,8 +11,8 @@ from ..errors import ConfigError
 
 
 def item_sizes(items: Any) -> np.ndarray | None:
-    """Token counts of text or token-sequence items (``None`` for arrays of vectors)."""
-    if isinstance(items, np.ndarray):
+    """Token counts of text or token-sequence items (``None`` for arrays and pairs)."""
+    if isinstance(items, np.ndarray | tuple):
         return None
     if items and isinstance(items[0], str):
         return np.array([max(len(doc.split()), 1) for doc in items], dtype=float)

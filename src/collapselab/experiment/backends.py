@@ -18,6 +18,7 @@ Three kinds of task:
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -89,16 +90,17 @@ def execute(task: Task) -> dict[str, Any]:
     return {"kind": task.kind, "directory": task.directory, "seed": task.seed, "pid": os.getpid()}
 
 
-class Backend:
+class Backend(abc.ABC):
     """Runs tasks and yields each as it completes (in completion order)."""
 
     name = "base"
 
+    @abc.abstractmethod
     def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
-        raise NotImplementedError
+        """Run ``tasks``; yield ``(task, summary)`` as each completes."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional: only a backend that holds something
+        """Release what the backend holds (a Ray session it started)."""
 
 
 class SerialBackend(Backend):

@@ -47,44 +47,9 @@ from ..core import RealData
 from ..decoding import Decoding
 from ..errors import ConfigError, ResultsError
 from .config import Config, RunConfig, build_components, load_config
+from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
 from .snapshots import SnapshotRecorder
-from .storage import (
-    load_checkpoint,
-    read_json,
-    read_metrics,
-    save_checkpoint,
-    write_json,
-    write_metrics,
-    write_table,
-    write_yaml,
-)
-
-#: Without ``checkpoint_every``, a chain checkpoints after this much work.
-CHECKPOINT_SECONDS = 10.0
-#: Layout of the chain state in a checkpoint; a checkpoint of another layout (written
-#: by an older collapselab) is not resumed: its chain starts over, to the same results.
-CHECKPOINT_LAYOUT = 2
-
-
-@dataclass(frozen=True)
-class GenerationEvent:
-    """What the ``on_generation`` hook receives after each completed generation.
-
-    ``seed`` is ``None`` on the batched path, where each value is an array over the
-    seeds. ``values`` holds generation ``generation``'s value of every recorded series
-    (metrics, curator and regime statistics; NaN where a series was not recorded).
-    A chain that halted (nothing left to train on) reports its last generation once,
-    with ``halted`` set.
-    """
-
-    arm: str
-    seed: int | None
-    generation: int
-    values: dict[str, Any]
-    halted: bool = False
-
-
-Hook = Callable[[GenerationEvent], None]
+from .storage import read_json, read_metrics, write_json, write_metrics, write_table, write_yaml
 
 
 @dataclass
@@ -224,134 +189,6 @@ def check_digest(path: Path, expected: str | None) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Per-generation observers: snapshots, checkpoints, progress, the user's hook.
-# ---------------------------------------------------------------------------
-
-
-class _Checkpointer:
-    """Decides when to save a chain's state: every k generations, or every few seconds."""
-
-    def __init__(self, path: Path, config: RunConfig, config_hash: str) -> None:
-        self.path = path
-        self.every = config.checkpoint_every
-        self.last_generation = config.generations - 1
-        self.config_hash = config_hash
-        self.last_save = time.monotonic()
-
-    def load(self) -> ChainState | None:
-        saved = load_checkpoint(self.path)
-        if not isinstance(saved, dict) or saved.get("config_hash") != self.config_hash:
-            return None
-        if saved.get("layout") != CHECKPOINT_LAYOUT:
-            return None
-        state = saved["state"]
-        return state if isinstance(state, ChainState) else None
-
-    def maybe_save(self, state: ChainState) -> None:
-        due = (
-            state.generation == self.last_generation
-            or (self.every is not None and (state.generation + 1) % self.every == 0)
-            or (self.every is None and time.monotonic() - self.last_save > CHECKPOINT_SECONDS)
-        )
-        if due:
-            payload = {"config_hash": self.config_hash, "layout": CHECKPOINT_LAYOUT, "state": state}
-            save_checkpoint(self.path, payload)
-            self.last_save = time.monotonic()
-
-
-def _event(arm: str, seed: int | None, state: ChainState) -> GenerationEvent:
-    values = {name: series[state.generation] for name, series in state.values.items()}
-    return GenerationEvent(arm, seed, state.generation, values, state.halted_at is not None)
-
-
-class _Observers:
-    """What runs after every generation of one chain, in order: the snapshot recorder
-    (before the checkpoint, so a resumed run never misses a snapshot), the checkpoint,
-    then ``notify`` with the :class:`GenerationEvent` (progress and the user's hook in
-    the driving process; a queue to it from a worker process; nothing in a sweep task)."""
-
-    def __init__(
-        self,
-        arm: str,
-        seed: int | None,
-        checkpoint: _Checkpointer,
-        snapshots: SnapshotRecorder,
-        notify: Callable[[GenerationEvent], None] | None,
-    ) -> None:
-        self.arm = arm
-        self.seed = seed
-        self.checkpoint = checkpoint
-        self.snapshots = snapshots
-        self.notify = notify
-
-    def __call__(self, state: ChainState) -> None:
-        self.snapshots.observe(self.seed, state)
-        self.checkpoint.maybe_save(state)
-        if self.notify is not None:
-            self.notify(_event(self.arm, self.seed, state))
-
-
-class _Notifier:
-    """Progress and the user's hook, in the driving process, for one arm's events."""
-
-    def __init__(self, arm: Arm, progress: _Progress, hook: Hook | None) -> None:
-        self.seeds = 1 if arm.batched else arm.config.seeds
-        self.advance = progress.task(arm.name, arm.config.seeds * arm.config.generations)
-        self.done: dict[int | None, int] = {}
-        self.hook = hook
-
-    def resumed(self, seed: int | None, generations: int) -> None:
-        """Generations done before this run (a resumed checkpoint) count as progress."""
-        self.done[seed] = generations
-        self.advance(generations * (self.seeds if seed is None else 1))
-
-    def __call__(self, event: GenerationEvent) -> None:
-        done = event.generation + 1
-        new = done - self.done.get(event.seed, 0)
-        self.done[event.seed] = done
-        self.advance(new * (self.seeds if event.seed is None else 1))
-        if self.hook is not None:
-            self.hook(event)
-
-
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        if self.bar is None:
-            return lambda n: None
-        bar = self.bar
-        task_id = bar.add_task(description, total=total)
-        return lambda n: bar.advance(task_id, n)
-
-
-# ---------------------------------------------------------------------------
 # One seed's chain, in whatever process this is.
 # ---------------------------------------------------------------------------
 
@@ -363,7 +200,7 @@ class _SeedJob:
     arm: str
     spec: ChainSpec
     seed: int
-    checkpoint: _Checkpointer
+    checkpoint: Checkpointer
     snapshots: SnapshotRecorder
 
 
@@ -385,7 +222,7 @@ def _run_job(
     """Run (or resume) one seed with its observers; what it leaves for the results."""
     if state is None:
         state = job.checkpoint.load()
-    observers = _Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
+    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
     return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
 
 
@@ -410,7 +247,7 @@ def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
         arm.name,
         arm.spec,
         seed,
-        _Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", arm.config, config_hash),
+        Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", arm.config, config_hash),
         _recorder(arm, checkpoints, config_hash),
     )
 
@@ -556,9 +393,9 @@ def _run_all(
     write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
     results = []
     try:
-        with _Progress(progress) as bar:
+        with Progress(progress) as bar:
             for arm in arms:
-                notifier = _Notifier(arm, bar, on_generation)
+                notifier = _notifier(arm, bar, on_generation)
                 results.append(run_arm(arm, directory / arm.name, workers, overwrite, notifier))
     except KeyboardInterrupt:
         manifest.update(status="interrupted", interrupted=_now())
@@ -585,7 +422,7 @@ def run_arm(
     directory: Path,
     workers: int = 1,
     overwrite: bool = False,
-    notifier: _Notifier | None = None,
+    notifier: Notifier | None = None,
 ) -> ArmResult:
     """Run (or resume, or read back when complete) one arm into ``directory``."""
     config_hash = arm.config.config_hash()
@@ -606,7 +443,7 @@ def run_arm(
     }
     write_json(directory / "manifest.json", manifest)
     start = time.perf_counter()
-    notifier = notifier or _Notifier(arm, _Progress(False), None)
+    notifier = notifier or _notifier(arm, Progress(False), None)
     real_0 = load_real(arm.spec, 0)  # snapshots' reference, and seed 0's chain on this process
     if arm.batched:
         values, items, halted, resumed = _run_batched_arm(arm, directory, notifier)
@@ -630,6 +467,11 @@ def run_arm(
     return ArmResult(
         arm.name, directory, arm.config, frame, arm.execution, elapsed, resumed, halted
     )
+
+
+def _notifier(arm: Arm, progress: Progress, hook: Hook | None) -> Notifier:
+    seeds, generations = arm.config.seeds, arm.config.generations
+    return Notifier(arm.name, seeds, generations, arm.batched, progress, hook)
 
 
 def _completed(arm: Arm, directory: Path, config_hash: str, overwrite: bool) -> ArmResult | None:
@@ -659,17 +501,17 @@ def _completed(arm: Arm, directory: Path, config_hash: str, overwrite: bool) -> 
 
 
 def _run_batched_arm(
-    arm: Arm, directory: Path, notifier: _Notifier
+    arm: Arm, directory: Path, notifier: Notifier
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Every seed in one vectorized chain."""
     config_hash = arm.config.config_hash()
     checkpoints = directory / "checkpoints"
-    checkpoint = _Checkpointer(checkpoints / "batch.ckpt", arm.config, config_hash)
+    checkpoint = Checkpointer(checkpoints / "batch.ckpt", arm.config, config_hash)
     state = checkpoint.load()
     resumed = state is not None
     if state is not None:
         notifier.resumed(None, state.generation + 1)
-    observers = _Observers(
+    observers = Observers(
         arm.name, None, checkpoint, _recorder(arm, checkpoints, config_hash), notifier
     )
     state = run_batched(arm.spec, arm.config.seeds, state, observers)
@@ -682,7 +524,7 @@ def _run_batched_arm(
 
 
 def _run_per_seed_arm(
-    arm: Arm, directory: Path, workers: int, notifier: _Notifier, real_0: RealData
+    arm: Arm, directory: Path, workers: int, notifier: Notifier, real_0: RealData
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Seed by seed, here or in a pool of ``workers`` processes."""
     seeds, generations = arm.config.seeds, arm.config.generations
@@ -718,7 +560,7 @@ def _run_per_seed_arm(
     return values, items, halted, resumed
 
 
-def _run_pool(jobs: list[_SeedJob], workers: int, notifier: _Notifier) -> dict[int, ChainState]:
+def _run_pool(jobs: list[_SeedJob], workers: int, notifier: Notifier) -> dict[int, ChainState]:
     """Seeds across a process pool; their events come back through a queue and are
     handed to ``notifier`` here as they arrive."""
     events = multiprocessing.get_context().Queue()

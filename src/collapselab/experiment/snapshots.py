@@ -79,10 +79,10 @@ def encode(data: Any) -> tuple[str, dict[str, np.ndarray]]:
         # documents would pad every one to the longest.
         lengths = np.array([len(item) for item in items], dtype=np.int64)
         return "strings", {"text": np.array("".join(items)), "lengths": lengths}
-    arrays = [np.asarray(item) for item in items]
-    if all(a.dtype != object and a.ndim == 1 for a in arrays):
-        lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-        flat = np.concatenate(arrays) if arrays else np.array([], dtype=np.int64)
+    sequences = [np.asarray(item) for item in items]
+    if all(a.dtype != object and a.ndim == 1 for a in sequences):
+        lengths = np.array([len(a) for a in sequences], dtype=np.int64)
+        flat = np.concatenate(sequences) if sequences else np.array([], dtype=np.int64)
         return "ragged", {"flat": flat, "lengths": lengths}
     raise TypeError(f"cannot store samples of type {type(items[0]).__name__}")
 

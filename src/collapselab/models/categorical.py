@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import NONE, BatchedModel, DataKind, GenerativeModel, Interval, SeedBatch
+from ..core import NONE, BatchedModel, Constraint, DataKind, GenerativeModel, Interval, SeedBatch
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
@@ -65,7 +65,7 @@ def draw_rows(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
 class _CategoricalFit:
     """What the per-seed and batched categorical models share: parameters and the fit."""
 
-    parameter_constraints: ClassVar = {
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "vocabulary_size": [NONE, Interval(1, None, integer=True)],
         "smoothing": [Interval(0, None)],
     }

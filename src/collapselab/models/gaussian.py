@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import BOOLEAN, BatchedModel, DataKind, GenerativeModel, SeedBatch, as_2d
+from ..core import BOOLEAN, BatchedModel, Constraint, DataKind, GenerativeModel, SeedBatch, as_2d
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..registry import register
@@ -22,7 +22,7 @@ from ..stats import Moments, gaussian_log_prob, sqrt_psd
 class _GaussianFit:
     """What the per-seed and batched Gaussians share: the parameter and the fit."""
 
-    parameter_constraints: ClassVar = {"unbiased": [BOOLEAN]}
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {"unbiased": [BOOLEAN]}
 
     def __init__(self, *, unbiased: bool = False) -> None:
         self.unbiased = unbiased
@@ -32,7 +32,10 @@ class _GaussianFit:
         pool = data if isinstance(data, Moments) else Moments.of(data)
         ddof = 1 if self.unbiased else 0
         if pool.count <= ddof:
-            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {pool.count}")
+            raise DataError(
+                f"Gaussian(unbiased={self.unbiased}) needs at least {ddof + 1} sample"
+                f"{'s' if ddof else ''} to fit; got {pool.count}"
+            )
         self.mean_ = pool.mean
         self.cov_ = pool.scatter / (pool.count - ddof)
         self.n_features_in_ = pool.mean.shape[-1]

@@ -18,7 +18,16 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import NONE, BatchedModel, DataKind, GenerativeModel, Interval, SeedBatch, as_2d
+from ..core import (
+    NONE,
+    BatchedModel,
+    Constraint,
+    DataKind,
+    GenerativeModel,
+    Interval,
+    SeedBatch,
+    as_2d,
+)
 from ..errors import DataError
 from ..registry import register
 from ..stats import LOG_2PI
@@ -84,7 +93,7 @@ def fit_arrays(
 class _LinearParams:
     """What the per-seed and batched regressions share: the parameters."""
 
-    parameter_constraints: ClassVar = {
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "alpha": [Interval(0, None)],
         "alpha_exponent": [Interval(0, None)],
         "noise": [NONE, Interval(0, None)],

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from ..core import (
     BatchedModel,
+    Constraint,
     DataKind,
     GenerativeModel,
     InstanceOf,
@@ -237,7 +238,7 @@ def _hidden_ok(value: Any) -> bool:
 class _Network:
     """What the per-seed and batched models share: parameters, fit and sample."""
 
-    parameter_constraints: ClassVar = {
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "hidden": [InstanceOf((list, tuple), "a list of positive ints")],
         "n_aux": [Interval(1, None, integer=True)],
         "n_classes": [Interval(2, None, integer=True)],
@@ -363,7 +364,6 @@ class SubliminalMLP(_Network, GenerativeModel):
 
     kind = DataKind.SUPERVISED
     provides: ClassVar[frozenset[str]] = frozenset({"class_logits"})
-    parameter_constraints: ClassVar = _Network.parameter_constraints
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         x, y = _pair(data)
