@@ -339,9 +339,16 @@ def run_batched(
     n_seeds: int,
     state: ChainState | None = None,
     on_generation: Callback | None = None,
+    *,
+    real_0: RealData | None = None,
 ) -> ChainState:
-    """Run (or resume) all seeds' chains at once with the model's batched class."""
-    reals = [load_real(spec, s) for s in range(n_seeds)]
+    """Run (or resume) all seeds' chains at once with the model's batched class.
+
+    ``real_0``: seed 0's real data if the caller has it already (:func:`load_real`).
+    """
+    reals = [
+        real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
+    ]
     return _run(_AllSeeds(spec, reals), state, on_generation)
 
 

@@ -19,9 +19,11 @@ def features(items: Any) -> Any:
     from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    if isinstance(items, np.ndarray) and items.ndim == 1 and items.dtype.kind in "iu":
+    if _token_ids(items):
+        # one column per id up to the largest (a fixed 2^20 made each fit seconds slower)
+        width = int(items.max()) + 1 if len(items) else 1
         return sparse.csr_matrix(
-            (np.ones(len(items)), (np.arange(len(items)), items)), shape=(len(items), 2**20)
+            (np.ones(len(items)), (np.arange(len(items)), items)), shape=(len(items), width)
         )
     if isinstance(items, np.ndarray):
         x = items.reshape(len(items), -1).astype(float)
@@ -37,6 +39,10 @@ def features(items: Any) -> Any:
         token_pattern=r"\S+", ngram_range=(1, 2), n_features=2**18, alternate_sign=False
     )
     return vectorizer.transform(documents)
+
+
+def _token_ids(items: Any) -> bool:
+    return isinstance(items, np.ndarray) and items.ndim == 1 and items.dtype.kind in "iu"
 
 
 @register("curator", "detector")
@@ -91,6 +97,8 @@ class Detector(Curator):
         n_real, n_items = length(real), length(items)
         if isinstance(items, np.ndarray) and items.dtype.kind == "f":
             x = np.vstack([features(np.asarray(real, dtype=float)), features(items)])
+        elif _token_ids(items):  # one id space for both
+            x = features(np.concatenate([np.asarray(real), items]))
         else:
             x = sparse.vstack([features(real), features(items)]).tocsr()
         # true labels: the real training data is human, each item has its provenance

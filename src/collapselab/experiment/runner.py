@@ -446,7 +446,7 @@ def run_arm(
     notifier = notifier or _notifier(arm, Progress(False), None)
     real_0 = load_real(arm.spec, 0)  # snapshots' reference, and seed 0's chain on this process
     if arm.batched:
-        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier)
+        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
     else:
         values, items, halted, resumed = _run_per_seed_arm(
             arm, directory, workers, notifier, real_0
@@ -501,7 +501,7 @@ def _completed(arm: Arm, directory: Path, config_hash: str, overwrite: bool) -> 
 
 
 def _run_batched_arm(
-    arm: Arm, directory: Path, notifier: Notifier
+    arm: Arm, directory: Path, notifier: Notifier, real_0: RealData
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Every seed in one vectorized chain."""
     config_hash = arm.config.config_hash()
@@ -514,7 +514,7 @@ def _run_batched_arm(
     observers = Observers(
         arm.name, None, checkpoint, _recorder(arm, checkpoints, config_hash), notifier
     )
-    state = run_batched(arm.spec, arm.config.seeds, state, observers)
+    state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
     items = {
         seed: {name: [g[seed] for g in gens] for name, gens in state.distributions.items()}

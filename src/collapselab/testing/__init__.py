@@ -120,7 +120,7 @@ def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50
         assert callable(getattr(model, name, None)), (
             f"the model declares it provides {name!r} but has no such method"
         )
-    _check_decoding(model, n)
+    _check_decoding(model, a)
     if type(model).batched_class is not None:
         check_batched(model_id, params)
 
@@ -129,11 +129,12 @@ def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50
 _DECODING_PROBES: dict[str, Any] = {"temperature": 0.3, "top_k": 1, "top_p": 0.3, "bias": 0.3}
 
 
-def _check_decoding(model: Any, n: int) -> None:
-    """Each declared decoding control changes what ``sample`` draws (same rng)."""
+def _check_decoding(model: Any, plain: Any) -> None:
+    """Each declared decoding control changes what ``sample`` draws: ``plain`` is the
+    model's sample with ``default_rng(7)`` and no decoding."""
     from ..decoding import Decoding
 
-    plain = model.sample(n, rng=np.random.default_rng(7))
+    n = length(plain)
     for control in sorted(type(model).decoding_controls):
         decoding = Decoding(**{control: _DECODING_PROBES[control]})
         decoded = model.sample(n, rng=np.random.default_rng(7), decoding=decoding)
@@ -276,11 +277,7 @@ def check_curator(curator_id: str, params: dict[str, Any] | None = None, n: int 
         if kind == DataKind.CONTINUOUS:  # a ground truth: true densities, fresh draws
             examples.append(registry.make("data", "gaussian", dim=2).load(n=n, rng=_rng(0)))
         for real in examples:
-            model = next(
-                m
-                for m in (_small_model(i) for i in _cheap_first(registry.list_ids("model")))
-                if m.kind == kind
-            )
+            model = _small_model(_model_for(kind))
             model.fit(real.train, rng=_rng(0))
             items = model.sample(n, rng=_rng(1))
             provenance = np.arange(n) % 3 > 0  # a third of the items are human
@@ -342,11 +339,7 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
             continue
         # a metric that needs a particular source (a task with a verifier) brings its own example
         real = type(metric).example() or example_data(kind)
-        model = next(
-            m
-            for m in (_small_model(i) for i in _cheap_first(registry.list_ids("model")))
-            if m.kind == kind and _fits(metric, m)
-        )
+        model = _small_model(_model_for(kind, metric.requires))
         model.fit(real.train, rng=np.random.default_rng(0))
         output = model.sample(length(real.train), rng=np.random.default_rng(1))
         # generation 0's model is the model itself here (as at generation 0 of a chain)
@@ -367,10 +360,17 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
             )
 
 
-def _cheap_first(model_ids: list[str]) -> list[str]:
-    # Models with an optional extra (neural) are slow and may need optional packages:
-    # measure metrics with any other model that fits.
-    return sorted(model_ids, key=lambda i: _model_class(i).extra is not None)
+def _model_for(kind: DataKind, requires: tuple[str, ...] = ()) -> str:
+    """A model of ``kind`` that provides ``requires``; by its declarations alone (building
+    one may write fixture files), and one without an optional extra where there is one:
+    neural models are slow and may need optional packages."""
+    fitting = [
+        i
+        for i in registry.list_ids("model")
+        if _model_class(i).kind == kind and not _model_class(i).lacks(requires)
+    ]
+    assert fitting, f"no registered model of kind {kind} provides {list(requires)}"
+    return sorted(fitting, key=lambda i: _model_class(i).extra is not None)[0]
 
 
 def _model_class(model_id: str) -> type[GenerativeModel]:
@@ -389,10 +389,6 @@ def _conformance_params(model_id: str) -> dict[str, Any]:
 
 def _small_model(model_id: str) -> Any:
     return registry.make("model", model_id, **_conformance_params(model_id))
-
-
-def _fits(metric: Metric, model: Any) -> bool:
-    return not type(model).lacks(metric.requires)
 
 
 def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
