@@ -258,3 +258,62 @@ def test_show_on_a_failed_run_says_it_failed(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert "failed (something broke)" in err and "rerun" in err
         assert len(err.splitlines()) == 1
+
+
+README_ARMS = base_config(
+    regime="replace", arms=[{"name": "replace"}, {"name": "accumulate", "regime": "accumulate"}]
+)
+
+
+def test_an_override_that_falsifies_an_arm_name_is_refused(tmp_path, capsys):
+    """Issue 12 item 8: the README's own example ran the arm named 'replace' under
+    accumulate. A --set on the base that changes what an inheriting arm's name
+    states is refused in one line that says how to set it per arm."""
+    path = write(tmp_path, README_ARMS)
+    out = str(tmp_path / "run")
+    argv = ["run", path, "--out", out, "--seeds", "2", "--quiet"]
+    code, _, err = run_cli(capsys, *argv, "--set", "regime.id=accumulate")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "arm 'replace'" in err and "--set arms.0.regime.id=" in err
+    assert not (tmp_path / "run").exists()  # refused before anything ran
+    # the same change asked of that arm is what the user means, and runs
+    code, _, _ = run_cli(capsys, *argv, "--set", "arms.0.regime.id=accumulate")
+    assert code == 0
+    assert (
+        yaml.safe_load((tmp_path / "run" / "replace" / "config.yaml").read_text())["regime"]["id"]
+        == "accumulate"
+    )
+
+
+def test_overrides_that_leave_arm_names_true_pass():
+    from collapselab.experiment.config import load_config
+
+    # a parameter no arm's name states, and the arm that sets its own regime is untouched
+    config = load_config(README_ARMS, ["model.params.unbiased=true", "seeds=2"])
+    assert [a.model.params for a in config.arm_configs()] == [{"unbiased": True}] * 2
+    # decoding values count too: an arm named for its top-p keeps it
+    decoded = base_config(
+        data="zipf",
+        model="categorical",
+        metrics=["types"],
+        decoding={"top_p": 0.9},
+        arms=[{"name": "replace-top-p-0.9"}, {"name": "plain", "decoding": {"top_p": 1.0}}],
+    )
+    from collapselab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"decoding.top_p changed from 0.9"):
+        load_config(decoded, ["decoding.top_p=0.5"])
+    assert load_config(decoded, ["decoding.temperature=0.8"]).decoding.temperature == 0.8
+
+
+def test_run_prints_from_the_results_in_memory(tmp_path, capsys, monkeypatch):
+    from collapselab.report import summary
+
+    def no_reading(directory):
+        raise AssertionError("the run path must not read its results back")
+
+    monkeypatch.setattr(summary, "load_run", no_reading)
+    path = write(tmp_path, base_config(arms=[{"name": "r"}, {"name": "a", "regime": "accumulate"}]))
+    code, out, _ = run_cli(capsys, "run", path, "--out", str(tmp_path / "run"))
+    assert code == 0
+    assert "r: 3 seeds" in out and "a: 3 seeds" in out and "headline" in out

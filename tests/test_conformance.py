@@ -4,7 +4,13 @@ import pytest
 
 from collapselab import list_ids
 from collapselab.errors import MissingDependencyError
-from collapselab.testing import check_data, check_metric, check_model, check_regime
+from collapselab.testing import (
+    check_curator,
+    check_data,
+    check_metric,
+    check_model,
+    check_regime,
+)
 
 
 @pytest.mark.parametrize("model_id", list_ids("model"))
@@ -31,3 +37,8 @@ def test_metric_conforms(metric_id):
 @pytest.mark.parametrize("data_id", list_ids("data"))
 def test_data_conforms(data_id):
     check_data(data_id)
+
+
+@pytest.mark.parametrize("curator_id", list_ids("curator"))
+def test_curator_conforms(curator_id):
+    check_curator(curator_id)

@@ -9,6 +9,11 @@ from collapselab.data import GaussianTruth
 from collapselab.models import Gaussian
 
 
+def generated(items):
+    """The provenance of a chain's output: every item is the model's."""
+    return np.ones(len(items), dtype=bool)
+
+
 def gaussian_reference(n=2000, seed=0):
     rng = np.random.default_rng(seed)
     source = GaussianTruth()
@@ -37,7 +42,7 @@ def test_likelihood_filter_keeps_the_most_likely():
     model_0 = Gaussian().fit(np.array([[-1.0], [1.0]]), rng=None)  # N(0, 1)
     x = np.array([[3.0], [0.1], [-2.0], [0.5], [-0.2], [1.5]])
     out = make("curator", "likelihood-filter", keep=0.5)(
-        x, reference=ref, rng=None, model_0=model_0
+        x, provenance=generated(x), reference=ref, rng=None, model_0=model_0
     )
     np.testing.assert_array_equal(
         out.kept, [[0.1], [0.5], [-0.2]]
@@ -49,7 +54,7 @@ def test_likelihood_filter_keeps_the_most_likely():
         np.mean((removed < lo) | (removed > hi))
     )
     by_threshold = make("curator", "likelihood-filter", threshold=-1.0)(
-        x, reference=ref, rng=None, model_0=model_0
+        x, provenance=generated(x), reference=ref, rng=None, model_0=model_0
     )
     expected = x[model_0.log_prob(x) >= -1.0]
     np.testing.assert_array_equal(by_threshold.kept, expected)
@@ -58,7 +63,9 @@ def test_likelihood_filter_keeps_the_most_likely():
 def test_perfect_verifier_keeps_only_valid_samples():
     ref = RealData(train=["1+1=2"], test=["2+2=4"], kind=DataKind.TEXT, source=ArithmeticLike())
     items = ["1+2=3", "3+4=8", "10+5=15", "7+7=15", "0+0=0"]
-    out = make("curator", "verifier")(items, reference=ref, rng=np.random.default_rng(0))
+    out = make("curator", "verifier")(
+        items, provenance=generated(items), reference=ref, rng=np.random.default_rng(0)
+    )
     assert out.kept == ["1+2=3", "10+5=15", "0+0=0"]
     assert out.removed == 2 and out.stats["valid_fraction"] == pytest.approx(0.6)
 
@@ -69,7 +76,9 @@ def test_density_verifier_turns_a_wide_model_into_the_truth():
     rng = np.random.default_rng(1)
     wide = Gaussian().fit(np.array([[-2.0], [2.0]]), rng=rng)  # N(0, 4)
     x = wide.sample(200_000, rng=rng)
-    out = make("curator", "verifier")(x, reference=ref, rng=rng, model=wide)
+    out = make("curator", "verifier")(
+        x, provenance=generated(x), reference=ref, rng=rng, model=wide
+    )
     kept = out.kept[:, 0]
     # acceptance p/(M q) with M = sup p/q = 2 gives acceptance rate 1/2
     assert out.stats["acceptance"] == pytest.approx(0.5, abs=4 * np.sqrt(0.25 / len(x)))
@@ -82,7 +91,9 @@ def test_detector_auc(shift, low, high):
     ref = gaussian_reference(n=1000)
     rng = np.random.default_rng(2)
     synthetic = rng.normal(shift, 1.0, size=(1000, 1))
-    out = make("curator", "detector")(synthetic, reference=ref, rng=rng)
+    out = make("curator", "detector")(
+        synthetic, provenance=generated(synthetic), reference=ref, rng=rng
+    )
     assert low <= out.stats["auc"] <= high
     if shift:
         assert out.stats["flagged_fraction"] > 0.99 and out.removed > 990
@@ -92,7 +103,9 @@ def test_detector_accuracy_ceiling():
     ref = gaussian_reference(n=1000)
     rng = np.random.default_rng(3)
     synthetic = rng.normal(6.0, 1.0, size=(1000, 1))
-    out = make("curator", "detector", max_accuracy=0.7)(synthetic, reference=ref, rng=rng)
+    out = make("curator", "detector", max_accuracy=0.7)(
+        synthetic, provenance=generated(synthetic), reference=ref, rng=rng
+    )
     # 2000 decisions flipped at random: the accuracy lands near the cap
     assert abs(out.stats["accuracy"] - 0.7) < 4 * np.sqrt(0.7 * 0.3 / 2000)
     assert out.stats["auc"] > 0.99  # the scores are still those of a perfect detector
@@ -108,8 +121,18 @@ def test_detector_on_text():
     ]
     other = [" ".join(rng.choice(["zq", "xv", "kj"], 12)) for _ in range(300)]
     ref = RealData(train=real, test=real, kind=DataKind.TEXT)
-    assert make("curator", "detector")(same, reference=ref, rng=rng).stats["auc"] < 0.6
-    assert make("curator", "detector")(other, reference=ref, rng=rng).stats["auc"] > 0.99
+    assert (
+        make("curator", "detector")(same, provenance=generated(same), reference=ref, rng=rng).stats[
+            "auc"
+        ]
+        < 0.6
+    )
+    assert (
+        make("curator", "detector")(
+            other, provenance=generated(other), reference=ref, rng=rng
+        ).stats["auc"]
+        > 0.99
+    )
 
 
 def test_human_rater_precision_and_recall():
@@ -118,7 +141,7 @@ def test_human_rater_precision_and_recall():
     x = rng.normal(0, 1.5, size=(40_000, 1))
     out = make(
         "curator", "human-rater", good_keep=0.9, bad_keep=0.2, judge="density", bad_quantile=0.05
-    )(x, reference=ref, rng=rng)
+    )(x, provenance=generated(x), reference=ref, rng=rng)
     g = out.stats["good_fraction"]
     assert out.stats["recall"] == pytest.approx(0.9, abs=0.01)
     assert out.stats["precision"] == pytest.approx(0.9 * g / (0.9 * g + 0.2 * (1 - g)), abs=0.01)
@@ -138,16 +161,19 @@ def test_dedup_exact_and_near_duplicates():
         near,
         "another unique document",
     ]
-    out = make("curator", "dedup")(docs, reference=None, rng=None)
+    out = make("curator", "dedup")(docs, provenance=generated(docs), reference=None, rng=None)
     assert out.kept == [docs[0], docs[1], docs[4]]
     assert out.stats["exact_duplicates"] == pytest.approx(1 / 5) and out.stats[
         "near_duplicates"
     ] == pytest.approx(1 / 5)
-    exact_only = make("curator", "dedup", near=False)(docs, reference=None, rng=None)
+    exact_only = make("curator", "dedup", near=False)(
+        docs, provenance=generated(docs), reference=None, rng=None
+    )
     assert len(exact_only.kept) == 4
     x = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0], [5.0, 6.0]])
     np.testing.assert_array_equal(
-        make("curator", "dedup")(x, reference=None, rng=None).kept, x[[0, 1, 3]]
+        make("curator", "dedup")(x, provenance=generated(x), reference=None, rng=None).kept,
+        x[[0, 1, 3]],
     )
 
 
@@ -174,7 +200,7 @@ def test_curation_in_the_chain_records_stats_and_keeps_the_budget(tmp_path):
         curators=[{"id": "likelihood-filter", "params": {"keep": 0.5}}], oversample=2
     )
     result = cl.run(config, tmp_path / "run", report=False)
-    assert result.arms[0].path == "per-seed"  # curation filters seeds differently
+    assert result.arms[0].execution == "per-seed"  # curation filters seeds differently
     frame = result.metrics()
     kept = frame[frame.metric == "curation.kept_fraction"].value
     assert len(kept) == 3 * 6

@@ -146,18 +146,31 @@ def test_runs_without_per_item_metrics_write_no_distributions(tmp_path):
     assert not (tmp_path / "dist" / "distributions.parquet").exists()
 
 
-def test_a_checkpoint_from_before_distributions_resumes(tmp_path):
-    import pickle
+def test_a_checkpoint_of_an_older_layout_is_redone_to_the_same_results(tmp_path):
+    """A checkpoint written by an older collapselab (before the regime's state replaced
+    the output history) is not resumed: its chain starts over and ends identical."""
+    from collapselab.experiment.storage import load_checkpoint, save_checkpoint
 
-    from collapselab.chain import ChainState
+    config = _config(seeds=2, checkpoint_every=1)
+    clean = run(config, tmp_path / "clean", report=False)
 
-    spec = _ngram_spec(generations=3)
-    part = run_seed(ChainSpec(**{**vars(spec), "generations": 2}), 0)
-    # an older state: no distributions field, no model_0
-    old = ChainState.__new__(ChainState)
-    vars(old).update({k: v for k, v in vars(part).items() if k != "distributions"})
-    restored = pickle.loads(pickle.dumps(old))
-    assert restored.distributions == {}
-    resumed = run_seed(spec, 0, restored)
-    assert len(resumed.distributions["perplexity_gen0"]) == 1  # generation 2 only
-    assert resumed.values == run_seed(spec, 0).values
+    def stop(event):
+        if event.seed == 1 and event.generation == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "old", on_generation=stop, report=False)
+    path = tmp_path / "old" / "dist" / "checkpoints" / "seed-00001.ckpt"
+    saved = load_checkpoint(path)
+    older = {k: v for k, v in saved.items() if k != "layout"}  # as written before layouts
+    vars(older["state"])["history"] = [vars(older["state"]).pop("output")]
+    save_checkpoint(path, older)
+    seen = []
+    again = run(
+        config,
+        tmp_path / "old",
+        on_generation=lambda e: seen.append((e.seed, e.generation)),
+        report=False,
+    )
+    assert (1, 0) in seen  # seed 1 started over
+    pd.testing.assert_frame_equal(clean.arms[0].frame, again.arms[0].frame)

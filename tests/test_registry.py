@@ -47,7 +47,7 @@ def test_parameter_constraint_message_template():
 
 
 def test_register_and_plugin_entry_point(monkeypatch):
-    from collapselab.core import Regime
+    from collapselab.core import Regime, Step
 
     calls = []
 
@@ -56,13 +56,8 @@ def test_register_and_plugin_entry_point(monkeypatch):
 
         @registry.register("regime", "test-plugin-regime")
         class Plugin(Regime):
-            history_window = 1
-
-            def __init__(self) -> None:
-                pass
-
-            def __call__(self, real, history, generation, *, rng):
-                return history[-1]
+            def update(self, state, output, generation, *, real, rng):
+                return Step(output, state)
 
     class EntryPoint:
         def load(self):

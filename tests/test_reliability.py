@@ -152,7 +152,8 @@ def test_flipped_bytes_in_results_and_checkpoints_are_redone(tmp_path):
         if path.is_file():
             path.unlink()
 
-    def interrupt(arm, seed, generation):
+    def interrupt(event):
+        arm, seed, generation = event.arm, event.seed, event.generation
         if (arm, seed, generation) == ("kde", 1, 6):
             raise KeyboardInterrupt
 

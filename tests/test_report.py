@@ -16,16 +16,12 @@ from collapselab.cli import main
 from collapselab.core import DataKind
 from collapselab.experiment.config import load_config
 from collapselab.experiment.runner import make_spec, run
+from collapselab.experiment.snapshots import SNAPSHOT_SEED
+from collapselab.experiment.snapshots import encode as _encode
 from collapselab.experiment.storage import write_json, write_metrics
 from collapselab.report import curves, figures, runs, samples
 from collapselab.report.html import write_report, write_report_safely
-from collapselab.report.snapshots import (
-    SNAPSHOT_SEED,
-    _decode,
-    _encode,
-    load_snapshots,
-    write_snapshots,
-)
+from collapselab.report.snapshots import _decode, load_snapshots, write_snapshots
 from collapselab.report.style import pyplot
 from collapselab.report.summary import (
     headline_metrics,
@@ -165,7 +161,7 @@ def _outputs_of(spec, generations, batched, n_seeds):
     seen = {}
 
     def capture(state):
-        out = state.history[-1]
+        out = state.output
         seen[state.generation] = np.array(out.array[SNAPSHOT_SEED] if batched else out)
 
     if batched:
@@ -183,7 +179,7 @@ def test_snapshots_hold_seed_zero_outputs(small_run, arm_index):
     generations = snapshot_generations(arm.config.generations)
     assert list(snap.outputs) == generations
     expected = _outputs_of(
-        make_spec(arm.config), generations, arm.path == "batched", arm.config.seeds
+        make_spec(arm.config), generations, arm.execution == "batched", arm.config.seeds
     )
     for g in generations:
         np.testing.assert_array_equal(snap.outputs[g], expected[g])
@@ -195,7 +191,8 @@ def test_snapshots_survive_interruption(tmp_path):
     config = small_config(arms=[], checkpoint_every=1, generations=9, batched="no", seeds=2)
     reference = run(config, tmp_path / "whole", report=False)
 
-    def stop(arm, seed, generation):
+    def stop(event):
+        seed, generation = event.seed, event.generation
         if seed == 1 and generation == 6:  # seed 0 done; seed 1 past its middle snapshot
             raise KeyboardInterrupt
 

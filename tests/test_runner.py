@@ -36,7 +36,7 @@ def test_run_directory_layout(tmp_path, small_config):
         sim = frame[frame.source == "simulation"]
         assert len(sim) == 5 * 8 * 7  # seeds x generations x metrics
         assert not sim.duplicated(["seed", "generation", "metric"]).any()
-    assert {a.path for a in result.arms} == {"batched", "per-seed"}
+    assert {a.execution for a in result.arms} == {"batched", "per-seed"}
     theory_rows = metrics(root, "gauss-replace").query("source == 'theory'")
     assert set(theory_rows.metric) == {"variance", "log_variance", "mean_shift"}
     assert (theory_rows.seed == -1).all()
@@ -88,7 +88,8 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, small_config, stop_at):
     config = load_config(small_config)
     cl.run(config, tmp_path / "clean", report=False)
 
-    def interrupt(arm, seed, generation):
+    def interrupt(event):
+        arm, seed, generation = event.arm, event.seed, event.generation
         if (arm, seed, generation) == stop_at:
             raise KeyboardInterrupt
 
@@ -101,7 +102,7 @@ def test_interrupted_run_resumes_bit_identical(tmp_path, small_config, stop_at):
     result = cl.run(
         config,
         tmp_path / "resumed",
-        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        on_generation=lambda e: seen.append((e.arm, e.seed, e.generation)),
         report=False,
     )
     resumed_arm = next(a for a in result.arms if a.name == stop_at[0])
@@ -118,7 +119,8 @@ def test_corrupt_checkpoint_is_recomputed_not_loaded(tmp_path, small_config):
     config = load_config(small_config)
     cl.run(config, tmp_path / "clean", report=False)
 
-    def interrupt(arm, seed, generation):
+    def interrupt(event):
+        arm, seed, generation = event.arm, event.seed, event.generation
         if arm == "kde-accumulate" and seed == 1 and generation == 4:
             raise KeyboardInterrupt
 
@@ -131,7 +133,7 @@ def test_corrupt_checkpoint_is_recomputed_not_loaded(tmp_path, small_config):
     cl.run(
         config,
         tmp_path / "broken",
-        on_generation=lambda a, s, g: seen.append((a, s, g)),
+        on_generation=lambda e: seen.append((e.arm, e.seed, e.generation)),
         report=False,
     )
     assert ("kde-accumulate", 1, 0) in seen  # seed 1 started again from generation 0
@@ -179,3 +181,57 @@ def test_unwritable_output_is_a_clear_error(tmp_path, small_config):
     blocker.write_text("x")
     with pytest.raises(ResultsError, match="cannot write"):
         cl.run(load_config(small_config), blocker / "run", report=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_on_generation_receives_every_generation_with_its_values(tmp_path, small_config, workers):
+    """On every path, the process pool included, the hook gets each generation once,
+    with the values that end up in metrics.parquet."""
+    events = []
+    result = cl.run(
+        load_config(small_config),
+        tmp_path / "run",
+        workers=workers,
+        on_generation=events.append,
+        report=False,
+    )
+    for arm in result.arms:
+        mine = [e for e in events if e.arm == arm.name]
+        sim = arm.frame[arm.frame.source == "simulation"]
+        variance = sim[sim.metric == "variance"].pivot(
+            index="seed", columns="generation", values="value"
+        )
+        if arm.execution == "batched":
+            assert [e.generation for e in mine] == list(range(8))
+            assert all(e.seed is None for e in mine)
+            for e in mine:
+                assert list(e.values["variance"]) == list(variance[e.generation])
+        else:
+            assert sorted((e.seed, e.generation) for e in mine) == [
+                (s, g) for s in range(5) for g in range(8)
+            ]
+            for e in mine:
+                assert e.values["variance"] == variance.loc[e.seed, e.generation]
+            assert set(mine[0].values) == set(sim.metric)
+
+
+def test_components_are_built_once_and_real_data_loaded_once_per_seed(
+    tmp_path, small_config, monkeypatch
+):
+    from collapselab import registry
+    from collapselab.data import GaussianTruth
+
+    made, loads = [], []
+    make = registry.make
+    monkeypatch.setattr(
+        registry, "make", lambda kind, id, **p: made.append(kind) or make(kind, id, **p)
+    )
+    load = GaussianTruth.load
+    monkeypatch.setattr(
+        GaussianTruth, "load", lambda self, **kw: loads.append(1) or load(self, **kw)
+    )
+    config = load_config({**small_config, "arms": small_config["arms"][1:]})  # per-seed KDE
+    cl.run(config, tmp_path / "run", report=False)
+    assert made.count("model") == 1 and made.count("data") == 1
+    # one load per seed's chain (seed 0's also serves the snapshots), one for the theory
+    assert len(loads) <= 5 + 1

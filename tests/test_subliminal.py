@@ -166,7 +166,7 @@ def test_a_subliminal_run_is_a_run_like_any_chain(tmp_path, capsys):
     assert set(frame["run_id"]) == {"same-init", "different-init"}
     assert sorted(frame["generation"].unique()) == [0, 1]
     assert frame["value"].between(0, 1).all() and len(frame) == 2 * 2 * 2
-    assert {arm.path for arm in result.arms} == {"batched"}
+    assert {arm.execution for arm in result.arms} == {"batched"}
     capsys.readouterr()
     assert main(["show", str(tmp_path / "run")]) == 0
     shown = capsys.readouterr().out

@@ -177,9 +177,9 @@ def test_serial_pool_and_seed_tasks_give_identical_bytes(tmp_path, sweep_config,
     calls = []
     original = runner.run_seed
 
-    def counting(spec, seed, state=None, on_generation=None):
+    def counting(spec, seed, state=None, on_generation=None, **kwargs):
         calls.append(seed)
-        return original(spec, seed, state, on_generation)
+        return original(spec, seed, state, on_generation, **kwargs)
 
     monkeypatch.setattr(runner, "run_seed", counting)
     seeds = plan_sweep(sweep_config, GRID, root=tmp_path, out="seeds")

@@ -76,14 +76,14 @@ def test_pooled_accumulate_resumes_bit_identical(tmp_path):
     cfg = config(12)
     cl.run(cfg, tmp_path / "clean", report=False)
 
-    def interrupt(arm, seed, generation):
-        if generation == 6:
+    def interrupt(event):
+        if event.generation == 6:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         cl.run(cfg, tmp_path / "resumed", on_generation=interrupt, report=False)
     result = cl.run(cfg, tmp_path / "resumed", report=False)
-    assert result.arms[0].resumed and result.arms[0].path == "batched"
+    assert result.arms[0].resumed and result.arms[0].execution == "batched"
     a = (tmp_path / "clean" / "mem" / "metrics.parquet").read_bytes()
     assert a == (tmp_path / "resumed" / "mem" / "metrics.parquet").read_bytes()
     frame = read_metrics(tmp_path / "clean" / "mem" / "metrics.parquet")

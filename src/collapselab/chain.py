@@ -1,6 +1,7 @@
-"""The generational chain: fit, sample, assemble the next training set, measure.
+"""The generational chain: fit, sample, measure, curate, assemble the next training set.
 
-See :mod:`collapselab.core` for the call order. Two paths run the same loop:
+See :mod:`collapselab.core` for the call order. Two paths run the same loop
+(:func:`_run`), which differ only in how a generation is fitted, sampled and measured:
 
 * :func:`run_seed` advances one seed's chain, with any model;
 * :func:`run_batched` advances all seeds at once for models with a ``batched_class``
@@ -8,12 +9,13 @@ See :mod:`collapselab.core` for the call order. Two paths run the same loop:
 
 Both resume from a :class:`ChainState` at any completed generation and give the
 same results as an uninterrupted run, because every random stream is a pure
-function of (root seed, seed, generation, component).
+function of (root seed, seed, generation, component) and the regime's state is
+part of the chain's state.
 
-Each generation fits a fresh, unfitted clone. A model whose class sets
-``fit_accepts_ancestors = True`` is also given ``previous=`` (model t-1) and
-``first=`` (model 0; both ``None`` at generation 0), so a neural model can keep
-generation 0's vocabulary and start from earlier weights (``GPT(init=...)``).
+Each generation fits a fresh, unfitted clone. A model that declares
+:attr:`~collapselab.core.GenerativeModel.takes_ancestors` is also given
+``previous=`` (model t-1) and ``first=`` (model 0; both ``None`` at generation 0),
+so a neural model can keep generation 0's vocabulary and start from earlier weights.
 """
 
 from __future__ import annotations
@@ -35,12 +37,16 @@ from .core import (
     ReferenceBatch,
     Regime,
     SeedBatch,
+    curate,
     length,
     take,
 )
 from .errors import DataError
-from .regimes import Moments, pool_history, pools_moments
 from .rng import BATCH, lazy_stream, metric_stream, stream
+from .stats import Moments
+
+#: Called with the chain's state after every completed generation.
+Callback = Callable[["ChainState"], None]
 
 
 @dataclass
@@ -68,15 +74,16 @@ class ChainState:
     """Progress of one seed (or of the whole batch): what a checkpoint holds.
 
     ``values[metric]`` lists one value per completed generation (an array over
-    seeds on the batched path). ``history`` keeps only the outputs the regime
-    still needs.
+    seeds on the batched path). ``output`` is the last generation's output after
+    curation, which the next generation's regime update reads; ``regime_state`` is
+    what the regime keeps of the history.
     """
 
     generation: int = -1
     model: Any = None
     model_0: Any = None
     regime_state: Any = None
-    history: list[Any] = field(default_factory=list)
+    output: Any = None
     values: dict[str, list[Any]] = field(default_factory=dict)
     #: Per-item values of :attr:`~collapselab.core.Metric.per_item` metrics: one array
     #: per generation (on the batched path, a list of one array per seed).
@@ -84,12 +91,6 @@ class ChainState:
     #: The generation at which the chain had nothing left to train on (its curators
     #: kept no sample of the last output and the regime adds no real data), or None.
     halted_at: int | None = None
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A checkpoint written before a field existed resumes with its default.
-        defaults = {"model_0": None, "regime_state": None, "distributions": {}, "halted_at": None}
-        vars(self).update(defaults)
-        vars(self).update(state)
 
 
 def load_real(spec: ChainSpec, seed: int) -> RealData:
@@ -134,140 +135,178 @@ def measure(
     return float(metric(model, output, real, rng=rng, **extra)), None
 
 
-def _needs_model_0(spec: ChainSpec) -> bool:
-    return any(m.uses_model_0 for m in spec.metrics.values())
+class _Path:
+    """How one path fits, samples, measures and curates a generation; :func:`_run`
+    does the rest. ``coordinate`` is the seed coordinate of its random streams."""
+
+    def __init__(self, spec: ChainSpec, real: RealData, coordinate: int) -> None:
+        self.spec = spec
+        self.real = real
+        self.coordinate = coordinate
+
+    def rng(self, t: int, component: str) -> np.random.Generator:
+        return lazy_stream(self.spec.root_seed, self.coordinate, t, component)
+
+    def fit(self, train: Any, t: int, state: ChainState) -> Any:
+        raise NotImplementedError
+
+    def generate(self, model: Any, t: int, state: ChainState) -> Any:
+        """Sample, measure and (where there are curators) curate; the output trained on next."""
+        raise NotImplementedError
 
 
-def curate(
-    spec: ChainSpec,
-    candidates: Any,
-    real: RealData,
-    model: Any,
-    model_0: Any,
-    rng: np.random.Generator,
-) -> tuple[Any, dict[str, float]]:
-    """Run the curators in order; what survives (at most ``samples_per_generation``)
-    and each curator's statistics, named ``<curator id>.<stat>``."""
-    kept, stats = candidates, {}
-    for name, curator in spec.curators.items():
-        if length(kept) == 0:
-            break  # an earlier curator kept nothing: nothing left to judge
-        result = curator(kept, reference=real, rng=rng, model=model, model_0=model_0)
-        kept = result.kept
-        stats.update({f"{name}.{key}": float(value) for key, value in result.stats.items()})
-    # Keeping nothing is a result (the filter rejected a collapsed model's whole
-    # output), not an error: the chain goes on if its regime still has real data.
-    size = min(length(kept), spec.samples_per_generation)
-    stats["curation.kept_fraction"] = size / length(candidates)
-    return take(kept, np.arange(size)), stats
-
-
-def _assemble(
-    spec: ChainSpec, state: ChainState, real: RealData, t: int, rng: np.random.Generator
-) -> Any:
-    """Generation ``t``'s training set; a stateful regime's statistics become metrics."""
-    if not type(spec.regime).stateful:
-        return spec.regime(real, state.history, t, rng=rng)
-    assembled = spec.regime.assemble(real, state.history, t, rng=rng, state=state.regime_state)
-    state.regime_state = assembled.state
-    # (generation 0 trained on the real data alone: its statistics are NaN)
-    for name, value in assembled.stats.items():
-        _record(spec, state, name, float(value), t)
-    return assembled.data
-
-
-def _keep(spec: ChainSpec, history: list[Any]) -> list[Any]:
-    if pools_moments(spec.regime, spec.model):
-        # The regime needs only the pool's sufficient statistics: memory and
-        # checkpoints stay constant in the number of generations.
-        return pool_history(history)
-    window = type(spec.regime).history_window
-    return history if window is None else history[-window:]
-
-
-def run_seed(
-    spec: ChainSpec,
-    seed: int,
-    state: ChainState | None = None,
-    on_generation: Callable[[ChainState], None] | None = None,
-) -> ChainState:
-    """Run (or resume) one seed's chain to ``spec.generations`` generations."""
-    state = state or ChainState()
-    real = load_real(spec, seed)
-    root = spec.root_seed
-    for t in range(state.generation + 1, spec.generations):
-        if t == 0:
-            train = real.train
-        else:
-            train = _assemble_or_none(spec, state, real, t, lazy_stream(root, seed, t, "regime"))
-            if train is None:
-                _halt(spec, state, t, on_generation)
-                break
-        model = spec.model.clone()
-        if getattr(model, "fit_accepts_ancestors", False):
+class _OneSeed(_Path):
+    def fit(self, train: Any, t: int, state: ChainState) -> Any:
+        model: Any = self.spec.model.clone()
+        if type(model).takes_ancestors:
             # Neural models start from (or keep the vocabulary of) earlier generations.
-            model.fit(
-                train,
-                rng=lazy_stream(root, seed, t, "fit"),
-                previous=state.model,
-                first=state.model_0,
+            return model.fit(
+                train, rng=self.rng(t, "fit"), previous=state.model, first=state.model_0
             )
-        else:
-            model.fit(train, rng=lazy_stream(root, seed, t, "fit"))
+        return model.fit(train, rng=self.rng(t, "fit"))
+
+    def generate(self, model: Any, t: int, state: ChainState) -> Any:
+        spec, seed = self.spec, self.coordinate
         n = spec.samples_per_generation
         candidates = model.sample(
             math.ceil(n * spec.oversample) if spec.curators else n,
-            rng=stream(root, seed, t, "sample"),
+            rng=stream(spec.root_seed, seed, t, "sample"),
             decoding=spec.decoding,
         )
         # Metrics describe the model's own output, before any curation.
         output = candidates if length(candidates) == n else take(candidates, np.arange(n))
-        model_0 = model if t == 0 else state.model_0
+        if t == 0:
+            state.model_0 = model
         for name, metric in spec.metrics.items():
             value, items = measure(
-                metric, model, output, real, model_0, metric_stream(root, seed, t, name)
+                metric,
+                model,
+                output,
+                self.real,
+                state.model_0,
+                metric_stream(spec.root_seed, seed, t, name),
             )
             _record(spec, state, name, value, t)
             if items is not None:
                 state.distributions.setdefault(name, []).append(items)
-        if t == 0:
-            state.model_0 = model
         if spec.curators:
-            output, stats = curate(
-                spec, candidates, real, model, state.model_0, lazy_stream(root, seed, t, "curate")
+            result = curate(
+                spec.curators,
+                candidates,
+                reference=self.real,
+                rng=self.rng(t, "curate"),
+                model=model,
+                model_0=state.model_0,
             )
-            for name, value in stats.items():
+            # Keeping nothing is a result (the filter rejected a collapsed model's whole
+            # output), not an error: the chain goes on if its regime still has real data.
+            size = min(length(result.kept), n)
+            result.stats["curation.kept_fraction"] = size / length(candidates)
+            for name, value in result.stats.items():
                 _record(spec, state, name, value, t)
+            output = take(result.kept, np.arange(size))
         _align(state, t)
-        state.model = model
-        state.history = _keep(spec, [*state.history, output])
-        state.generation = t
+        return output
+
+
+class _AllSeeds(_Path):
+    def __init__(self, spec: ChainSpec, reals: list[RealData]) -> None:
+        batched_class = type(spec.model).batched_class
+        assert batched_class is not None, f"{type(spec.model).__name__} has no batched path"
+        self.batched_class = batched_class
+        self.reals = reals
+        self.references = ReferenceBatch(reals)
+        real = _BatchedRealData(
+            train=batch_train(reals),
+            test=None,
+            kind=reals[0].kind,
+            truth=reals[0].truth,
+            source=reals[0].source,
+        )
+        super().__init__(spec, real, BATCH)
+
+    def fit(self, train: Any, t: int, state: ChainState) -> Any:
+        return self.batched_class(**self.spec.model.get_params()).fit(train, rng=self.rng(t, "fit"))
+
+    def generate(self, model: Any, t: int, state: ChainState) -> Any:
+        spec = self.spec
+        output = model.sample(
+            spec.samples_per_generation,
+            rng=stream(spec.root_seed, BATCH, t, "sample"),
+            decoding=spec.decoding,
+        )
+        if t == 0 and any(m.uses_model_0 for m in spec.metrics.values()):
+            state.model_0 = model
+        for name, metric in spec.metrics.items():
+            values = None
+            if not (metric.uses_model_0 or metric.per_item):
+                values = metric.batched(model, output, self.references, rng=self.rng(t, "metrics"))
+            if values is None:  # no vectorized form: measure seed by seed
+                measured = [
+                    measure(
+                        metric,
+                        model.unbatch(s),
+                        _seed_part(output, s),
+                        self.reals[s],
+                        state.model_0.unbatch(s) if metric.uses_model_0 else None,
+                        metric_stream(spec.root_seed, s, t, name),
+                    )
+                    for s in range(len(self.reals))
+                ]
+                values = np.array([value for value, _ in measured], dtype=float)
+                if metric.per_item:
+                    state.distributions.setdefault(name, []).append([i for _, i in measured])
+            _record(spec, state, name, np.asarray(values, dtype=float), t)
+        return output
+
+
+def _run(path: _Path, state: ChainState | None, on_generation: Callback | None) -> ChainState:
+    """The loop both paths share: regime update, fit, generate, callback."""
+    spec = path.spec
+    state = state or ChainState()
+    if state.generation < 0:
+        state.regime_state = spec.regime.init(path.real, fits_moments=type(spec.model).fits_moments)
+    for t in range(state.generation + 1, spec.generations):
+        train = path.real.train if t == 0 else _update(path, state, t)
+        if train is None:
+            _halt(spec, state, t)
+        else:
+            model = path.fit(train, t, state)
+            state.output = path.generate(model, t, state)
+            state.model = model
+            state.generation = t
         if on_generation is not None:
             on_generation(state)
+        if state.halted_at is not None:
+            break
     return state
 
 
-def _assemble_or_none(
-    spec: ChainSpec, state: ChainState, real: RealData, t: int, rng: np.random.Generator
-) -> Any:
-    """Generation ``t``'s training set, or ``None`` when the last output is empty (its
-    curators kept nothing) and the regime has nothing else to train on."""
-    if not state.history or length(state.history[-1]) > 0:
-        return _assemble(spec, state, real, t, rng)
+def _update(path: _Path, state: ChainState, t: int) -> Any:
+    """Generation ``t``'s training set (its regime statistics recorded), or ``None`` when
+    the last output is empty (its curators kept nothing) and the regime has nothing
+    else to train on."""
+
+    def update() -> Any:
+        step = path.spec.regime.update(
+            state.regime_state, state.output, t, real=path.real, rng=path.rng(t, "regime")
+        )
+        state.regime_state = step.state
+        for name, value in step.stats.items():
+            _record(path.spec, state, name, float(value), t)
+        return step.data
+
+    if length(state.output) > 0:
+        return update()
     try:
-        train = _assemble(spec, state, real, t, rng)
+        train = update()
     except (DataError, ValueError, IndexError):  # a regime that samples the empty output
         return None
     size = train.count if isinstance(train, Moments) else length(train)
     return train if size > 0 else None
 
 
-def _halt(
-    spec: ChainSpec,
-    state: ChainState,
-    t: int,
-    on_generation: Callable[[ChainState], None] | None,
-) -> None:
+def _halt(spec: ChainSpec, state: ChainState, t: int) -> None:
     """End a chain that has nothing to train on at generation ``t``: every series is
     NaN from ``t`` on, and the remaining generations output nothing."""
     state.halted_at = t
@@ -276,10 +315,41 @@ def _halt(
         # an absorbing state (collapsed) stays reached; anything else was not measured
         last = values[-1] if metric is not None and metric.absorbing and values else np.nan
         values.extend([float(last)] * (spec.generations - len(values)))
-    state.generation = spec.generations - 1
-    state.history = [*state.history[-1:]]  # the empty output, as the last generation's
-    if on_generation is not None:
-        on_generation(state)
+    state.generation = spec.generations - 1  # state.output stays the empty output
+
+
+def run_seed(
+    spec: ChainSpec,
+    seed: int,
+    state: ChainState | None = None,
+    on_generation: Callback | None = None,
+    *,
+    real: RealData | None = None,
+) -> ChainState:
+    """Run (or resume) one seed's chain to ``spec.generations`` generations.
+
+    ``real``: the seed's real data if the caller has it already (:func:`load_real`).
+    """
+    real = load_real(spec, seed) if real is None else real
+    return _run(_OneSeed(spec, real, seed), state, on_generation)
+
+
+def run_batched(
+    spec: ChainSpec,
+    n_seeds: int,
+    state: ChainState | None = None,
+    on_generation: Callback | None = None,
+    *,
+    real_0: RealData | None = None,
+) -> ChainState:
+    """Run (or resume) all seeds' chains at once with the model's batched class.
+
+    ``real_0``: seed 0's real data if the caller has it already (:func:`load_real`).
+    """
+    reals = [
+        real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
+    ]
+    return _run(_AllSeeds(spec, reals), state, on_generation)
 
 
 class _BatchedRealData(RealData):
@@ -299,7 +369,7 @@ def _batch_item(real: RealData) -> np.ndarray:
     return np.asarray(real.train)
 
 
-def _batch_train(reals: list[RealData]) -> Any:
+def batch_train(reals: list[RealData]) -> Any:
     """All seeds' training data: a :class:`SeedBatch`, or a tuple of them for pairs (X, y)."""
     first = reals[0].train
     if isinstance(first, tuple):
@@ -314,70 +384,3 @@ def _seed_part(data: Any, seed: int) -> Any:
     if isinstance(data, tuple):
         return tuple(part.array[seed] for part in data)
     return data.array[seed]
-
-
-def run_batched(
-    spec: ChainSpec,
-    n_seeds: int,
-    state: ChainState | None = None,
-    on_generation: Callable[[ChainState], None] | None = None,
-) -> ChainState:
-    """Run (or resume) all seeds' chains at once with the model's batched class."""
-    state = state or ChainState()
-    reals = [load_real(spec, s) for s in range(n_seeds)]
-    references = ReferenceBatch(reals)
-    batch_real = _BatchedRealData(
-        train=_batch_train(reals),
-        test=None,
-        kind=reals[0].kind,
-        truth=reals[0].truth,
-        source=reals[0].source,
-    )
-    batched_class = type(spec.model).batched_class
-    assert batched_class is not None, f"{type(spec.model).__name__} has no batched path"
-    root = spec.root_seed
-    for t in range(state.generation + 1, spec.generations):
-        if t == 0:
-            train = batch_real.train
-        else:
-            train = spec.regime(
-                batch_real, state.history, t, rng=lazy_stream(root, BATCH, t, "regime")
-            )
-        model = batched_class(**spec.model.get_params()).fit(
-            train, rng=lazy_stream(root, BATCH, t, "fit")
-        )
-        output = model.sample(
-            spec.samples_per_generation,
-            rng=stream(root, BATCH, t, "sample"),
-            decoding=spec.decoding,
-        )
-        if t == 0 and _needs_model_0(spec):
-            state.model_0 = model
-        for name, metric in spec.metrics.items():
-            values = None
-            if not (metric.uses_model_0 or metric.per_item):
-                values = metric.batched(
-                    model, output, references, rng=lazy_stream(root, BATCH, t, "metrics")
-                )
-            if values is None:  # no vectorized form: measure seed by seed
-                measured = [
-                    measure(
-                        metric,
-                        model.unbatch(s),
-                        _seed_part(output, s),
-                        reals[s],
-                        state.model_0.unbatch(s) if metric.uses_model_0 else None,
-                        metric_stream(root, s, t, name),
-                    )
-                    for s in range(n_seeds)
-                ]
-                values = np.array([value for value, _ in measured], dtype=float)
-                if metric.per_item:
-                    state.distributions.setdefault(name, []).append([i for _, i in measured])
-            _record(spec, state, name, np.asarray(values, dtype=float), t)
-        state.model = model
-        state.history = _keep(spec, [*state.history, output])
-        state.generation = t
-        if on_generation is not None:
-            on_generation(state)
-    return state

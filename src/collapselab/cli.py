@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .errors import CollapseLabError
 
@@ -21,25 +22,22 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment.config import load_config
+    from .experiment.config import load_config, read_yaml
     from .experiment.runner import run
 
-    overrides = list(args.set or [])
-    if args.seeds is not None:
-        overrides.append(f"seeds={args.seeds}")
-    if args.generations is not None:
-        overrides.append(f"generations={args.generations}")
-    config = load_config(args.config, overrides)
-    if config.arms and (args.seeds is not None or args.generations is not None):
-        # Shortcuts apply to every arm, also those that set their own value.
-        for arm in config.arms:
-            if args.seeds is not None:
-                arm["seeds"] = args.seeds
-            if args.generations is not None:
-                arm["generations"] = args.generations
-        config = load_config(config.model_dump(mode="json"))
     if args.workers < 1:
         raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
+    data, _ = read_yaml(args.config)
+    overrides = list(args.set or [])
+    shortcuts = {"seeds": args.seeds, "generations": args.generations}
+    for key, value in shortcuts.items():
+        if value is not None:
+            overrides.append(f"{key}={value}")
+            # Shortcuts apply to every arm, also those that set their own value.
+            for arm in data.get("arms") or []:
+                if isinstance(arm, dict):
+                    arm[key] = value
+    config = load_config(data, overrides)
     result = run(
         config,
         args.out,
@@ -48,20 +46,44 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet and sys.stderr.isatty(),
     )
     if not args.quiet:
-        _print_run(result.directory)
-        _print_headline(result.directory)
+        # printed from the results in memory, not read back from the run directory
+        arms = _arms_in_memory(result)
+        _print_run(arms, {arm.name: (arm.halted, arm.config.seeds) for arm in result.arms})
+        _print_headline(arms)
     print(f"results: {result.directory}")
     if not args.quiet:
         print(f"report:  {result.report or 'not written (see the warning above)'}")
     return 0
 
 
-def _print_headline(directory: Path) -> None:
+def _arms_in_memory(result: Any) -> list[Any]:
+    """The arms of a :class:`~collapselab.experiment.runner.RunResult` as the report reads
+    them (:class:`collapselab.report.runs.Arm`), without reading the run folder back."""
+    from .report.runs import Arm, declared_metrics
+
+    arms = []
+    for arm in result.arms:
+        config = arm.config.model_dump(mode="json")
+        metrics, metric_ids = declared_metrics(config)
+        arms.append(
+            Arm(
+                name=arm.name,
+                directory=arm.directory,
+                config=config,
+                manifest={},
+                frame=arm.frame,
+                snapshots=None,
+                metrics=metrics,
+                metric_ids=metric_ids,
+            )
+        )
+    return arms
+
+
+def _print_headline(arms: list[Any]) -> None:
     """Three headline numbers per arm: the median at generation 0 and at the last."""
-    from .report.runs import load
     from .report.summary import format_number, headline_metrics
 
-    arms = load(directory).arms
     width = max(len(arm.name) for arm in arms)
     print("headline (median over seeds, generation 0 -> last):")
     for arm in arms:
@@ -78,33 +100,41 @@ def _marked(arm: object, metric: str) -> str:
     return f"{metric} {arrow}" if arrow else metric
 
 
-def _print_halted(directory: Path, arms: list[str]) -> None:
-    """One line per arm whose chains halted: nothing was left to train on."""
+def _halted_on_disk(directory: Path, arms: list[str]) -> dict[str, tuple[dict[Any, int], Any]]:
+    """By arm: the seeds that halted (by seed, the generation) and the number of seeds."""
     from .experiment.storage import read_json
 
+    out = {}
     for arm in arms:
         arm_dir = directory / arm if (directory / arm).is_dir() else directory  # an arm's own
         manifest = read_json(arm_dir / "manifest.json")
-        halted = manifest.get("halted") if isinstance(manifest, dict) else None
-        if halted:
+        if isinstance(manifest, dict):
+            out[arm] = (manifest.get("halted") or {}, manifest.get("seeds", "?"))
+    return out
+
+
+def _print_halted(halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
+    """One line per arm whose chains halted: nothing was left to train on."""
+    for arm, (seeds_halted, seeds) in halted.items():
+        if seeds_halted:
             print(
-                f"  {arm}: {len(halted)} of {manifest.get('seeds', '?')} seeds had nothing left "
+                f"  {arm}: {len(seeds_halted)} of {seeds} seeds had nothing left "
                 f"to train on (the curators kept no sample), first at generation "
-                f"{min(halted.values())}; their later values are NaN"
+                f"{min(seeds_halted.values())}; their later values are NaN"
             )
 
 
-def _print_run(directory: Path) -> None:
-    """Per arm: each metric (then each statistic) at generation 0, the middle and the last."""
+def _print_run(arms: list[Any], halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
+    """Per arm: each metric (then each statistic) at generation 0, the middle and the last;
+    then the arms that halted. ``arms`` are :class:`collapselab.report.runs.Arm`."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    from .report.runs import ARROW_KEY, load
+    from .report.runs import ARROW_KEY
     from .report.summary import band_levels, band_name, format_number, summarize
 
     console = Console()
-    arms = load(directory).arms
     for arm in arms:
         summary = summarize(arm.frame)
         seeds = int(summary["seeds"].max())
@@ -145,7 +175,7 @@ def _print_run(directory: Path) -> None:
         console.print(table)
     if any(arm.describe(m).arrow for arm in arms for m in arm.metrics):
         console.print(ARROW_KEY, style="dim")
-    _print_halted(directory, [arm.name for arm in arms])
+    _print_halted(halted)
 
 
 def _print_last(directory: Path) -> None:
@@ -209,7 +239,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.last:
         _print_last(Path(args.run_dir))
     else:
-        _print_run(Path(args.run_dir))
+        from .report.runs import load
+
+        directory = Path(args.run_dir)
+        arms = load(directory).arms
+        _print_run(arms, _halted_on_disk(directory, [arm.name for arm in arms]))
     return 0
 
 

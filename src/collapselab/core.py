@@ -1,24 +1,30 @@
 """Contracts of collapselab: data kinds, components and their call order.
 
-The chain (see :mod:`collapselab.chain`) calls, for each seed::
+The chain (see :mod:`collapselab.chain`) calls, for each seed (or for every seed at
+once on the batched path)::
 
     real = data_source.load(n=..., rng=stream(seed, 0, "data"))          # RealData
     model_0 = model.clone().fit(real.train, rng=...)                     # generation 0
     out_0 = model_0.sample(n, rng=...)                                   # its output
     record metric(model_0, out_0, real, rng=...)                         # one row per metric
+    out_0 = curate(curators, out_0, reference=real, rng=...).kept        # Curator, optional
+    state = regime.init(real, fits_moments=type(model).fits_moments)     # Regime
     for t in 1..G-1:
-        train_t = regime(real, [out_0, ..., out_{t-1}], t, rng=...)      # Regime
+        step = regime.update(state, out_{t-1}, t, real=real, rng=...)    # Step
+        train_t, state = step.data, step.state                            # step.stats recorded
         model_t = model.clone().fit(train_t, rng=...)                     # fresh, unfitted clone
         out_t = model_t.sample(n, rng=...)
         record metric(model_t, out_t, real, rng=...)
+        out_t = curate(curators, out_t, reference=real, rng=...).kept
 
 Every metric row at generation ``t`` therefore describes model ``t`` and its own
-output; that output is what generation ``t + 1`` trains on.
+output, before curation; the curated output is what generation ``t + 1`` trains on.
 
-Components are plain classes in the style of scikit-learn: the keyword-only
+Components are abstract base classes in the style of scikit-learn: the keyword-only
 constructor stores parameters unchanged, learned state ends in ``_``, ``fit``
 returns ``self``, and parameter constraints are data (``parameter_constraints``)
-checked in one place with one message template.
+checked in one place with one message template. What a component can do beyond its
+required methods is a class attribute declared (with its default) on its base.
 """
 
 from __future__ import annotations
@@ -27,10 +33,10 @@ import abc
 import enum
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, cast
 
 import numpy as np
 
@@ -104,6 +110,7 @@ class Interval(Constraint):
             return False
         if not isinstance(value, Real) or math.isnan(value):
             return False
+        value = cast(float, value)  # a Real compares as a float does
         if self.low is not None:
             if value < self.low or (value == self.low and self.closed in ("right", "neither")):
                 return False
@@ -167,6 +174,8 @@ class Component:
     parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {}
     #: Set by :func:`collapselab.registry.register`.
     registry_id: ClassVar[str] = ""
+    #: The constructor's parameter names, cached per class by :meth:`parameter_names`.
+    _parameter_names: ClassVar[list[str]]
 
     def __init__(self) -> None:
         """A component without parameters; others declare theirs keyword-only."""
@@ -220,17 +229,17 @@ class SeedBatch:
 
     @property
     def n_seeds(self) -> int:
-        return self.array.shape[0]
+        return int(self.array.shape[0])
 
 
 def length(data: Any) -> int:
     """Number of samples (documents, pairs) in ``data``."""
     if isinstance(data, SeedBatch):
-        return data.array.shape[1]
+        return int(data.array.shape[1])
     if isinstance(data, tuple):
         return length(data[0])
     if isinstance(data, np.ndarray):
-        return data.shape[0]
+        return int(data.shape[0])
     return len(data)
 
 
@@ -325,10 +334,11 @@ class RealData:
         return self.cache[key]
 
     def draw(self, n: int, *, rng: np.random.Generator) -> Any:
-        if self.source is None or not getattr(self.source, "can_draw", False):
-            name = getattr(self.source, "registry_id", "") or "this data source"
+        if not isinstance(self.source, DataSource) or not self.source.can_draw:
+            name = self.source.registry_id if isinstance(self.source, DataSource) else ""
             raise DataError(
-                f"data {name!r} cannot draw new real samples (its real data is fixed); "
+                f"data {name or 'this data source'!r} cannot draw new real samples (its real "
+                "data is fixed); "
                 "use fresh with source: fixed or resample"
             )
         return self.source.draw(n, rng=rng)
@@ -389,8 +399,8 @@ class GenerativeModel(Component, abc.ABC):
     * :attr:`decoding_controls`: the decoding controls ``sample`` honours (names of
       :class:`collapselab.decoding.Decoding` fields: ``temperature``, ``top_k``,
       ``top_p``, ``bias``); a config that sets any other is refused.
-    * :attr:`batched_class`: a class that advances every seed's chain at once
-      (parameters with a leading seed axis), or ``None``.
+    * :attr:`batched_class`: a :class:`BatchedModel` that advances every seed's chain
+      at once (parameters with a leading seed axis), or ``None``.
     * :attr:`takes_ancestors`: ``fit`` is called as ``fit(data, *, rng, previous,
       first)`` with the previous generation's and generation 0's fitted models
       (``None`` at generation 0), so a neural network can warm-start from either;
@@ -398,7 +408,10 @@ class GenerativeModel(Component, abc.ABC):
     * :attr:`fits_moments`: ``fit`` also accepts a pool's sufficient statistics
       (:class:`collapselab.stats.Moments`), so ``accumulate`` keeps memory constant.
     * :attr:`provides`: names of the optional methods it implements, which metrics
-      and curators may require (``token_log_probs``, ``moments``, ``coefficients``...).
+      may require (:attr:`Metric.requires`): ``moments``, ``marginal_cdf``,
+      ``coefficients``, ``class_logits``, ``latent_means``, ``token_log_probs``,
+      ``document_token_log_probs``, ``type_probs``, ``probabilities``... The three
+      required methods (:data:`MODEL_METHODS`) need not be listed.
     * :attr:`closed_form`: the family of closed forms (see :mod:`collapselab.theory`)
       that describes a chain of this model, or ``None``.
     * :attr:`conformance_params`: small parameters for the conformance checks (slow
@@ -408,7 +421,7 @@ class GenerativeModel(Component, abc.ABC):
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS
     decoding_controls: ClassVar[frozenset[str]] = frozenset()
-    batched_class: ClassVar[type | None] = None
+    batched_class: ClassVar[type[BatchedModel] | None] = None
     takes_ancestors: ClassVar[bool] = False
     fits_moments: ClassVar[bool] = False
     provides: ClassVar[frozenset[str]] = frozenset()
@@ -420,6 +433,11 @@ class GenerativeModel(Component, abc.ABC):
     def conformance_example(cls) -> dict[str, Any]:
         """Parameters for the conformance checks (may write fixture files first)."""
         return dict(cls.conformance_params)
+
+    @classmethod
+    def lacks(cls, requires: Sequence[str]) -> list[str]:
+        """The capabilities in ``requires`` that this model does not declare it provides."""
+        return [name for name in requires if name not in cls.provides | MODEL_METHODS]
 
     @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
@@ -437,48 +455,88 @@ class GenerativeModel(Component, abc.ABC):
         return any(k.endswith("_") and not k.startswith("_") for k in vars(self))
 
 
+#: The methods every model has; :attr:`GenerativeModel.provides` lists the others.
+MODEL_METHODS: frozenset[str] = frozenset({"fit", "sample", "log_prob"})
+
+
+class BatchedModel(Component, abc.ABC):
+    """Every seed's model at once: parameters with a leading seed axis.
+
+    Built with the parameters of its per-seed model (:attr:`GenerativeModel.batched_class`
+    names it). Call order: ``fit(data, *, rng)`` on :class:`SeedBatch` data (a tuple
+    of them for pairs), ``sample(n, *, rng, decoding=None)`` for a :class:`SeedBatch`
+    of every seed's output, ``unbatch(seed)`` for one seed's fitted model, which
+    metrics without a vectorized form measure. A batched class shares its fit with
+    the per-seed model (one implementation with a seed axis), never a copy of it.
+    """
+
+    @abc.abstractmethod
+    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
+        """Learn every seed's model from ``data``; return ``self``."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> Any:
+        """``n`` items per seed, as a :class:`SeedBatch` (a tuple of them for pairs)."""
+
+    @abc.abstractmethod
+    def unbatch(self, seed: int) -> GenerativeModel:
+        """Seed ``seed``'s fitted model as a per-seed model."""
+
+
 @dataclass
-class Assembled:
-    """What a stateful regime returns: the training set, its new state, statistics."""
+class Step:
+    """What :meth:`Regime.update` returns: the training set, the new state, statistics."""
 
     data: Any
     state: Any
+    #: Recorded as metrics of the generation (NaN at generation 0, which trains on
+    #: the real data alone).
     stats: dict[str, float] = field(default_factory=dict)
 
 
-class Regime(Component):
-    """Assembles the training set of generation ``t >= 1``.
+class Regime(Component, abc.ABC):
+    """Assembles the training set of each generation ``t >= 1``, with explicit state.
 
-    ``__call__(real, history, generation, *, rng)`` is pure: ``history`` holds the
-    outputs of models ``0..t-1`` (oldest first). :attr:`history_window` says how
-    many of the most recent outputs the regime reads (``None``: all), so the chain
-    keeps no more in memory or in checkpoints.
+    As optax's gradient transformations, a regime is a pair of pure functions over a
+    state it never keeps itself. Call order, once per chain (one seed, or every seed
+    at once on the batched path, where data are :class:`SeedBatch`)::
 
-    A regime that must remember more than the outputs (a web of pages with their
-    provenance) sets :attr:`stateful` and implements ``assemble(real, history,
-    generation, *, rng, state) -> Assembled`` instead: the chain passes back the
-    state it returned last time (``None`` at generation 1), checkpoints it with
-    the chain, and records ``Assembled.stats`` as metrics.
+        state = regime.init(real, fits_moments=type(model).fits_moments)
+        for t in 1..G-1:
+            step = regime.update(state, output_{t-1}, t, real=real, rng=stream(seed, t, "regime"))
+            train_t, state = step.data, step.state      # step.stats are recorded
+
+    ``output_{t-1}`` is the previous generation's output after curation (possibly
+    empty). The state holds what the regime needs of the history (``replace``:
+    nothing; ``accumulate``: the pool, or its :class:`~collapselab.stats.Moments`
+    when the model fits from moments; ``web``: the pages and their provenance); the
+    chain checkpoints it, so it must pickle. ``update`` must not modify its inputs.
+    Named regimes are compositions of smaller ones (:func:`collapselab.regimes.compose`).
+
+    Declared capabilities:
+
+    * :attr:`batched`: ``update`` works on :class:`SeedBatch` data of every seed at
+      once (a regime whose training sets differ in size between seeds cannot).
+    * :attr:`takes_moments`: ``update`` accepts :class:`~collapselab.stats.Moments`
+      as its input data (a later stage of a composition, fed by ``accumulate``).
     """
 
-    history_window: ClassVar[int | None] = None
-    stateful: ClassVar[bool] = False
+    batched: ClassVar[bool] = True
+    takes_moments: ClassVar[bool] = False
 
-    def __call__(
-        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
-    ) -> Any:
-        raise NotImplementedError
+    def init(self, real: RealData, *, fits_moments: bool = False) -> Any:
+        """The state before generation 1 (``None`` for a regime without one).
 
-    def assemble(
-        self,
-        real: RealData,
-        history: Sequence[Any],
-        generation: int,
-        *,
-        rng: np.random.Generator,
-        state: Any,
-    ) -> Assembled:
-        raise NotImplementedError
+        ``fits_moments``: whoever trains on this regime's data accepts
+        :class:`~collapselab.stats.Moments` in place of samples.
+        """
+        return None
+
+    @abc.abstractmethod
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        """Generation ``generation``'s training set from the last ``output`` and ``state``."""
 
 
 class Metric(Component):
@@ -530,6 +588,12 @@ class Metric(Component):
     uses_model_0: ClassVar[bool] = False
     per_item: ClassVar[bool] = False
     item_label: ClassVar[str] = ""
+
+    @staticmethod
+    def example() -> RealData | None:
+        """Real data for the conformance checks, for a metric that needs a particular
+        source (a task with a verifier); ``None``: the example data of its kind."""
+        return None
 
     def describe(self) -> str:
         """The axis label, filled with this metric's parameters (its id if none is declared)."""
@@ -590,37 +654,112 @@ class Metric(Component):
 
 @dataclass
 class Curated:
-    """What a curator kept (and at which input positions), and how many items it removed."""
+    """What a curator kept: the items, their positions in its input, and its statistics.
+
+    Build it with :meth:`of`; :attr:`removed` and :attr:`kept_fraction` follow from
+    the positions, so no curator computes them.
+    """
 
     kept: Any
-    removed: int
-    stats: dict[str, float] = field(default_factory=dict)
     #: Positions of the kept items in the curator's input, in order.
-    index: np.ndarray | None = None
+    index: np.ndarray
+    #: Items the curator was given.
+    total: int
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, items: Any, keep: np.ndarray, stats: Mapping[str, float] | None = None) -> Curated:
+        """The items of ``items`` where the boolean mask ``keep`` is true."""
+        index = np.flatnonzero(keep)
+        return cls(take(items, index), index, length(items), dict(stats or {}))
+
+    @property
+    def removed(self) -> int:
+        return self.total - len(self.index)
+
+    @property
+    def kept_fraction(self) -> float:
+        return len(self.index) / self.total if self.total else float("nan")
 
 
-class Curator(Component):
-    """Filters synthetic data before it is trained on.
+class Curator(Component, abc.ABC):
+    """Filters items (synthetic or scraped) before they are trained on.
 
-    ``__call__(synthetic, *, reference, rng, model=None, model_0=None) -> Curated``:
-    ``model`` generated ``synthetic``; ``model_0`` is generation 0's model, fitted on
-    the real training data. Curators compose in order (a list in the config); each
-    reports what it removed and, where the truth is known, its precision and recall
-    in ``Curated.stats``.
+    ``__call__(items, *, reference, rng, provenance, model=None, model_0=None) ->
+    Curated``. ``provenance`` is a boolean array, true where an item was generated by
+    a model (in a chain every item is; a web scrape mixes human and model pages);
+    most curators do not read it, a provenance oracle or a detector trained on true
+    labels does. ``model`` generated the items (``None`` for a web scrape);
+    ``model_0`` is generation 0's model, fitted on the real training data. Curators
+    compose in order through :func:`curate`; each reports in ``Curated.stats`` what
+    it measured and, where the truth is known, its precision and recall.
+
+    Declared capabilities: :attr:`applies_to`, the data kinds it accepts.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset(DataKind)
 
+    @abc.abstractmethod
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
-        raise NotImplementedError
+        """What to keep of ``items``."""
+
+
+def curate(
+    curators: Mapping[str, Curator],
+    items: Any,
+    *,
+    reference: RealData,
+    rng: np.random.Generator,
+    provenance: np.ndarray | None = None,
+    model: Any = None,
+    model_0: Any = None,
+) -> Curated:
+    """Run ``curators`` in order, each on what the previous one kept.
+
+    Returns the survivors with their positions in ``items`` and every curator's
+    statistics, named ``<curator name>.<stat>``, its ``kept_fraction`` included. A
+    curator after one that kept nothing is skipped (nothing is left to judge; its
+    statistics are not recorded). ``provenance`` (true where an item is model
+    output) defaults to "every item is model output", as in a chain; given, each
+    curator also records ``input_synthetic_share`` and ``removed_synthetic_share``,
+    the share of model output in what it was given (the base rate) and in what it
+    removed (NaN if it removed nothing).
+    """
+    track = provenance is not None
+    origin = np.ones(length(items), dtype=bool) if provenance is None else provenance
+    kept, index = items, np.arange(length(items))
+    stats: dict[str, float] = {}
+    for name, curator in curators.items():
+        if length(kept) == 0:
+            break
+        result = curator(
+            kept,
+            reference=reference,
+            rng=rng,
+            provenance=origin,
+            model=model,
+            model_0=model_0,
+        )
+        stats[f"{name}.kept_fraction"] = result.kept_fraction
+        stats.update({f"{name}.{key}": float(value) for key, value in result.stats.items()})
+        if track:
+            stats[f"{name}.input_synthetic_share"] = float(np.mean(origin))
+            removed = np.ones(len(origin), dtype=bool)
+            removed[result.index] = False
+            stats[f"{name}.removed_synthetic_share"] = (
+                float(np.mean(origin[removed])) if removed.any() else float("nan")
+            )
+        kept, index, origin = result.kept, index[result.index], origin[result.index]
+    return Curated(kept, index, length(items), stats)
 
 
 def as_2d(x: Any, name: str = "data") -> np.ndarray:

@@ -11,24 +11,20 @@ it, and a neural model used without it raises
 * :func:`autocast` runs a block in bfloat16 on CPUs with native bf16 instructions
   (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slower than float32, so
   ``"auto"`` leaves it off.
-* :func:`weights_to_bytes` / :func:`weights_from_bytes` (and the file versions) store
-  a module's ``state_dict`` as safetensors: tensors only, never pickled code. Models
-  pickle their weights this way, so the runner's checksummed checkpoints hold them.
-  :func:`save_weights` / :func:`load_weights` also write and read a torch
-  ``state_dict`` file (``.pt``), loaded with ``weights_only=True``.
+* :func:`weights_to_bytes` / :func:`weights_from_bytes` store a module's
+  ``state_dict`` as safetensors: tensors only, never pickled code. Models pickle
+  their weights this way, so the runner's checksummed checkpoints hold them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import DataError, require
+from .errors import require
 from .rng import child_seed
 
 #: Values of the ``precision`` parameter of neural models.
@@ -94,11 +90,6 @@ def _safetensors() -> Any:
     return require("safetensors.torch", "neural", "saving neural model weights")
 
 
-#: Weight files with these suffixes are a torch ``state_dict`` (``torch.save``), read
-#: with ``torch.load(weights_only=True)``; any other suffix is safetensors.
-STATE_DICT_SUFFIXES = (".pt", ".pth", ".bin")
-
-
 def _unique_state(module: Any) -> dict[str, Any]:
     """The module's tensors by name, each shared tensor (tied embeddings) once."""
     state = {k: v.detach().contiguous() for k, v in module.state_dict().items()}
@@ -131,52 +122,12 @@ def _load_state(module: Any, state: dict[str, Any]) -> None:
         raise ValueError(f"tensors missing from the saved weights: {sorted(missing)}")
 
 
-def save_weights(path: str | Path, module: Any) -> None:
-    """Write the module's weights to ``path``: a safetensors file, or a torch
-    ``state_dict`` for the suffixes in :data:`STATE_DICT_SUFFIXES` (tensors only)."""
-    from .experiment.storage import atomic_write
-
-    path = Path(path)
-    if path.suffix in STATE_DICT_SUFFIXES:
-        torch = import_torch("saving neural model weights")
-        buffer = io.BytesIO()
-        torch.save(_unique_state(module), buffer)
-        atomic_write(path, buffer.getvalue())
-    else:
-        atomic_write(path, weights_to_bytes(module))
-
-
-def load_weights(path: str | Path, module: Any) -> None:
-    """Read weights written by :func:`save_weights` (or any plain ``state_dict``) into
-    ``module``. A ``state_dict`` file is read with ``weights_only=True``: tensors and
-    plain containers only, never code, so a file holding anything else is refused."""
-    path = Path(path)
-    if path.suffix not in STATE_DICT_SUFFIXES:
-        weights_from_bytes(module, path.read_bytes())
-        return
-    torch = import_torch("loading neural model weights")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"{str(path)!r} is not a plain state_dict of tensors ({reason}); "
-            "only tensors are loaded (weights_only=True): re-save it with torch.save(state_dict)"
-        ) from None
-    if not isinstance(state, dict):
-        raise DataError(f"{str(path)!r} holds a {type(state).__name__}, not a state_dict")
-    _load_state(module, state)
-
-
 __all__ = [
     "PRECISIONS",
-    "STATE_DICT_SUFFIXES",
     "autocast",
     "bf16_supported",
     "import_torch",
-    "load_weights",
     "matching_threads",
-    "save_weights",
     "torch_generator",
     "use_bf16",
     "weights_from_bytes",

@@ -1,15 +1,16 @@
-"""Data regimes: how generation t's training set is assembled.
+"""Data regimes: how each generation's training set is assembled from the last output.
 
-Small pure pieces compose into the named regimes (optax style):
-``accumulate-subsample`` is ``accumulate`` followed by a subsample to a budget, and
-``fresh`` mixes a real part into the last output. Each works on per-seed data and on
-:class:`~collapselab.core.SeedBatch` data alike, so the batched path reuses them.
+Every regime follows :class:`~collapselab.core.Regime`'s protocol: ``init`` gives its
+state, ``update`` the next training set and state. Small pieces compose through
+:func:`compose` (as ``optax.chain``): ``accumulate-subsample`` is :class:`Accumulate`
+followed by :class:`Subsample` to a budget, and ``fresh`` mixes a real part into the
+last output. Every regime but ``web`` works on per-seed data and on
+:class:`~collapselab.core.SeedBatch` data alike, so the batched path uses the same code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -17,82 +18,23 @@ import numpy as np
 from .core import (
     BOOLEAN,
     NONE,
-    Assembled,
+    Curator,
     InstanceOf,
     Interval,
     Options,
     RealData,
     Regime,
     SeedBatch,
-    as_2d,
+    Step,
     concat,
+    curate,
     length,
     subsample,
     take,
 )
 from .errors import ConfigError, DataError
-from .registry import register
-
-
-@dataclass(frozen=True)
-class Moments:
-    """Sufficient statistics of a pool of continuous samples, for models that fit from them.
-
-    ``mean`` is (d,) and ``scatter`` (the sum of outer products of deviations from
-    the mean) is (d, d); on the batched path both carry a leading seed axis.
-    Pools combine exactly (Chan et al.'s pairwise update), so ``accumulate`` needs
-    memory constant in the number of generations instead of every sample.
-    """
-
-    count: int
-    mean: np.ndarray
-    scatter: np.ndarray
-
-    @classmethod
-    def of(cls, data: Any) -> Moments:
-        """The moments of ``data``: an (n, d) array or a :class:`SeedBatch`."""
-        if isinstance(data, SeedBatch):
-            x = np.asarray(data.array, dtype=float)
-            mean = x.mean(axis=1)
-            centered = x - mean[:, None, :]
-            return cls(x.shape[1], mean, np.einsum("sni,snj->sij", centered, centered))
-        if length(data) == 0:  # an output its curators rejected whole adds nothing
-            shape = np.shape(data)
-            d = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-            return cls(0, np.zeros(d), np.zeros((d, d)))
-        x = as_2d(data)
-        mean = x.mean(axis=0)
-        centered = x - mean
-        return cls(x.shape[0], mean, centered.T @ centered)
-
-    def combine(self, other: Moments) -> Moments:
-        """The moments of both pools together."""
-        count = self.count + other.count
-        if not self.count or not other.count:  # an empty pool adds nothing
-            return other if not self.count else self
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.count / count)
-        outer = delta[..., :, None] * delta[..., None, :]
-        scatter = self.scatter + other.scatter + outer * (self.count * other.count / count)
-        return Moments(count, mean, scatter)
-
-
-def pools_moments(regime: Regime, model: Any) -> bool:
-    """Whether the chain may keep only the pool's moments for this regime and model."""
-    return getattr(regime, "pools_moments", False) and getattr(model, "fits_moments", False)
-
-
-def pool_history(history: list[Any]) -> list[Any]:
-    """Fold a chain's history into ``[Moments of every output, last output]``.
-
-    The chain passes ``[*previous, output]``: either the outputs so far (the first
-    generation) or an earlier pooled history followed by the new output.
-    """
-    if isinstance(history[0], Moments):  # history[1], the previous output, is pooled already
-        pooled = history[0].combine(Moments.of(history[-1]))
-    else:
-        pooled = Moments.of(concat(list(history)))
-    return [pooled, history[-1]]
+from .registry import make, register
+from .stats import Moments
 
 
 def head(data: Any, k: int) -> Any:
@@ -102,21 +44,81 @@ def head(data: Any, k: int) -> Any:
     return take(data, np.arange(k))
 
 
+class Composition(Regime):
+    """Regimes run in order, each on the training set the one before returned.
+
+    The state is the tuple of the parts' states; their statistics are merged. A part
+    may hand :class:`~collapselab.stats.Moments` to the next only where that part
+    declares :attr:`~collapselab.core.Regime.takes_moments`. The parts must work on
+    the batched path (``web`` cannot be a part).
+
+    Parameters
+    ----------
+    parts : list of Regime
+        The regimes, first to last; build one with :func:`compose`.
+    """
+
+    parameter_constraints: ClassVar = {"parts": [InstanceOf((list, tuple), "a list of regimes")]}
+
+    def __init__(self, *, parts: Sequence[Regime] = ()) -> None:
+        self.parts = parts
+
+    def stages(self) -> Sequence[Regime]:
+        """The regimes this one runs, in order."""
+        return self.parts
+
+    def validate_params(self) -> None:
+        super().validate_params()
+        for part in self.stages():
+            if not isinstance(part, Regime) or not type(part).batched:
+                raise ConfigError(f"a composition's parts must be batched regimes; got {part!r}")
+
+    def init(self, real: RealData, *, fits_moments: bool = False) -> tuple[Any, ...]:
+        stages = list(self.stages())
+        # A part may return moments only if whatever consumes its data accepts them.
+        accepts = [fits_moments] * len(stages)
+        for i in range(len(stages) - 2, -1, -1):
+            accepts[i] = type(stages[i + 1]).takes_moments and accepts[i + 1]
+        return tuple(
+            part.init(real, fits_moments=ok) for part, ok in zip(stages, accepts, strict=True)
+        )
+
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        data, states, stats = output, [], {}
+        for part, part_state in zip(self.stages(), state, strict=True):
+            step = part.update(part_state, data, generation, real=real, rng=rng)
+            data = step.data
+            states.append(step.state)
+            stats.update(step.stats)
+        return Step(data, tuple(states), stats)
+
+
+def compose(*parts: Regime) -> Composition:
+    """One regime that runs ``parts`` in order (as ``optax.chain``)."""
+    composition = Composition(parts=list(parts))
+    composition.validate_params()
+    return composition
+
+
 @register("regime", "replace")
 class Replace(Regime):
     """Train only on the last generation's output (Shumailov et al.'s fully synthetic loop)."""
 
-    history_window = 1
-
-    def __call__(
-        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
-    ) -> Any:
-        return history[-1]
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        return Step(output, None)
 
 
 @register("regime", "accumulate")
 class Accumulate(Regime):
     """Train on the real data plus every synthetic set so far (Gerstgrasser et al. 2024).
+
+    The state is the pool of outputs; for a model that fits from moments, only the
+    pool's :class:`~collapselab.stats.Moments`, so memory and checkpoints stay
+    constant in the number of generations.
 
     Parameters
     ----------
@@ -124,27 +126,52 @@ class Accumulate(Regime):
         Keep the original real training data in the pool.
     """
 
-    history_window = None
     parameter_constraints: ClassVar = {"include_real": [BOOLEAN]}
 
     def __init__(self, *, include_real: bool = True) -> None:
         self.include_real = include_real
 
-    #: With a model that fits from :class:`Moments`, the chain keeps only the pool's moments.
-    pools_moments: ClassVar[bool] = True
+    def init(self, real: RealData, *, fits_moments: bool = False) -> Moments | tuple[Any, ...]:
+        # an empty pool of moments (combining with it returns the other pool)
+        return Moments(0, np.zeros(0), np.zeros((0, 0))) if fits_moments else ()
 
-    def __call__(
-        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
-    ) -> Any:
-        if history and isinstance(history[0], Moments):  # pooled by the chain (pool_history)
-            pool = history[0]
-            return Moments.of(real.train).combine(pool) if self.include_real else pool
-        return concat(([real.train] if self.include_real else []) + list(history))
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        if isinstance(state, Moments):
+            pool = state.combine(Moments.of(output))
+            data = Moments.of(real.train).combine(pool) if self.include_real else pool
+            return Step(data, pool)
+        outputs = (*state, output)
+        return Step(concat(([real.train] if self.include_real else []) + list(outputs)), outputs)
+
+
+class Subsample(Regime):
+    """A subsample without replacement of its input to a fixed budget.
+
+    Parameters
+    ----------
+    budget : int, optional
+        Training-set size; by default the size of the real training data. An input
+        smaller than the budget is kept whole.
+    """
+
+    parameter_constraints: ClassVar = {"budget": [NONE, Interval(1, None, integer=True)]}
+
+    def __init__(self, *, budget: int | None = None) -> None:
+        self.budget = budget
+
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        budget = length(real.train) if self.budget is None else self.budget
+        return Step(subsample(output, min(budget, length(output)), rng), None)
 
 
 @register("regime", "accumulate-subsample")
-class AccumulateSubsample(Regime):
-    """The accumulated pool, subsampled without replacement to a fixed budget each generation.
+class AccumulateSubsample(Composition):
+    """The accumulated pool, subsampled without replacement to a fixed budget each generation:
+    ``compose(Accumulate(), Subsample(budget=budget))``.
 
     Kazdan et al. (2024) show a fixed budget sits between replace and accumulate.
 
@@ -154,23 +181,19 @@ class AccumulateSubsample(Regime):
         Training-set size; by default the size of the real training data.
     """
 
-    history_window = None
-    parameter_constraints: ClassVar = {"budget": [NONE, Interval(1, None, integer=True)]}
+    parameter_constraints: ClassVar = Subsample.parameter_constraints
 
     def __init__(self, *, budget: int | None = None) -> None:
         self.budget = budget
 
-    def __call__(
-        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
-    ) -> Any:
-        pool = Accumulate()(real, history, generation, rng=rng)
-        budget = length(real.train) if self.budget is None else self.budget
-        return subsample(pool, min(budget, length(pool)), rng)
+    def stages(self) -> Sequence[Regime]:
+        return (Accumulate(), Subsample(budget=self.budget))
 
 
 @register("regime", "fresh")
 class Fresh(Regime):
-    """A given fraction of each training set is real, the rest the last generation's output.
+    """A real part mixed into the last output: a given fraction of each training set is
+    real, the rest a subsample of the last generation's output.
 
     Parameters
     ----------
@@ -183,7 +206,6 @@ class Fresh(Regime):
         al.), for sources that can draw.
     """
 
-    history_window = 1
     parameter_constraints: ClassVar = {
         "real_fraction": [Interval(0, 1)],
         "source": [Options(("fixed", "resample", "new"))],
@@ -193,11 +215,10 @@ class Fresh(Regime):
         self.real_fraction = real_fraction
         self.source = source
 
-    def __call__(
-        self, real: RealData, history: Sequence[Any], generation: int, *, rng: np.random.Generator
-    ) -> Any:
-        last = history[-1]
-        size = length(last)
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
+        size = length(output)
         n_real = round(self.real_fraction * size)
         if self.source == "new":
             real_part = real.draw(n_real, rng=rng)
@@ -209,8 +230,8 @@ class Fresh(Regime):
                 if self.source == "fixed"
                 else subsample(real.train, n_real, rng)
             )
-        synthetic_part = subsample(last, size - n_real, rng)
-        return concat([real_part, synthetic_part])
+        synthetic_part = subsample(output, size - n_real, rng)
+        return Step(concat([real_part, synthetic_part]), None)
 
 
 @register("regime", "web")
@@ -226,10 +247,16 @@ class Web(Regime):
     draws for sources that can draw, otherwise resampled from the real training
     data. The web starts as the real training data. Training scrapes ``budget``
     pages at random from the whole web, then passes them through ``curators``
-    (any registered curators, in order), which also see the human pages.
+    (any registered curators, in order, through :func:`~collapselab.core.curate`).
 
-    Records the synthetic share of new pages, of the web and of what was actually
-    trained on (after curation), and the share of influenced human pages trained on.
+    The state is the web: its pages and the origin of each (human, influenced
+    human, synthetic). The curators get each scraped page's true provenance
+    (synthetic pages are model output; influenced pages were published by humans),
+    so a detector trains on true labels and a ``provenance`` curator knows what it
+    may remove. Records the synthetic share of new pages, of the web and of what
+    was trained on (after curation), the share of influenced human pages trained
+    on, and per curator the synthetic share of what it removed beside that of what
+    it was given, its base rate.
 
     Parameters
     ----------
@@ -247,8 +274,8 @@ class Web(Regime):
         Curators applied to the scraped pages.
     """
 
-    history_window = 1
-    stateful = True
+    # Pages arrive at random: each seed's web, and so its training set, has its own size.
+    batched = False
     parameter_constraints: ClassVar = {
         "pages": [NONE, Interval(1, None, integer=True)],
         "share_start": [Interval(0, 1)],
@@ -280,19 +307,19 @@ class Web(Regime):
 
     def validate_params(self) -> None:
         super().validate_params()
-        self._curators()  # unknown curator ids fail at config time
+        self.built_curators()  # unknown curator ids fail at config time
 
-    def _curators(self) -> list[Any]:
-        from .registry import make
-
-        built = []
-        for spec in self.curators:
+    def built_curators(self) -> dict[str, Curator]:
+        """The curators, built from their ids and parameters (named as in a chain's config)."""
+        built: dict[str, Curator] = {}
+        for i, spec in enumerate(self.curators):
             spec = {"id": spec} if isinstance(spec, str) else spec
             if not isinstance(spec, dict) or "id" not in spec:
                 raise ConfigError(
                     f"web curators must be ids or {{id, params}} mappings; got {spec!r}"
                 )
-            built.append((spec["id"], make("curator", spec["id"], **spec.get("params", {}))))
+            name = spec["id"] if spec["id"] not in built else f"{spec['id']}#{i}"
+            built[name] = make("curator", spec["id"], **spec.get("params", {}))
         return built
 
     def share(self, generation: int) -> float:
@@ -300,18 +327,13 @@ class Web(Regime):
         progress = min((generation - 1) / max(self.ramp_generations - 1, 1), 1.0)
         return self.share_start + (self.share_end - self.share_start) * progress
 
-    def assemble(
-        self,
-        real: RealData,
-        history: Sequence[Any],
-        generation: int,
-        *,
-        rng: np.random.Generator,
-        state: Any,
-    ) -> Assembled:
-        output = history[-1]
-        if state is None:  # the web before any model wrote to it: the real data, all human
-            state = {"pages": real.train, "origin": np.zeros(length(real.train), dtype=np.int8)}
+    def init(self, real: RealData, *, fits_moments: bool = False) -> dict[str, Any]:
+        # the web before any model wrote to it: the real data, all human
+        return {"pages": real.train, "origin": np.zeros(length(real.train), dtype=np.int8)}
+
+    def update(
+        self, state: Any, output: Any, generation: int, *, real: RealData, rng: np.random.Generator
+    ) -> Step:
         pages = min(self.pages or length(output), length(output))
         kinds = rng.choice(
             3, size=pages, p=_origin_probabilities(self.share(generation), self.influence)
@@ -319,7 +341,7 @@ class Web(Regime):
         n_model = int(np.sum(kinds != HUMAN))
         n_human = pages - n_model
         from_model = subsample(output, n_model, rng)
-        if getattr(real.source, "can_draw", False):
+        if real.source is not None and real.source.can_draw:
             human = real.draw(n_human, rng=rng)
         else:
             human = take(real.train, rng.integers(0, length(real.train), size=n_human))
@@ -338,21 +360,18 @@ class Web(Regime):
             else float("nan"),
             "web.synthetic_share": float(np.mean(web["origin"] == SYNTHETIC)),
         }
-        for name, curator in self._curators():
-            kept = curator(scraped, reference=real, rng=rng)
-            removed = np.ones(len(origin), dtype=bool)
-            removed[kept.index] = False
-            stats.update({f"web.{name}.{key}": value for key, value in kept.stats.items()})
-            # provenance is known here: how much of what the curator removed was synthetic
-            stats[f"web.{name}.removed_synthetic_share"] = (
-                float(np.mean(origin[removed] == SYNTHETIC)) if removed.any() else float("nan")
+        curators = self.built_curators()
+        if curators:
+            result = curate(
+                curators, scraped, reference=real, rng=rng, provenance=origin == SYNTHETIC
             )
-            scraped, origin = kept.kept, origin[kept.index]
+            stats.update({f"web.{name}": value for name, value in result.stats.items()})
+            scraped, origin = result.kept, origin[result.index]
         if length(scraped) == 0:
             raise DataError("the web curators kept no page: loosen them or raise the budget")
         stats["web.trained_synthetic_share"] = float(np.mean(origin == SYNTHETIC))
         stats["web.trained_influenced_share"] = float(np.mean(origin == INFLUENCED))
-        return Assembled(data=scraped, state=web, stats=stats)
+        return Step(scraped, web, stats)
 
 
 HUMAN, INFLUENCED, SYNTHETIC = 0, 1, 2

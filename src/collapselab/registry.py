@@ -114,8 +114,7 @@ def unknown_message(kind: str, id: str, known: list[str]) -> str:
 def _parameter_names(factory: Callable[..., Any]) -> list[str]:
     import inspect
 
-    target = factory.__init__ if isinstance(factory, type) else factory
-    sig = inspect.signature(target)
+    sig = inspect.signature(factory)  # a class's: its constructor's, without self
     return [
         name
         for name, p in sig.parameters.items()

@@ -304,10 +304,6 @@ def expected(setting: Setting) -> Theory:
                 "on; the closed forms assume every generated sample is kept"
             ),
         )
-    if type(regime).stateful:
-        return Theory(
-            family, reason=f"regime {regime.registry_id!r} keeps state; no closed form models it"
-        )
     derive = _DERIVATIONS.get((family, regime.registry_id)) or _DERIVATIONS.get((family, "*"))
     if derive is None:
         return Theory(

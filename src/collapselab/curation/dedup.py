@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import BOOLEAN, Curated, Curator, DataKind, Interval, RealData, take
+from ..core import BOOLEAN, Curated, Curator, DataKind, Interval, RealData
 from ..registry import register
 
 
@@ -65,17 +65,18 @@ class Dedup(Curator):
 
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
-        n = len(synthetic)
+        n = len(items)
         keep = np.zeros(n, dtype=bool)
-        if isinstance(synthetic, np.ndarray):
-            rows = np.round(synthetic.reshape(n, -1), self.decimals)
+        if isinstance(items, np.ndarray):
+            rows = np.round(items.reshape(n, -1), self.decimals)
             _, first = np.unique(rows, axis=0, return_index=True)
             keep[first] = True
             exact = int(n - keep.sum())
@@ -88,7 +89,7 @@ class Dedup(Curator):
 
                 lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
             exact = near = 0
-            for i, doc in enumerate(synthetic):
+            for i, doc in enumerate(items):
                 key = _normalize(doc)
                 if key in seen:
                     exact += 1
@@ -104,9 +105,5 @@ class Dedup(Curator):
         stats = {
             "exact_duplicates": exact / n if n else 0.0,
             "near_duplicates": near / n if n else 0.0,
-            "kept_fraction": float(keep.mean()) if n else float("nan"),
         }
-        index = np.flatnonzero(keep)
-        return Curated(
-            index=index, kept=take(synthetic, index), removed=int(n - keep.sum()), stats=stats
-        )
+        return Curated.of(items, keep, stats)

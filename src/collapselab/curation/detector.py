@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import Curated, Curator, Interval, RealData, length, take
+from ..core import Curated, Curator, DataKind, Interval, RealData, length
 from ..registry import register
 from ..rng import child_seed
 from .scoring import quality_stats
@@ -19,9 +19,11 @@ def features(items: Any) -> Any:
     from scipy import sparse
     from sklearn.feature_extraction.text import HashingVectorizer
 
-    if isinstance(items, np.ndarray) and items.ndim == 1 and items.dtype.kind in "iu":
+    if _token_ids(items):
+        # one column per id up to the largest (a fixed 2^20 made each fit seconds slower)
+        width = int(items.max()) + 1 if len(items) else 1
         return sparse.csr_matrix(
-            (np.ones(len(items)), (np.arange(len(items)), items)), shape=(len(items), 2**20)
+            (np.ones(len(items)), (np.arange(len(items)), items)), shape=(len(items), width)
         )
     if isinstance(items, np.ndarray):
         x = items.reshape(len(items), -1).astype(float)
@@ -39,20 +41,30 @@ def features(items: Any) -> Any:
     return vectorizer.transform(documents)
 
 
+def _token_ids(items: Any) -> bool:
+    return isinstance(items, np.ndarray) and items.ndim == 1 and items.dtype.kind in "iu"
+
+
 @register("curator", "detector")
 class Detector(Curator):
-    """Logistic regression of real against synthetic, retrained every generation.
+    """Logistic regression of human against model-written items, retrained every generation.
 
-    Real training data and the generation's output are split in two folds; each
+    Its training labels are true: the real training data is human, and each item has
+    its provenance (in a chain every item is the model's output; in a web scrape
+    only the synthetic pages are). Real data and items are split in two folds; each
     fold is scored by a detector trained on the other (cross-fitting), so every
-    sample gets an out-of-sample score and the AUC is honest. Samples scored as
+    sample gets an out-of-sample score and the AUC is honest. Items scored as
     synthetic (probability above ``threshold``) are dropped. ``max_accuracy``
     caps the detector's held-out accuracy by flipping a random share of its
-    decisions, to model a weaker detector than the one this data allows.
+    decisions, to model a weaker detector than the one this data allows (or use the
+    ``provenance`` curator with declared error rates).
 
-    Records ``auc``, ``accuracy`` (after the cap) and ``flagged_fraction``.
+    Records ``auc`` (NaN where only one class is present), ``accuracy`` (after the
+    cap) and ``flagged_fraction``.
     """
 
+    # features exist for vectors, images, documents and token ids (not for pairs)
+    applies_to = frozenset({DataKind.CONTINUOUS, DataKind.IMAGES, DataKind.TEXT, DataKind.TOKENS})
     parameter_constraints: ClassVar = {
         "threshold": [Interval(0, 1, closed="neither")],
         "max_accuracy": [Interval(0.5, 1)],
@@ -68,10 +80,11 @@ class Detector(Curator):
 
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
@@ -81,16 +94,22 @@ class Detector(Curator):
         from sklearn.preprocessing import StandardScaler
 
         real = reference.train
-        n_real, n_syn = length(real), length(synthetic)
-        if isinstance(synthetic, np.ndarray) and synthetic.dtype.kind == "f":
-            x = np.vstack([features(np.asarray(real, dtype=float)), features(synthetic)])
+        n_real, n_items = length(real), length(items)
+        if isinstance(items, np.ndarray) and items.dtype.kind == "f":
+            x = np.vstack([features(np.asarray(real, dtype=float)), features(items)])
+        elif _token_ids(items):  # one id space for both
+            x = features(np.concatenate([np.asarray(real), items]))
         else:
-            x = sparse.vstack([features(real), features(synthetic)]).tocsr()
-        y = np.r_[np.zeros(n_real), np.ones(n_syn)]
-        fold = np.r_[rng.permutation(n_real) % 2, rng.permutation(n_syn) % 2]
-        score = np.empty(n_real + n_syn)
+            x = sparse.vstack([features(real), features(items)]).tocsr()
+        # true labels: the real training data is human, each item has its provenance
+        y = np.r_[np.zeros(n_real), np.asarray(provenance, dtype=float)]
+        fold = np.r_[rng.permutation(n_real) % 2, rng.permutation(n_items) % 2]
+        score = np.empty(n_real + n_items)
         for k in (0, 1):
             train, test = fold != k, fold == k
+            if len(np.unique(y[train])) < 2:  # nothing to tell apart: a constant score
+                score[test] = y[train].mean() if train.any() else 0.0
+                continue
             xt, xs = x[train], x[test]
             if isinstance(x, np.ndarray):
                 scaler = StandardScaler().fit(xt)
@@ -112,15 +131,12 @@ class Detector(Curator):
             flip = (accuracy - self.max_accuracy) / (2 * accuracy - 1)
             flagged ^= rng.random(len(flagged)) < flip
             accuracy = float(np.mean(flagged == (y == 1)))
-        auc = float(roc_auc_score(y, score))
+        auc = float(roc_auc_score(y, score)) if len(np.unique(y)) == 2 else float("nan")
         drop = flagged[n_real:]
-        index = np.flatnonzero(~drop)
-        kept = take(synthetic, index)
         stats = {
-            **quality_stats(reference, synthetic, ~drop),
+            **quality_stats(reference, items, ~drop),
             "auc": auc,
             "accuracy": accuracy,
             "flagged_fraction": float(drop.mean()),
-            "kept_fraction": float(1 - drop.mean()),
         }
-        return Curated(kept=kept, removed=int(drop.sum()), stats=stats, index=index)
+        return Curated.of(items, ~drop, stats)

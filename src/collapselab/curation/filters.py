@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import NONE, Curated, Curator, Interval, Options, RealData, length, take
+from ..core import NONE, Curated, Curator, Interval, Options, RealData, length
 from ..errors import ConfigError
 from ..registry import register
 from .scoring import (
@@ -22,13 +22,7 @@ from .scoring import (
 def _keep(
     items: Any, mask: np.ndarray, stats: dict[str, float], reference: RealData | None = None
 ) -> Curated:
-    stats = {
-        "kept_fraction": float(mask.mean()) if len(mask) else float("nan"),
-        **quality_stats(reference, items, mask),
-        **stats,
-    }
-    index = np.flatnonzero(mask)
-    return Curated(kept=take(items, index), removed=int((~mask).sum()), stats=stats, index=index)
+    return Curated.of(items, mask, {**quality_stats(reference, items, mask), **stats})
 
 
 @register("curator", "likelihood-filter")
@@ -66,17 +60,18 @@ class LikelihoodFilter(Curator):
 
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
         if self.scorer == "truth":
-            scores = truth_log_density(reference, synthetic)
+            scores = truth_log_density(reference, items)
         else:
-            scores = log_likelihood(model_0, synthetic)
+            scores = log_likelihood(model_0, items)
         if self.threshold is not None:
             mask = scores >= self.threshold
         else:
@@ -85,7 +80,7 @@ class LikelihoodFilter(Curator):
             # stable order: ties keep the earlier sample, so the result is deterministic
             mask[np.argsort(-scores, kind="stable")[:n_keep]] = True
         stats = {}
-        if isinstance(synthetic, np.ndarray):
+        if isinstance(items, np.ndarray):
             everything = np.concatenate(
                 [
                     np.asarray(reference.train, float).reshape(len(reference.train), -1),
@@ -93,11 +88,11 @@ class LikelihoodFilter(Curator):
                 ]
             )
             lo, hi = np.quantile(everything, [0.01, 0.99], axis=0)
-            x = synthetic.reshape(len(synthetic), -1)
+            x = items.reshape(len(items), -1)
             in_tail = np.any((x < lo) | (x > hi), axis=1)
             removed = ~mask
             stats["tail_share_removed"] = float(in_tail[removed].mean()) if removed.any() else 0.0
-        return _keep(synthetic, mask, stats, reference)
+        return _keep(items, mask, stats, reference)
 
 
 @register("curator", "verifier")
@@ -113,17 +108,18 @@ class Verifier(Curator):
 
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
-        valid = is_valid(reference, synthetic)
+        valid = is_valid(reference, items)
         if valid is not None:
             return _keep(
-                synthetic,
+                items,
                 valid,
                 {"valid_fraction": float(valid.mean()) if len(valid) else float("nan")},
             )
@@ -132,15 +128,15 @@ class Verifier(Curator):
                 "the density verifier needs the model that generated the samples, which a web "
                 "scrape does not know; use the detector or a task source with an exact check"
             )
-        log_ratio = truth_log_density(reference, synthetic) - np.asarray(
-            model.log_prob(synthetic), dtype=float
+        log_ratio = truth_log_density(reference, items) - np.asarray(
+            model.log_prob(items), dtype=float
         )
         finite = np.isfinite(log_ratio)
         ceiling = log_ratio[finite].max() if finite.any() else 0.0
         with np.errstate(over="ignore", invalid="ignore"):
             accept = np.where(finite, np.exp(log_ratio - ceiling), log_ratio > 0)
-        mask = rng.random(length(synthetic)) < accept
-        return _keep(synthetic, mask, {"acceptance": float(mask.mean())}, reference)
+        mask = rng.random(length(items)) < accept
+        return _keep(items, mask, {"acceptance": float(mask.mean())}, reference)
 
 
 @register("curator", "human-rater")
@@ -178,13 +174,14 @@ class HumanRater(Curator):
 
     def __call__(
         self,
-        synthetic: Any,
+        items: Any,
         *,
         reference: RealData,
         rng: np.random.Generator,
+        provenance: np.ndarray,
         model: Any = None,
         model_0: Any = None,
     ) -> Curated:
-        good = is_good(self.judge, self.bad_quantile, reference, synthetic, model_0)
+        good = is_good(self.judge, self.bad_quantile, reference, items, model_0)
         mask = rng.random(len(good)) < np.where(good, self.good_keep, self.bad_keep)
-        return _keep(synthetic, mask, precision_recall(good, mask))
+        return _keep(items, mask, precision_recall(good, mask))

@@ -11,8 +11,8 @@ from ..errors import ConfigError
 
 
 def item_sizes(items: Any) -> np.ndarray | None:
-    """Token counts of text or token-sequence items (``None`` for arrays of vectors)."""
-    if isinstance(items, np.ndarray):
+    """Token counts of text or token-sequence items (``None`` for arrays and pairs)."""
+    if isinstance(items, np.ndarray | tuple):
         return None
     if items and isinstance(items[0], str):
         return np.array([max(len(doc.split()), 1) for doc in items], dtype=float)
@@ -78,7 +78,7 @@ def precision_recall(good: np.ndarray, kept: np.ndarray) -> dict[str, float]:
 
 
 def truth_known(reference: RealData | None) -> bool:
-    source = getattr(reference, "source", None)
+    source = reference.source if reference is not None else None
     return source is not None and (hasattr(source, "verify") or hasattr(source, "log_prob"))
 
 

@@ -95,7 +95,7 @@ class GaussianTruth(DataSource):
 
     def log_prob(self, x: np.ndarray) -> np.ndarray:
         """The true log-density of each row of ``x`` (used by verifiers and raters)."""
-        from ..models.gaussian import gaussian_log_prob
+        from ..stats import gaussian_log_prob
 
         return gaussian_log_prob(
             np.asarray(x, dtype=float).reshape(len(x), -1), self.mean_vector, self.cov_matrix

@@ -18,6 +18,7 @@ Three kinds of task:
 
 from __future__ import annotations
 
+import abc
 import os
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -69,7 +70,7 @@ def execute(task: Task) -> dict[str, Any]:
     from threadpoolctl import threadpool_limits
 
     from .config import load_config
-    from .runner import _Checkpointer, _Progress, _run_arm, _seed_job, make_spec, run
+    from .runner import prepare, run, run_arm, run_seed_task
 
     with threadpool_limits(1):
         config = load_config(task.config)
@@ -77,40 +78,29 @@ def execute(task: Task) -> dict[str, Any]:
         if task.kind == "run":
             run(config, directory, workers=1, report=False)
         elif task.kind == "arm":
-            arm = config.arm_configs()[task.arm or 0]
-            _run_arm(arm, directory / arm.name, 1, False, _Progress(False), None)
+            arm = prepare(config)[task.arm or 0]
+            run_arm(arm, directory / arm.name)
         elif task.kind == "seed":
-            from ..report.snapshots import SnapshotRecorder
-
-            arm = config.arm_configs()[task.arm or 0]
+            arm = prepare(config)[task.arm or 0]
             assert task.seed is not None
-            arm_dir = directory / arm.name
-            config_hash = arm.config_hash()
-            spec = make_spec(arm)
-            checkpoints = arm_dir / "checkpoints"
-            # The same files the runner reads when it assembles the arm.
-            checkpointer = _Checkpointer(
-                checkpoints / f"seed-{task.seed:05d}.ckpt", arm, config_hash
-            )
-            snapshots = SnapshotRecorder(
-                checkpoints / "snapshots", arm.generations, spec.model.kind, config_hash
-            )
-            _seed_job(spec, task.seed, checkpointer, snapshots)
+            # The same checkpoint and snapshot files the runner reads when it assembles the arm.
+            run_seed_task(arm, directory / arm.name, task.seed)
         else:  # pragma: no cover - tasks are built by the sweep
             raise ValueError(f"unknown task kind {task.kind!r}")
     return {"kind": task.kind, "directory": task.directory, "seed": task.seed, "pid": os.getpid()}
 
 
-class Backend:
+class Backend(abc.ABC):
     """Runs tasks and yields each as it completes (in completion order)."""
 
     name = "base"
 
+    @abc.abstractmethod
     def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
-        raise NotImplementedError
+        """Run ``tasks``; yield ``(task, summary)`` as each completes."""
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional: only a backend that holds something
+        """Release what the backend holds (a Ray session it started)."""
 
 
 class SerialBackend(Backend):

@@ -1,9 +1,11 @@
 """The config schema. A config is data: components appear only as ids and parameters.
 
-Loading goes YAML (file or preset) -> ``--set`` overrides -> pydantic validation ->
+Loading goes YAML (file or preset) -> ``--set`` overrides (refused where one would
+make an arm's name false, see :func:`check_arm_names`) -> pydantic validation ->
 semantic checks (every id exists, every parameter satisfies its constraint, every
-metric fits the model's data kind). Any failure raises
-:class:`~collapselab.errors.ConfigError` with one line naming the field.
+metric fits the model's data kind and finds the capabilities it requires). Any
+failure raises :class:`~collapselab.errors.ConfigError` with one line naming the
+field. Each arm is validated and its components built once; the runner uses those.
 """
 
 from __future__ import annotations
@@ -11,12 +13,21 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .. import registry
 from ..errors import CollapseLabError, ConfigError
@@ -113,6 +124,9 @@ class Config(RunConfig):
     """A run config, optionally with ``arms``: named overrides of the base, each a run."""
 
     arms: list[dict[str, Any]] = Field(default_factory=list)
+    # Computed once (a loaded config is not changed afterwards: build a new one).
+    _arm_configs: list[RunConfig] | None = PrivateAttr(default=None)
+    _components: list[dict[str, Any]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check_arms(self) -> Config:
@@ -129,14 +143,28 @@ class Config(RunConfig):
 
     def arm_configs(self) -> list[RunConfig]:
         """One validated :class:`RunConfig` per arm (the base itself when there are none)."""
-        base = self.model_dump(mode="json", exclude={"arms"})
-        if not self.arms:
-            return [RunConfig.model_validate(base)]
-        out = []
-        for i, arm in enumerate(self.arms):
-            merged = merge(base, arm)
-            out.append(_validate(RunConfig, merged, prefix=f"arms.{i}."))
-        return out
+        if self._arm_configs is None:
+            base = self.model_dump(mode="json", exclude={"arms"})
+            if not self.arms:
+                self._arm_configs = [RunConfig.model_validate(base)]
+            else:
+                self._arm_configs = [
+                    _validate(RunConfig, merge(base, arm), prefix=f"arms.{i}.")
+                    for i, arm in enumerate(self.arms)
+                ]
+        return list(self._arm_configs)
+
+    def components(self) -> list[dict[str, Any]]:
+        """Each arm's components (see :func:`build_components`), built and checked once."""
+        if self._components is None:
+            self._components = [
+                # a field the arm sets is named arms.<i>.<field>; one it inherits, as in the base
+                check_components(
+                    arm, prefix=f"arms.{i}.", overridden=set(self.arms[i]) if self.arms else set()
+                )
+                for i, arm in enumerate(self.arm_configs())
+            ]
+        return self._components
 
 
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -265,13 +293,81 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
     else:
         data, _ = read_yaml(source)
     for assignment in overrides or []:
+        before = copy.deepcopy(data)
         apply_set(data, assignment)
+        check_arm_names(before, data, assignment)
     config = _validate(Config, data)
-    for i, arm in enumerate(config.arm_configs()):
-        # a field the arm sets is named arms.<i>.<field>; one it inherits, as in the base
-        overridden = set(config.arms[i]) if config.arms else set()
-        check_components(arm, prefix=f"arms.{i}.", overridden=overridden)
+    config.components()
     return config
+
+
+#: Fields whose values an arm's name may state (its components and its decoding).
+NAMED_FIELDS = ("data", "model", "regime", "curators", "decoding")
+
+
+def check_arm_names(before: dict[str, Any], after: dict[str, Any], assignment: str) -> None:
+    """Refuse an override of a base field that falsifies an arm's name.
+
+    An arm that inherits a component or decoding field from the base runs with
+    whatever the base says. If ``assignment`` (a ``--set`` on the base) changes a
+    value of such a field that the arm's name mentions (``--set regime.id=accumulate``
+    with an arm ``replace`` that inherits ``regime: replace``), the arm would run
+    under a name that is no longer true: refused, in one line that suggests setting
+    the field per arm. A name mentions a value when the value appears in it between
+    separators (``-``, ``_``, ``.``) or at its ends.
+    """
+    arms = after.get("arms")
+    if assignment.strip().startswith("arms") or not isinstance(arms, list):
+        return
+    key = assignment.partition("=")[0].strip()
+    base_before = {k: v for k, v in before.items() if k != "arms"}
+    base_after = {k: v for k, v in after.items() if k != "arms"}
+    for i, arm in enumerate(arms):
+        if not isinstance(arm, dict) or not isinstance(arm.get("name"), str):
+            continue  # the schema check names what is wrong with this arm
+        old_arm, new_arm = merge(base_before, arm), merge(base_after, arm)
+        for field in NAMED_FIELDS:
+            for path, old in _changed(_normal(old_arm.get(field)), _normal(new_arm.get(field))):
+                if _mentions(arm["name"], old):
+                    where = ".".join([field, *path])
+                    raise ConfigError(
+                        f"--set {assignment!r} would run arm {arm['name']!r} with {where} "
+                        f"changed from {old!r}, which its name states; set it for that arm "
+                        f"(--set arms.{i}.{key}=...) or rename the arm"
+                    )
+
+
+def _normal(value: Any) -> Any:
+    """A component given as its id is ``{id: ...}``, so the base and arms compare alike."""
+    if isinstance(value, str):
+        return {"id": value}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _changed(old: Any, new: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """``(path, old value)`` of every scalar of ``old`` that ``new`` changes or drops."""
+    if isinstance(old, dict):
+        new = new if isinstance(new, dict) else {}
+        return [c for k, v in old.items() for c in _changed(v, new.get(k), (*path, str(k)))]
+    if isinstance(old, list):
+        new = new if isinstance(new, list) else []
+        return [
+            c
+            for j, v in enumerate(old)
+            for c in _changed(v, new[j] if j < len(new) else None, (*path, str(j)))
+        ]
+    return [] if old == new and type(old) is type(new) else [(path, old)]
+
+
+def _mentions(name: str, value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return False
+    forms = {str(value)}
+    if isinstance(value, float) and value.is_integer():
+        forms.add(str(int(value)))
+    return any(re.search(rf"(?:^|[-_.]){re.escape(f)}(?:$|[-_.])", name) for f in forms)
 
 
 def _field(prefix: str, overridden: set[str] | None, field: str, arm: str = "") -> str:
@@ -285,8 +381,9 @@ def _field(prefix: str, overridden: set[str] | None, field: str, arm: str = "") 
 
 def check_components(
     config: RunConfig, prefix: str = "", overridden: set[str] | None = None
-) -> None:
-    """Build every component once so unknown ids and bad parameters fail before running.
+) -> dict[str, Any]:
+    """Build every component once so unknown ids and bad parameters fail before running;
+    the built components (see :func:`build_components`).
 
     Messages name fields under ``prefix`` (an arm's ``arms.<i>.``), or, with
     ``overridden`` (the keys the arm sets), only the fields the arm sets.
@@ -300,7 +397,7 @@ def check_components(
     if config.decoding is not None:
         from ..decoding import Decoding
 
-        allowed = getattr(built["model"], "decoding_controls", frozenset())
+        allowed = type(built["model"]).decoding_controls
         unsupported = sorted(Decoding(**config.decoding.model_dump()).changed() - allowed)
         if unsupported:
             what = ", ".join(sorted(allowed)) if allowed else "none"
@@ -327,17 +424,28 @@ def check_components(
                 f"config field {where(f'metrics.{i}')}: metric {name!r} applies to {kinds} data, "
                 f"not to {kind} (model {config.model.id!r})"
             )
+        lacking = type(built["model"]).lacks(metric.requires)
+        if lacking:
+            raise ConfigError(
+                f"config field {where(f'metrics.{i}')}: metric {name!r} needs a model that "
+                f"provides {lacking[0]!r}, which model {config.model.id!r} does not (choose "
+                "another metric or model)"
+            )
         if config.samples_per_generation < metric.min_samples():
             raise ConfigError(
                 f"config field {where('samples_per_generation')}: metric {name!r} needs at least "
                 f"{metric.min_samples()} samples per generation with its parameters; got "
                 f"{config.samples_per_generation} (raise it, or change the metric's parameters)"
             )
+    return built
 
 
 def build_components(
     config: RunConfig, prefix: str = "", overridden: set[str] | None = None
 ) -> dict[str, Any]:
+    """The components of ``config`` by kind: ``data``, ``model``, ``regime``, and
+    ``metrics`` and ``curators`` (dicts by name, in the config's order)."""
+
     def where(field: str) -> str:
         return _field(prefix, overridden, field, config.name)
 

@@ -6,12 +6,19 @@ Layout of a run directory::
     OUT/<arm>/config.yaml                        the arm's resolved config
     OUT/<arm>/manifest.json                      versions, root seed, timings, status
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
-    OUT/<arm>/snapshots.npz                      seed 0's samples at generation 0, middle, last (and real)
+    OUT/<arm>/snapshots.npz                      seed 0's samples (see experiment.snapshots)
     OUT/<arm>/distributions.parquet              per-item values of per-item metrics (seed, generation, metric, value)
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
     OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
 
+The ``run_id`` column (and the manifest's ``run_id``) holds the arm's name.
+
+Each arm is validated and its components built once (by
+:func:`~.config.load_config`). After every generation of every chain, on every path
+(serial, a process pool, a sweep's tasks on Ray), the same observers run in order:
+the snapshot recorder, the checkpoint, then (in the driving process) the progress
+bar and the user's ``on_generation`` hook, which receives a :class:`GenerationEvent`.
 Rerunning the same command resumes an interrupted run from its checkpoints and
 ends bit-identical to an uninterrupted one.
 """
@@ -19,42 +26,30 @@ ends bit-identical to an uninterrupted one.
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import platform
+import queue
 import shutil
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .. import __version__, theory
 from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
+from ..core import RealData
 from ..decoding import Decoding
 from ..errors import ConfigError, ResultsError
 from .config import Config, RunConfig, build_components, load_config
-from .storage import (
-    load_checkpoint,
-    read_json,
-    read_metrics,
-    save_checkpoint,
-    write_json,
-    write_metrics,
-    write_table,
-    write_yaml,
-)
-
-if TYPE_CHECKING:
-    from ..report.snapshots import SnapshotRecorder
-
-#: Without ``checkpoint_every``, a chain checkpoints after this much work.
-CHECKPOINT_SECONDS = 10.0
-
-Hook = Callable[[str, int | None, int], None]
+from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
+from .snapshots import SnapshotRecorder
+from .storage import read_json, read_metrics, write_json, write_metrics, write_table, write_yaml
 
 
 @dataclass
@@ -65,9 +60,12 @@ class ArmResult:
     directory: Path
     config: RunConfig
     frame: pd.DataFrame
-    path: str  # "batched" or "per-seed"
+    #: ``"batched"`` (all seeds in one vectorized chain) or ``"per-seed"``.
+    execution: str
     elapsed: float
     resumed: bool
+    #: By seed: the generation from which it had nothing left to train on.
+    halted: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +80,23 @@ class RunResult:
 
     def metrics(self) -> pd.DataFrame:
         return pd.concat([a.frame for a in self.arms], ignore_index=True)
+
+
+@dataclass
+class Arm:
+    """One arm, ready to run: its config, its chain and the path it takes."""
+
+    config: RunConfig
+    spec: ChainSpec
+    batched: bool
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def execution(self) -> str:
+        return "batched" if self.batched else "per-seed"
 
 
 def versions() -> dict[str, str]:
@@ -103,8 +118,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def make_spec(config: RunConfig) -> ChainSpec:
-    parts = build_components(config)
+def make_spec(config: RunConfig, parts: dict[str, Any] | None = None) -> ChainSpec:
+    """The chain of ``config``, from its built components (built here if not given)."""
+    parts = parts if parts is not None else build_components(config)
     return ChainSpec(
         data=parts["data"],
         model=parts["model"],
@@ -122,15 +138,26 @@ def make_spec(config: RunConfig) -> ChainSpec:
     )
 
 
+def prepare(config: Config) -> list[Arm]:
+    """Every arm of ``config`` with its chain, from the components built at loading."""
+    return [
+        Arm(arm, spec, uses_batched_path(arm, spec))
+        for arm, parts in zip(config.arm_configs(), config.components(), strict=True)
+        for spec in [make_spec(arm, parts)]
+    ]
+
+
 def uses_batched_path(config: RunConfig, spec: ChainSpec) -> bool:
-    stateful = type(spec.regime).stateful
-    available = type(spec.model).batched_class is not None and not spec.curators and not stateful
+    per_seed_regime = not type(spec.regime).batched
+    available = (
+        type(spec.model).batched_class is not None and not spec.curators and not per_seed_regime
+    )
     if config.batched == "yes" and not available:
         why = (
             "curators filter each seed differently"
             if spec.curators
-            else "regime keeps per-seed state"
-            if stateful
+            else f"regime {config.regime.id!r} runs seed by seed"
+            if per_seed_regime
             else "it has no batched path"
         )
         raise ConfigError(
@@ -161,47 +188,74 @@ def check_digest(path: Path, expected: str | None) -> None:
         raise ResultsError(f"{str(path)!r} does not match its recorded checksum; rerun to redo it")
 
 
-class _Checkpointer:
-    """Decides when to save a chain's state: every k generations, or every few seconds."""
-
-    def __init__(self, path: Path, config: RunConfig, config_hash: str) -> None:
-        self.path = path
-        self.every = config.checkpoint_every
-        self.last_generation = config.generations - 1
-        self.config_hash = config_hash
-        self.last_save = time.monotonic()
-
-    def load(self) -> ChainState | None:
-        saved = load_checkpoint(self.path)
-        if not isinstance(saved, dict) or saved.get("config_hash") != self.config_hash:
-            return None
-        return saved["state"]
-
-    def maybe_save(self, state: ChainState) -> None:
-        due = (
-            state.generation == self.last_generation
-            or (self.every is not None and (state.generation + 1) % self.every == 0)
-            or (self.every is None and time.monotonic() - self.last_save > CHECKPOINT_SECONDS)
-        )
-        if due:
-            save_checkpoint(self.path, {"config_hash": self.config_hash, "state": state})
-            self.last_save = time.monotonic()
+# ---------------------------------------------------------------------------
+# One seed's chain, in whatever process this is.
+# ---------------------------------------------------------------------------
 
 
-def _seed_job(
-    spec: ChainSpec, seed: int, checkpoint: _Checkpointer, snapshots: SnapshotRecorder
+@dataclass
+class _SeedJob:
+    """One seed of a per-seed arm: what a worker process needs (picklable)."""
+
+    arm: str
+    spec: ChainSpec
+    seed: int
+    checkpoint: Checkpointer
+    snapshots: SnapshotRecorder
+
+
+#: In a worker process of the local pool: the queue that carries events to the driver.
+_worker_events: Any = None
+
+
+def _init_worker(events: Any) -> None:
+    global _worker_events
+    _worker_events = events
+
+
+def _run_job(
+    job: _SeedJob,
+    notify: Callable[[GenerationEvent], None] | None,
+    state: ChainState | None = None,
+    real: RealData | None = None,
 ) -> ChainState:
-    """Run one seed in a worker process, checkpointing as it goes."""
+    """Run (or resume) one seed with its observers; what it leaves for the results."""
+    if state is None:
+        state = job.checkpoint.load()
+    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
+    return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
 
-    def after(state: ChainState) -> None:
-        snapshots.observe(seed, state)  # before the checkpoint, so a resume never misses one
-        checkpoint.maybe_save(state)
 
+def _pool_job(job: _SeedJob) -> ChainState:
+    """:func:`_run_job` in a pool worker: one BLAS thread, events queued to the driver."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):  # workers share the cores; see run()
-        state = run_seed(spec, seed, checkpoint.load(), after)
-    return _results_only(state)
+        return _run_job(job, _worker_events.put if _worker_events is not None else None)
+
+
+def run_seed_task(arm: Arm, directory: Path, seed: int) -> None:
+    """One seed of a per-seed arm as a sweep task: it leaves its final checkpoint (and
+    snapshot parts) in ``directory``, from which :func:`run` assembles the arm."""
+    _run_job(_seed_job(arm, directory, seed), None)
+
+
+def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
+    config_hash = arm.config.config_hash()
+    checkpoints = directory / "checkpoints"
+    return _SeedJob(
+        arm.name,
+        arm.spec,
+        seed,
+        Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", arm.config, config_hash),
+        _recorder(arm, checkpoints, config_hash),
+    )
+
+
+def _recorder(arm: Arm, checkpoints: Path, config_hash: str) -> SnapshotRecorder:
+    return SnapshotRecorder(
+        checkpoints / "snapshots", arm.config.generations, arm.spec.model.kind, config_hash
+    )
 
 
 def _results_only(state: ChainState) -> ChainState:
@@ -211,8 +265,14 @@ def _results_only(state: ChainState) -> ChainState:
     )
 
 
+# ---------------------------------------------------------------------------
+# Results as tidy frames.
+# ---------------------------------------------------------------------------
+
+
 def _frame(run_id: str, config_hash: str, values: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Tidy rows from ``values[metric]``, an array (seeds, generations)."""
+    """Tidy rows from ``values[metric]``, an array (seeds, generations); ``run_id`` is
+    the arm's name."""
     parts = []
     for metric, grid in values.items():
         seeds, generations = grid.shape
@@ -253,6 +313,7 @@ def theory_frame(
     run_id: str,
     config_hash: str,
     directory: Path | None = None,
+    truth: dict[str, Any] | None = None,
 ) -> pd.DataFrame | None:
     """Theory rows of the metrics whose declared quantity has a closed form in this run.
 
@@ -264,7 +325,7 @@ def theory_frame(
         theory.Setting(
             model=spec.model,
             regime=spec.regime,
-            truth=load_real(spec, 0).truth,
+            truth=load_real(spec, 0).truth if truth is None else truth,
             n0=spec.real_samples,
             n=spec.samples_per_generation,
             generations=spec.generations,
@@ -292,40 +353,9 @@ def theory_frame(
     return frame
 
 
-class _Progress:
-    def __init__(self, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-
-    def __enter__(self) -> _Progress:
-        if self.bar is not None:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        if self.bar is None:
-            return lambda n: None
-        task_id = self.bar.add_task(description, total=total)
-        return lambda n: self.bar.advance(task_id, n)
+# ---------------------------------------------------------------------------
+# A run, and each of its arms.
+# ---------------------------------------------------------------------------
 
 
 def run(
@@ -341,14 +371,16 @@ def run(
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
-    ``on_generation(arm, seed, generation)`` is called after each completed
-    generation (``seed`` is ``None`` on the batched path). With ``report``, the
-    run ends by writing ``report.html`` (after every result is saved; a report
-    that cannot be drawn only warns). ``threads`` caps the BLAS/OpenMP thread
-    pools (``None``: leave them alone). One thread is much faster for the small
-    fits of a chain: on a busy 2-core machine a scikit-learn GMM fit took 7 ms
-    with one thread and 170 ms with the default pools. Parallelism comes from
-    ``workers`` processes across seeds instead.
+    ``on_generation(event)`` is called in this process after each completed
+    generation of every chain, also of those run by ``workers`` processes (a
+    :class:`GenerationEvent`: arm, seed or ``None`` on the batched path, generation
+    and that generation's values). With ``report``, the run ends by writing
+    ``report.html`` (after every result is saved; a report that cannot be drawn only
+    warns). ``threads`` caps the BLAS/OpenMP thread pools (``None``: leave them
+    alone). One thread is much faster for the small fits of a chain: on a busy
+    2-core machine a scikit-learn GMM fit took 7 ms with one thread and 170 ms with
+    the default pools. Parallelism comes from ``workers`` processes across seeds
+    instead.
     """
     from threadpoolctl import threadpool_limits
 
@@ -368,7 +400,7 @@ def _run_all(
     if not isinstance(config, Config):
         config = load_config(config)
     directory = Path(out) if out is not None else Path("runs") / config.name
-    arms = config.arm_configs()
+    arms = prepare(config)
     manifest_path = directory / "manifest.json"
     manifest = {
         "name": config.name,
@@ -383,11 +415,10 @@ def _run_all(
     write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
     results = []
     try:
-        with _Progress(progress) as bar:
+        with Progress(progress) as bar:
             for arm in arms:
-                results.append(
-                    _run_arm(arm, directory / arm.name, workers, overwrite, bar, on_generation)
-                )
+                notifier = _notifier(arm, bar, on_generation)
+                results.append(run_arm(arm, directory / arm.name, workers, overwrite, notifier))
     except KeyboardInterrupt:
         manifest.update(status="interrupted", interrupted=_now())
         write_json(manifest_path, manifest)
@@ -408,150 +439,204 @@ def _run_all(
     return result
 
 
-def _run_arm(
-    config: RunConfig,
+def run_arm(
+    arm: Arm,
     directory: Path,
-    workers: int,
-    overwrite: bool,
-    bar: _Progress,
-    on_generation: Hook | None,
+    workers: int = 1,
+    overwrite: bool = False,
+    notifier: Notifier | None = None,
 ) -> ArmResult:
-    config_hash = config.config_hash()
-    manifest_path = directory / "manifest.json"
-    previous = read_json(manifest_path)
-    if previous is not None and previous.get("config_hash") != config_hash:
-        if not overwrite:
-            raise ResultsError(
-                f"{str(directory)!r} holds a run of a different config (hash {previous.get('config_hash')}, "
-                f"now {config_hash}); choose another --out, or pass --overwrite to replace it"
-            )
-        shutil.rmtree(directory)
-        previous = None
-    spec = make_spec(config)
-    batched = uses_batched_path(config, spec)
-    path = "batched" if batched else "per-seed"
-    metrics_path = directory / "metrics.parquet"
-    if previous is not None and previous.get("status") == "complete":
-        try:
-            check_digest(metrics_path, previous.get("metrics_sha256"))
-            frame = read_metrics(metrics_path)
-            return ArmResult(
-                config.name, directory, config, frame, path, previous.get("elapsed_s", 0.0), True
-            )
-        except ResultsError:
-            pass  # corrupt or missing results: redo them below
-    write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
+    """Run (or resume, or read back when complete) one arm into ``directory``."""
+    config_hash = arm.config.config_hash()
+    done = _completed(arm, directory, config_hash, overwrite)
+    if done is not None:
+        return done
+    write_yaml(directory / "config.yaml", arm.config.model_dump(mode="json"))
     manifest = {
-        "run_id": config.name,
+        "run_id": arm.name,
         "config_hash": config_hash,
-        "root_seed": config.root_seed,
-        "seeds": config.seeds,
-        "generations": config.generations,
-        "path": path,
+        "root_seed": arm.config.root_seed,
+        "seeds": arm.config.seeds,
+        "generations": arm.config.generations,
+        "path": arm.execution,
         "status": "running",
         "started": _now(),
         "versions": versions(),
     }
-    write_json(manifest_path, manifest)
+    write_json(directory / "manifest.json", manifest)
     start = time.perf_counter()
-    checkpoints = directory / "checkpoints"
-    from ..report.snapshots import SnapshotRecorder
-
-    snapshots = SnapshotRecorder(
-        checkpoints / "snapshots", config.generations, spec.model.kind, config_hash
-    )
-    advance = bar.task(config.name, config.seeds * config.generations)
-    resumed = False
-    if batched:
-        checkpointer = _Checkpointer(checkpoints / "batch.ckpt", config, config_hash)
-        state = checkpointer.load()
-        resumed = state is not None
-        if state is not None:
-            advance(config.seeds * (state.generation + 1))
-
-        def after(state: ChainState) -> None:
-            snapshots.observe(None, state)
-            checkpointer.maybe_save(state)
-            advance(config.seeds)
-            if on_generation is not None:
-                on_generation(config.name, None, state.generation)
-
-        state = run_batched(spec, config.seeds, state, after)
-        values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
-        items = {
-            seed: {name: [g[seed] for g in gens] for name, gens in state.distributions.items()}
-            for seed in range(config.seeds)
-        }
+    notifier = notifier or _notifier(arm, Progress(False), None)
+    real_0 = load_real(arm.spec, 0)  # snapshots' reference, and seed 0's chain on this process
+    if arm.batched:
+        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
     else:
-        per_seed: dict[int, ChainState] = {}
-        pending = []
-        for seed in range(config.seeds):
-            checkpointer = _Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", config, config_hash)
-            state = checkpointer.load()
-            if state is not None:
-                resumed = True
-            if state is not None and state.generation == config.generations - 1:
-                per_seed[seed] = _results_only(state)
-                advance(config.generations)
-            else:
-                pending.append((seed, checkpointer, state))
-        if workers > 1 and len(pending) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {
-                    pool.submit(_seed_job, spec, seed, ck, snapshots): seed
-                    for seed, ck, _ in pending
-                }
-                for future in as_completed(futures):
-                    per_seed[futures[future]] = future.result()
-                    advance(config.generations)
-        else:
-            for seed, checkpointer, state in pending:
-
-                def after(
-                    state: ChainState, seed: int = seed, ck: _Checkpointer = checkpointer
-                ) -> None:
-                    snapshots.observe(seed, state)
-                    ck.maybe_save(state)
-                    advance(1)
-                    if on_generation is not None:
-                        on_generation(config.name, seed, state.generation)
-
-                per_seed[seed] = _results_only(run_seed(spec, seed, state, after))
-        # every recorded series: the metrics and any curator statistics (NaN where a
-        # seed halted before a series began)
-        names = dict.fromkeys(n for s in range(config.seeds) for n in per_seed[s].values)
-        missing = [float("nan")] * config.generations
-        values = {
-            name: np.array(
-                [per_seed[s].values.get(name, missing) for s in range(config.seeds)], dtype=float
-            )
-            for name in names
-        }
-        items = {seed: per_seed[seed].distributions for seed in range(config.seeds)}
-        halted = {
-            str(s): per_seed[s].halted_at
-            for s in range(config.seeds)
-            if per_seed[s].halted_at is not None
-        }
-        if halted:
-            # by seed: the generation from which it had nothing to train on
-            manifest["halted"] = halted
-    frame = _frame(config.name, config_hash, values)
-    theory_rows = theory_frame(config, spec, config.name, config_hash, directory)
-    if theory_rows is not None:
-        frame = pd.concat([frame, theory_rows], ignore_index=True)
-    write_metrics(metrics_path, frame)
-    if any(items.values()):
-        write_table(directory / "distributions.parquet", distributions_frame(config.name, items))
-    snapshots.finish(directory / "snapshots.npz", load_real(spec, 0))
+        values, items, halted, resumed = _run_per_seed_arm(
+            arm, directory, workers, notifier, real_0
+        )
+    if halted:
+        manifest["halted"] = {str(s): g for s, g in halted.items()}  # by seed
+    frame = _write_results(arm, directory, config_hash, values, items, real_0)
     elapsed = time.perf_counter() - start
     manifest.update(
         status="complete",
         finished=_now(),
         elapsed_s=round(elapsed, 3),
         resumed=resumed,
-        metrics_sha256=file_sha256(metrics_path),
+        metrics_sha256=file_sha256(directory / "metrics.parquet"),
     )
-    write_json(manifest_path, manifest)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    return ArmResult(config.name, directory, config, frame, path, elapsed, resumed)
+    write_json(directory / "manifest.json", manifest)
+    shutil.rmtree(directory / "checkpoints", ignore_errors=True)
+    return ArmResult(
+        arm.name, directory, arm.config, frame, arm.execution, elapsed, resumed, halted
+    )
+
+
+def _notifier(arm: Arm, progress: Progress, hook: Hook | None) -> Notifier:
+    seeds, generations = arm.config.seeds, arm.config.generations
+    return Notifier(arm.name, seeds, generations, arm.batched, progress, hook)
+
+
+def _completed(arm: Arm, directory: Path, config_hash: str, overwrite: bool) -> ArmResult | None:
+    """The arm's results if ``directory`` holds them complete and intact; refuses (or,
+    with ``overwrite``, removes) a directory of another config."""
+    previous = read_json(directory / "manifest.json")
+    if previous is not None and previous.get("config_hash") != config_hash:
+        if not overwrite:
+            raise ResultsError(
+                f"{str(directory)!r} holds a run of a different config (hash "
+                f"{previous.get('config_hash')}, now {config_hash}); choose another --out, or "
+                "pass --overwrite to replace it"
+            )
+        shutil.rmtree(directory)
+        return None
+    if previous is None or previous.get("status") != "complete":
+        return None
+    metrics_path = directory / "metrics.parquet"
+    try:
+        check_digest(metrics_path, previous.get("metrics_sha256"))
+        frame = read_metrics(metrics_path)
+    except ResultsError:
+        return None  # corrupt or missing results: redo them
+    halted = {int(s): int(g) for s, g in (previous.get("halted") or {}).items()}
+    elapsed = previous.get("elapsed_s", 0.0)
+    return ArmResult(arm.name, directory, arm.config, frame, arm.execution, elapsed, True, halted)
+
+
+def _run_batched_arm(
+    arm: Arm, directory: Path, notifier: Notifier, real_0: RealData
+) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
+    """Every seed in one vectorized chain."""
+    config_hash = arm.config.config_hash()
+    checkpoints = directory / "checkpoints"
+    checkpoint = Checkpointer(checkpoints / "batch.ckpt", arm.config, config_hash)
+    state = checkpoint.load()
+    resumed = state is not None
+    if state is not None:
+        notifier.resumed(None, state.generation + 1)
+    observers = Observers(
+        arm.name, None, checkpoint, _recorder(arm, checkpoints, config_hash), notifier
+    )
+    state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
+    values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
+    items = {
+        seed: {name: [g[seed] for g in gens] for name, gens in state.distributions.items()}
+        for seed in range(arm.config.seeds)
+    }
+    return values, items, {}, resumed
+
+
+def _run_per_seed_arm(
+    arm: Arm, directory: Path, workers: int, notifier: Notifier, real_0: RealData
+) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
+    """Seed by seed, here or in a pool of ``workers`` processes."""
+    seeds, generations = arm.config.seeds, arm.config.generations
+    per_seed: dict[int, ChainState] = {}
+    pending: list[tuple[_SeedJob, ChainState | None]] = []
+    resumed = False
+    for seed in range(seeds):
+        job = _seed_job(arm, directory, seed)
+        state = job.checkpoint.load()
+        if state is not None:
+            resumed = True
+            notifier.resumed(seed, state.generation + 1)
+        if state is not None and state.generation == generations - 1:
+            per_seed[seed] = _results_only(state)
+        else:
+            pending.append((job, state))
+    if workers > 1 and len(pending) > 1:
+        per_seed.update(_run_pool([job for job, _ in pending], workers, notifier))
+    else:
+        for job, state in pending:
+            real = real_0 if job.seed == 0 else None
+            per_seed[job.seed] = _run_job(job, notifier, state, real)
+    # every recorded series: the metrics and any curator statistics (NaN where a
+    # seed halted before a series began)
+    names = dict.fromkeys(n for s in range(seeds) for n in per_seed[s].values)
+    missing = [float("nan")] * generations
+    values = {
+        name: np.array([per_seed[s].values.get(name, missing) for s in range(seeds)], dtype=float)
+        for name in names
+    }
+    items = {seed: per_seed[seed].distributions for seed in range(seeds)}
+    halted = {s: g for s in range(seeds) if (g := per_seed[s].halted_at) is not None}
+    return values, items, halted, resumed
+
+
+def _run_pool(jobs: list[_SeedJob], workers: int, notifier: Notifier) -> dict[int, ChainState]:
+    """Seeds across a process pool; their events come back through a queue and are
+    handed to ``notifier`` here as they arrive."""
+    events = multiprocessing.get_context().Queue()
+    out: dict[int, ChainState] = {}
+
+    def drain() -> None:
+        while True:
+            try:
+                notifier(events.get_nowait())
+            except queue.Empty:
+                return
+
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(events,)
+    ) as pool:
+        futures: dict[Future[ChainState], int] = {
+            pool.submit(_pool_job, job): job.seed for job in jobs
+        }
+        remaining = set(futures)
+        try:
+            while remaining:
+                finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+                drain()
+                for future in finished:
+                    out[futures[future]] = future.result()
+            time.sleep(0.05)  # the queue's feeder thread may still be flushing
+            drain()
+        except BaseException:
+            for future in remaining:
+                future.cancel()
+            raise
+    return out
+
+
+def _write_results(
+    arm: Arm,
+    directory: Path,
+    config_hash: str,
+    values: dict[str, np.ndarray],
+    items: dict[int, dict[str, list[Any]]],
+    real_0: RealData,
+) -> pd.DataFrame:
+    """``metrics.parquet`` (with theory rows), ``distributions.parquet`` and
+    ``snapshots.npz``; the metrics frame."""
+    frame = _frame(arm.name, config_hash, values)
+    theory_rows = theory_frame(
+        arm.config, arm.spec, arm.name, config_hash, directory, truth=real_0.truth
+    )
+    if theory_rows is not None:
+        frame = pd.concat([frame, theory_rows], ignore_index=True)
+    write_metrics(directory / "metrics.parquet", frame)
+    if any(items.values()):
+        write_table(directory / "distributions.parquet", distributions_frame(arm.name, items))
+    _recorder(arm, directory / "checkpoints", config_hash).finish(
+        directory / "snapshots.npz", real_0
+    )
+    return frame

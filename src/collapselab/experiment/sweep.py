@@ -315,17 +315,18 @@ def _tasks(sweep: Sweep, point: Point, granularity: str) -> list[Task]:
     directory = str(sweep.point_dir(point))
     if granularity == "run":
         return [Task("run", config, directory)]
-    from .runner import make_spec, uses_batched_path
+    from .runner import prepare
 
     tasks = []
-    for index, arm in enumerate(point.config.arm_configs()):
-        arm_dir = sweep.point_dir(point) / arm.name
-        if arm_complete(arm, arm_dir):
+    for index, arm in enumerate(prepare(point.config)):
+        if arm_complete(arm.config, sweep.point_dir(point) / arm.name):
             continue
-        if uses_batched_path(arm, make_spec(arm)):
+        if arm.batched:
             tasks.append(Task("arm", config, directory, arm=index))
         else:
-            tasks += [Task("seed", config, directory, arm=index, seed=s) for s in range(arm.seeds)]
+            tasks += [
+                Task("seed", config, directory, arm=index, seed=s) for s in range(arm.config.seeds)
+            ]
     return tasks
 
 

@@ -468,7 +468,8 @@ class TailMass(Metric):
         *,
         rng: np.random.Generator,
     ) -> np.ndarray | None:
-        from ..models.gaussian import BatchedGaussian, _sqrt_psd
+        from ..models.gaussian import BatchedGaussian
+        from ..stats import sqrt_psd as _sqrt_psd
 
         if not isinstance(model, BatchedGaussian):
             return None

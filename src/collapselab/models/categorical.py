@@ -5,7 +5,7 @@ Wright–Fisher model of population genetics: heterozygosity ``1 - sum p^2`` dec
 ``(1 - 1/n)`` per generation in expectation and a type that is lost never returns
 (see :func:`collapselab.theory.categorical_replace`). Add-k smoothing over a fixed
 vocabulary keeps every type alive. The batched path advances every seed's chain in
-one vectorized pass: ``probs_`` is then (S, V).
+one vectorized pass with the same fit: ``probs_`` is then (S, V).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import NONE, DataKind, GenerativeModel, Interval, SeedBatch
+from ..core import NONE, BatchedModel, Constraint, DataKind, GenerativeModel, Interval, SeedBatch
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
@@ -62,8 +62,30 @@ def draw_rows(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray
     return np.clip(ids, 0, v - 1).astype(np.int64)
 
 
+class _CategoricalFit:
+    """What the per-seed and batched categorical models share: parameters and the fit."""
+
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "vocabulary_size": [NONE, Interval(1, None, integer=True)],
+        "smoothing": [Interval(0, None)],
+    }
+
+    def __init__(self, *, vocabulary_size: int | None = None, smoothing: float = 0.0) -> None:
+        self.vocabulary_size = vocabulary_size
+        self.smoothing = smoothing
+
+    def _fit_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Counts and probabilities (S, V) of (S, n) token ids, every row at once; the
+        vocabulary is shared by the rows."""
+        s, n = ids.shape
+        v = self.vocabulary_size or int(ids.max()) + 1
+        flat = (ids + np.arange(s)[:, None] * v).ravel()
+        counts = np.bincount(flat, minlength=s * v).reshape(s, v)
+        return counts, (counts + self.smoothing) / (n + self.smoothing * v)
+
+
 @register("model", "categorical")
-class Categorical(GenerativeModel):
+class Categorical(_CategoricalFit, GenerativeModel):
     """A distribution over token ids ``0..V-1``: counts, optionally add-k smoothed.
 
     Parameters
@@ -81,21 +103,13 @@ class Categorical(GenerativeModel):
         {"token_log_probs", "probabilities", "type_probs"}
     )
     decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
-    parameter_constraints: ClassVar = {
-        "vocabulary_size": [NONE, Interval(1, None, integer=True)],
-        "smoothing": [Interval(0, None)],
-    }
-
-    def __init__(self, *, vocabulary_size: int | None = None, smoothing: float = 0.0) -> None:
-        self.vocabulary_size = vocabulary_size
-        self.smoothing = smoothing
+    provides: ClassVar[frozenset[str]] = frozenset(
+        {"token_log_probs", "probabilities", "type_probs"}
+    )
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
-        ids = as_token_ids(data, self.vocabulary_size)
-        v = self.vocabulary_size or int(ids.max()) + 1
-        counts = np.bincount(ids, minlength=v)
-        self.counts_ = counts
-        self.probs_ = (counts + self.smoothing) / (len(ids) + self.smoothing * v)
+        counts, probs = self._fit_rows(as_token_ids(data, self.vocabulary_size)[None])
+        self.counts_, self.probs_ = counts[0], probs[0]
         return self
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
@@ -122,24 +136,15 @@ class Categorical(GenerativeModel):
         return np.where(inside, self.probs_[np.where(inside, ids, 0)], 0.0)
 
 
-class BatchedCategorical:
+class BatchedCategorical(_CategoricalFit, BatchedModel):
     """All seeds' categorical models at once: ``probs_`` is (S, V)."""
-
-    def __init__(self, *, vocabulary_size: int | None = None, smoothing: float = 0.0) -> None:
-        self.vocabulary_size = vocabulary_size
-        self.smoothing = smoothing
 
     def fit(self, data: SeedBatch, *, rng: np.random.Generator) -> Self:
         ids = data.array
         if ids.ndim != 2:
             raise DataError(f"batched token data must be (seeds, n); got shape {ids.shape}")
-        as_token_ids(ids.ravel(), self.vocabulary_size)
-        s, n = ids.shape
-        v = self.vocabulary_size or int(ids.max()) + 1
-        flat = (ids + np.arange(s)[:, None] * v).ravel()
-        counts = np.bincount(flat, minlength=s * v).reshape(s, v)
-        self.counts_ = counts
-        self.probs_ = (counts + self.smoothing) / (n + self.smoothing * v)
+        valid = as_token_ids(ids.ravel(), self.vocabulary_size).reshape(ids.shape)
+        self.counts_, self.probs_ = self._fit_rows(valid)
         return self
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:

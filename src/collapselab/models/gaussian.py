@@ -2,7 +2,8 @@
 
 Shumailov et al. (2024) refit the MLE on samples of the previous fit; its variance
 shrinks by (n-1)/n per generation in expectation and tends to zero almost surely.
-The batched path advances every seed's chain in one vectorized NumPy pass.
+The batched path advances every seed's chain in one vectorized NumPy pass, with the
+same fit (:class:`~collapselab.stats.Moments` carry the seed axis).
 """
 
 from __future__ import annotations
@@ -11,43 +12,45 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import BOOLEAN, DataKind, GenerativeModel, SeedBatch, as_2d
+from ..core import BOOLEAN, BatchedModel, Constraint, DataKind, GenerativeModel, SeedBatch, as_2d
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
-from ..regimes import Moments
 from ..registry import register
-
-LOG_2PI = np.log(2 * np.pi)
-
-
-def _sqrt_psd(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Eigenvalues (clipped at 0), eigenvectors and a square root of a PSD matrix."""
-    vals, vecs = np.linalg.eigh(cov)
-    vals = np.clip(vals, 0.0, None)
-    root = vecs * np.sqrt(vals)[..., None, :]
-    return vals, vecs, root
+from ..stats import Moments, gaussian_log_prob, sqrt_psd
 
 
-def gaussian_log_prob(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """Log-density of rows of ``x``; a singular covariance gives -inf off its support."""
-    vals, vecs, _ = _sqrt_psd(cov)
-    z = (x - mean) @ vecs  # coordinates in the eigenbasis
-    positive = vals > 0
-    if positive.all():
-        quad = np.sum(z**2 / vals, axis=-1)
-        return -0.5 * (quad + np.sum(np.log(vals)) + x.shape[-1] * LOG_2PI)
-    # Degenerate (collapsed) fit: the density lives on the support of the positive
-    # eigen-directions; any real point off it has log-density -inf.
-    off = np.any(np.abs(z[:, ~positive]) > 0, axis=-1)
-    quad = np.sum(z[:, positive] ** 2 / vals[positive], axis=-1)
-    out = -0.5 * (quad + np.sum(np.log(vals[positive])) + positive.sum() * LOG_2PI)
-    out = np.where(off, -np.inf, np.inf if positive.sum() == 0 else out)
-    return out
+class _GaussianFit:
+    """What the per-seed and batched Gaussians share: the parameter and the fit."""
+
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {"unbiased": [BOOLEAN]}
+
+    def __init__(self, *, unbiased: bool = False) -> None:
+        self.unbiased = unbiased
+
+    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
+        """Fit on samples ((n, d), or a :class:`SeedBatch`) or on a pool's :class:`Moments`."""
+        pool = data if isinstance(data, Moments) else Moments.of(data)
+        ddof = 1 if self.unbiased else 0
+        if pool.count <= ddof:
+            raise DataError(
+                f"Gaussian(unbiased={self.unbiased}) needs at least {ddof + 1} sample"
+                f"{'s' if ddof else ''} to fit; got {pool.count}"
+            )
+        self.mean_ = pool.mean
+        self.cov_ = pool.scatter / (pool.count - ddof)
+        self.n_features_in_ = pool.mean.shape[-1]
+        return self
+
+    def moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the fitted distribution (with a seed axis when batched)."""
+        return self.mean_, self.cov_
 
 
 @register("model", "gaussian")
-class Gaussian(GenerativeModel):
+class Gaussian(_GaussianFit, GenerativeModel):
     """Gaussian fitted by maximum likelihood.
+
+    ``fit`` also takes a pool's :class:`~collapselab.stats.Moments` (see ``accumulate``).
 
     Parameters
     ----------
@@ -58,26 +61,11 @@ class Gaussian(GenerativeModel):
     kind = DataKind.CONTINUOUS
     closed_form = "gaussian-mle"
     decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
-    parameter_constraints: ClassVar = {"unbiased": [BOOLEAN]}
-
-    def __init__(self, *, unbiased: bool = False) -> None:
-        self.unbiased = unbiased
-
-    #: ``fit`` also takes a pool's :class:`~collapselab.regimes.Moments` (see ``accumulate``).
     fits_moments: ClassVar[bool] = True
-
-    def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
-        pool = data if isinstance(data, Moments) else Moments.of(data)
-        ddof = 1 if self.unbiased else 0
-        if pool.count <= ddof:
-            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {pool.count}")
-        self.mean_ = pool.mean
-        self.cov_ = pool.scatter / (pool.count - ddof)
-        self.n_features_in_ = pool.mean.shape[-1]
-        return self
+    provides: ClassVar[frozenset[str]] = frozenset({"moments", "marginal_cdf"})
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> np.ndarray:
-        _, _, root = _sqrt_psd(self.cov_)
+        _, _, root = sqrt_psd(self.cov_)
         z = rng.standard_normal((n, self.n_features_in_))
         bias = sampling_bias(decoding)
         if bias != 1.0:  # Go MAD's lambda: N(mu, lambda^2 Sigma)
@@ -86,10 +74,6 @@ class Gaussian(GenerativeModel):
 
     def log_prob(self, data: Any) -> np.ndarray:
         return gaussian_log_prob(as_2d(data), self.mean_, self.cov_)
-
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and covariance of the fitted distribution."""
-        return self.mean_, self.cov_
 
     def marginal_cdf(self, x: np.ndarray) -> np.ndarray:
         """CDF of each coordinate's marginal at ``x`` (n, d)."""
@@ -101,26 +85,12 @@ class Gaussian(GenerativeModel):
         return np.where(sd > 0, ndtr(z), (x >= self.mean_).astype(float))
 
 
-class BatchedGaussian:
+class BatchedGaussian(_GaussianFit, BatchedModel):
     """All seeds' Gaussians at once: ``mean_`` is (S, d), ``cov_`` is (S, d, d).
 
     In one dimension the covariance is a scalar per seed and sampling is a fused
     multiply-add, so a generation costs about one pass over the normal variates.
     """
-
-    def __init__(self, *, unbiased: bool = False) -> None:
-        self.unbiased = unbiased
-
-    fits_moments: ClassVar[bool] = True
-
-    def fit(self, data: SeedBatch | Moments, *, rng: np.random.Generator) -> Self:
-        pool = data if isinstance(data, Moments) else Moments.of(data)
-        ddof = 1 if self.unbiased else 0
-        if pool.count <= ddof:
-            raise DataError(f"Gaussian(unbiased=True) needs at least 2 samples; got {pool.count}")
-        self.mean_ = pool.mean
-        self.cov_ = pool.scatter / (pool.count - ddof)
-        return self
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         s, d = self.mean_.shape
@@ -131,7 +101,7 @@ class BatchedGaussian:
         if d == 1:
             z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
         else:
-            _, _, root = _sqrt_psd(self.cov_)
+            _, _, root = sqrt_psd(self.cov_)
             z = np.einsum("snj,sij->sni", z, root)
         z += self.mean_[:, None, :]
         return SeedBatch(z)
@@ -141,11 +111,8 @@ class BatchedGaussian:
         model = Gaussian(unbiased=self.unbiased)
         model.mean_ = self.mean_[seed]
         model.cov_ = self.cov_[seed]
-        model.n_features_in_ = self.mean_.shape[1]
+        model.n_features_in_ = self.n_features_in_
         return model
-
-    def moments(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.mean_, self.cov_
 
 
 Gaussian.batched_class = BatchedGaussian

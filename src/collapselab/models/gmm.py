@@ -34,6 +34,7 @@ class GMM(GenerativeModel):
 
     kind = DataKind.CONTINUOUS
     decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
+    provides: ClassVar[frozenset[str]] = frozenset({"moments", "marginal_cdf"})
     parameter_constraints: ClassVar = {
         "n_components": [Interval(1, None, integer=True)],
         "covariance_type": [Options(("full", "tied", "diag", "spherical"))],

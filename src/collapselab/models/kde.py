@@ -28,6 +28,9 @@ class KDE(GenerativeModel):
 
     kind = DataKind.CONTINUOUS
     decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
+    #: ``marginal_cdf`` has a closed form for the Gaussian kernel only; with
+    #: ``kernel: tophat`` it raises ``NotImplementedError`` (callers fall back to sampling).
+    provides: ClassVar[frozenset[str]] = frozenset({"moments", "marginal_cdf"})
     parameter_constraints: ClassVar = {
         "bandwidth": [Interval(0, None, closed="neither"), Options(("scott", "silverman"))],
         "kernel": [Options(("gaussian", "tophat"))],

@@ -18,12 +18,19 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from ..core import NONE, DataKind, GenerativeModel, Interval, SeedBatch, as_2d
-from ..data import supervised  # noqa: F401  (registers the supervised example data)
+from ..core import (
+    NONE,
+    BatchedModel,
+    Constraint,
+    DataKind,
+    GenerativeModel,
+    Interval,
+    SeedBatch,
+    as_2d,
+)
 from ..errors import DataError
 from ..registry import register
-
-LOG_2PI = np.log(2 * np.pi)
+from ..stats import LOG_2PI
 
 
 def _pairs(data: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +90,30 @@ def fit_arrays(
     return coef, np.sum(residual**2, axis=1) / dof
 
 
+class _LinearParams:
+    """What the per-seed and batched regressions share: the parameters."""
+
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
+        "alpha": [Interval(0, None)],
+        "alpha_exponent": [Interval(0, None)],
+        "noise": [NONE, Interval(0, None)],
+    }
+
+    def __init__(
+        self, *, alpha: float = 0.0, alpha_exponent: float = 0.0, noise: float | None = None
+    ) -> None:
+        self.alpha = alpha
+        self.alpha_exponent = alpha_exponent
+        self.noise = noise
+
+    def _fit_arrays(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return fit_arrays(
+            x, y, alpha=self.alpha, alpha_exponent=self.alpha_exponent, noise=self.noise
+        )
+
+
 @register("model", "linreg")
-class LinearRegression(GenerativeModel):
+class LinearRegression(_LinearParams, GenerativeModel):
     """Least squares or ridge regression whose output relabels its own design.
 
     ``fit`` solves w = argmin ||y - X w||^2 / T + lambda ||w||^2 on the T training
@@ -113,28 +142,11 @@ class LinearRegression(GenerativeModel):
 
     kind = DataKind.SUPERVISED
     closed_form = "ols"
-    parameter_constraints: ClassVar = {
-        "alpha": [Interval(0, None)],
-        "alpha_exponent": [Interval(0, None)],
-        "noise": [NONE, Interval(0, None)],
-    }
-
-    def __init__(
-        self, *, alpha: float = 0.0, alpha_exponent: float = 0.0, noise: float | None = None
-    ) -> None:
-        self.alpha = alpha
-        self.alpha_exponent = alpha_exponent
-        self.noise = noise
+    provides: ClassVar[frozenset[str]] = frozenset({"coefficients", "predict"})
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         x, y = _pairs(data)
-        coef, noise = fit_arrays(
-            x[None],
-            y[None],
-            alpha=self.alpha,
-            alpha_exponent=self.alpha_exponent,
-            noise=self.noise,
-        )
+        coef, noise = self._fit_arrays(x[None], y[None])
         self.coef_ = coef[0]
         self.noise_ = float(noise[0])
         self.design_ = design_block(x[None])[0].copy()
@@ -163,25 +175,16 @@ class LinearRegression(GenerativeModel):
         return self.coef_
 
 
-class BatchedLinearRegression:
+class BatchedLinearRegression(_LinearParams, BatchedModel):
     """All seeds' regressions at once: ``coef_`` is (S, d), ``design_`` (S, D, d).
 
     Trains on a pair of :class:`SeedBatch` (X (S, n, d), y (S, n)) and returns one.
     """
 
-    def __init__(
-        self, *, alpha: float = 0.0, alpha_exponent: float = 0.0, noise: float | None = None
-    ) -> None:
-        self.alpha = alpha
-        self.alpha_exponent = alpha_exponent
-        self.noise = noise
-
     def fit(self, data: tuple[SeedBatch, SeedBatch], *, rng: np.random.Generator) -> Self:
         x = np.asarray(data[0].array, dtype=float)
         y = np.asarray(data[1].array, dtype=float)
-        self.coef_, self.noise_ = fit_arrays(
-            x, y, alpha=self.alpha, alpha_exponent=self.alpha_exponent, noise=self.noise
-        )
+        self.coef_, self.noise_ = self._fit_arrays(x, y)
         self.design_ = design_block(x).copy()
         return self
 

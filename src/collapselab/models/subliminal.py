@@ -36,6 +36,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..core import (
+    BatchedModel,
+    Constraint,
     DataKind,
     GenerativeModel,
     InstanceOf,
@@ -43,7 +45,6 @@ from ..core import (
     Options,
     SeedBatch,
 )
-from ..data import supervised  # noqa: F401  (registers the supervised example data)
 from ..errors import DataError, InvalidParameterError, parameter_message
 from ..registry import register
 from ..rng import BATCH
@@ -237,7 +238,7 @@ def _hidden_ok(value: Any) -> bool:
 class _Network:
     """What the per-seed and batched models share: parameters, fit and sample."""
 
-    parameter_constraints: ClassVar = {
+    parameter_constraints: ClassVar[dict[str, list[Constraint]]] = {
         "hidden": [InstanceOf((list, tuple), "a list of positive ints")],
         "n_aux": [Interval(1, None, integer=True)],
         "n_classes": [Interval(2, None, integer=True)],
@@ -362,7 +363,7 @@ class SubliminalMLP(_Network, GenerativeModel):
     """
 
     kind = DataKind.SUPERVISED
-    parameter_constraints: ClassVar = _Network.parameter_constraints
+    provides: ClassVar[frozenset[str]] = frozenset({"class_logits"})
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         x, y = _pair(data)
@@ -390,7 +391,7 @@ class SubliminalMLP(_Network, GenerativeModel):
         return logits(self.params_, np.asarray(x)[None])[0, :, : self.n_classes]
 
 
-class BatchedSubliminalMLP(_Network):
+class BatchedSubliminalMLP(_Network, BatchedModel):
     """All seeds' networks at once: each weight matrix carries a leading seed axis."""
 
     def fit(self, data: tuple[SeedBatch, SeedBatch], *, rng: np.random.Generator) -> Self:
@@ -409,7 +410,7 @@ class BatchedSubliminalMLP(_Network):
 
     def unbatch(self, seed: int) -> SubliminalMLP:
         """Seed ``seed``'s network as a plain :class:`SubliminalMLP`."""
-        model = SubliminalMLP(**{k: getattr(self, k) for k in SubliminalMLP.parameter_names()})
+        model = SubliminalMLP(**self.get_params())
         model.params_ = [(w[seed : seed + 1], b[seed : seed + 1]) for w, b in self.params_]
         model.n_features_in_ = self.n_features_in_
         return model

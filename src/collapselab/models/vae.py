@@ -24,7 +24,6 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, Interval, Options
-from ..data import images as _image_data  # noqa: F401  (registers the example images)
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..neural import (
@@ -117,6 +116,8 @@ class VAE(GenerativeModel):
 
     kind = DataKind.IMAGES
     decoding_controls: ClassVar[frozenset[str]] = CONTINUOUS_CONTROLS
+    provides: ClassVar[frozenset[str]] = frozenset({"latent_means"})
+    extra: ClassVar[str | None] = "neural"
     conformance_params: ClassVar[dict[str, Any]] = {"hidden": 16, "steps": 5, "batch_size": 16}
     parameter_constraints: ClassVar = {
         "latent_dim": [Interval(1, None, integer=True)],

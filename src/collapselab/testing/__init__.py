@@ -4,7 +4,12 @@
     from collapselab.testing import check_model
     check_model("my-model")
 
-Each check raises ``AssertionError`` with a message naming the broken rule.
+:func:`check_model` (with :func:`check_batched` for a model with a batched class: the
+batched and per-seed paths compute the same thing), :func:`check_regime`,
+:func:`check_curator`, :func:`check_metric` and :func:`check_data` also check that
+what a component declares is true: the decoding controls it honours, the methods it
+provides, a metric's label and share bounds. Each raises ``AssertionError`` with a
+message naming the broken rule.
 """
 
 from __future__ import annotations
@@ -16,7 +21,24 @@ from typing import Any
 import numpy as np
 
 from .. import registry
-from ..core import Assembled, Component, DataKind, Metric, RealData, Regime, length
+from ..core import (
+    BatchedModel,
+    Component,
+    Curated,
+    Curator,
+    DataKind,
+    Direction,
+    GenerativeModel,
+    Metric,
+    RealData,
+    Regime,
+    SeedBatch,
+    Step,
+    length,
+    take,
+)
+from ..errors import ConfigError
+from ..stats import Moments
 
 #: Small example data per kind: ``EXAMPLE_DATA[kind](rng) -> RealData``. Modules that
 #: add a data kind add an entry here so every check can run on it.
@@ -33,6 +55,8 @@ EXAMPLE_DATA[DataKind.CONTINUOUS] = _continuous
 
 
 def example_data(kind: DataKind, seed: int = 0) -> RealData:
+    from .. import data  # noqa: F401  (its modules add the example data of their kinds)
+
     if kind not in EXAMPLE_DATA:
         raise AssertionError(
             f"no example data for kind {kind}; add one to collapselab.testing.EXAMPLE_DATA"
@@ -61,14 +85,13 @@ def check_parameters(component: Component) -> None:
 def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50) -> None:
     """Run every model rule on ``model_id`` with its example data.
 
-    Without ``params``, a model class's ``conformance_fixture()`` (a classmethod that
-    writes the files the model needs, such as a tiny pretrained network, and returns
-    parameters) or its ``conformance_params`` (small sizes for slow neural models) are
-    used, else its defaults.
+    Without ``params``, the model class's ``conformance_example()`` gives them (by
+    default its ``conformance_params``: small sizes for slow neural models; a model
+    that needs files, such as a tiny pretrained network, writes them there).
     """
     if params is None:
         params = _conformance_params(model_id)
-    model = registry.make("model", model_id, **(params or {}))
+    model = registry.make("model", model_id, **params)
     check_parameters(model)
     data = example_data(model.kind)
     assert not model.is_fitted(), "a new model must be unfitted"
@@ -93,40 +116,215 @@ def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50
     )
     assert not np.any(np.isnan(logp)), "log_prob must not be NaN"
     model.clone().fit(a, rng=np.random.default_rng(2))  # a model can train on its own output
+    for name in sorted(type(model).provides):
+        assert callable(getattr(model, name, None)), (
+            f"the model declares it provides {name!r} but has no such method"
+        )
+    _check_decoding(model, a)
+    if type(model).batched_class is not None:
+        check_batched(model_id, params)
+
+
+#: A value away from the default for each decoding control, which must change samples.
+_DECODING_PROBES: dict[str, Any] = {"temperature": 0.3, "top_k": 1, "top_p": 0.3, "bias": 0.3}
+
+
+def _check_decoding(model: Any, plain: Any) -> None:
+    """Each declared decoding control changes what ``sample`` draws: ``plain`` is the
+    model's sample with ``default_rng(7)`` and no decoding."""
+    from ..decoding import Decoding
+
+    n = length(plain)
+    for control in sorted(type(model).decoding_controls):
+        decoding = Decoding(**{control: _DECODING_PROBES[control]})
+        decoded = model.sample(n, rng=np.random.default_rng(7), decoding=decoding)
+        assert length(decoded) == n, f"sample with {control} must still return n items"
+        assert not _same(decoded, plain), (
+            f"the model declares the decoding control {control!r} but sampling ignores it"
+        )
+
+
+def check_batched(
+    model_id: str, params: dict[str, Any] | None = None, seeds: int = 3, n: int = 2000
+) -> None:
+    """The batched class of ``model_id`` computes what the per-seed model computes.
+
+    Every seed trains on its own example data with the streams the runner gives it (the
+    per-seed path's stream of seed ``s``, the batched path's ``BATCH`` stream): each
+    seed's fitted model (``unbatch``) scores held-out data as the per-seed fit does, up
+    to rounding. Samples are identical where both paths draw the same numbers, and
+    otherwise equal in distribution: the mean log-likelihood of batched and per-seed
+    samples under the per-seed model agree within 5 standard errors.
+    """
+    from ..chain import batch_train  # the batched path's own stacking of the seeds' data
+    from ..rng import BATCH, stream
+
+    if params is None:
+        params = _conformance_params(model_id)
+    model = registry.make("model", model_id, **params)
+    batched_class = type(model).batched_class
+    assert batched_class is not None, f"model {model_id!r} has no batched class"
+    reals = [example_data(model.kind, seed=s) for s in range(seeds)]
+    batched = batched_class(**model.get_params())
+    assert isinstance(batched, BatchedModel), "a batched class must derive from BatchedModel"
+    batched.fit(batch_train(reals), rng=stream(0, BATCH, 1, "fit"))
+    output = batched.sample(n, rng=stream(0, BATCH, 1, "sample"))
+    for s, real in enumerate(reals):
+        alone = model.clone().fit(real.train, rng=stream(0, s, 1, "fit"))
+        one = batched.unbatch(s)
+        assert isinstance(one, type(model)), "unbatch must return the per-seed model"
+        np.testing.assert_allclose(
+            one.log_prob(real.test),
+            alone.log_prob(real.test),
+            rtol=1e-6,
+            atol=1e-9,
+            err_msg="a seed of the batched fit must score data as the per-seed fit does",
+        )
+        mine = _seed_part(output, s)
+        theirs = alone.sample(n, rng=stream(0, s, 1, "sample"))
+        assert length(mine) == n, "the batched sample must hold n items per seed"
+        if _same(mine, theirs):
+            continue
+        a, b = np.asarray(alone.log_prob(mine)), np.asarray(alone.log_prob(theirs))
+        a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+        se = np.sqrt(a.var() / len(a) + b.var() / len(b))
+        assert abs(a.mean() - b.mean()) <= 5 * se + 1e-12, (
+            "batched and per-seed samples must come from the same distribution: mean "
+            f"log-likelihood {a.mean():.4g} against {b.mean():.4g} (s.e. {se:.2g})"
+        )
+
+
+def _seed_part(data: Any, seed: int) -> Any:
+    if isinstance(data, tuple):
+        return tuple(part.array[seed] for part in data)
+    return data.array[seed]
 
 
 def check_regime(regime_id: str, params: dict[str, Any] | None = None) -> None:
-    """A regime is pure, deterministic given rng, and returns data of the input kind."""
+    """A regime follows the init/update protocol: deterministic given rng, its state
+    carried from one update to the next, its inputs untouched, data of the input kind."""
     regime = registry.make("regime", regime_id, **(params or {}))
     assert isinstance(regime, Regime)
     check_parameters(regime)
     for kind in EXAMPLE_DATA:
         real = example_data(kind)
-        history = [example_data(kind, seed=s).train for s in (1, 2, 3)]
-        before = pickle.dumps((real.train, history))
-        if type(regime).stateful:
-            first = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
-            assert isinstance(first, Assembled), (
-                "a stateful regime's assemble must return Assembled"
+        outputs = [example_data(kind, seed=s).train for s in (1, 2, 3)]
+        before = pickle.dumps((real.train, outputs))
+        runs = []
+        for _ in range(2):
+            state = regime.init(real)
+            steps = []
+            for t, output in enumerate(outputs, start=1):
+                step = regime.update(state, output, t, real=real, rng=np.random.default_rng(t))
+                assert isinstance(step, Step), "update must return a Step"
+                assert length(step.data) > 0, "a regime must return training data"
+                assert type(step.data) is type(real.train), (
+                    "a regime must return data of the same kind"
+                )
+                assert all(isinstance(v, float) for v in step.stats.values()), (
+                    "a regime's statistics must be floats"
+                )
+                # the state must survive a checkpoint: resuming from its pickle gives the same
+                state = pickle.loads(pickle.dumps(step.state))
+                steps.append(step)
+            runs.append(steps)
+        assert pickle.dumps((real.train, outputs)) == before, "a regime must not modify its inputs"
+        for a, b in zip(*runs, strict=True):
+            assert _same((a.data, a.state, a.stats), (b.data, b.state, b.stats)), (
+                "a regime must be deterministic given rng"
             )
-            again = regime.assemble(real, history, 1, rng=np.random.default_rng(0), state=None)
-            assert _same(first.state, again.state), (
-                "a stateful regime must be deterministic given rng"
+        if type(regime).batched and kind in (DataKind.CONTINUOUS, DataKind.TOKENS):
+            _check_regime_batched(regime, real, outputs)
+
+
+def _check_regime_batched(regime: Regime, real: RealData, outputs: list[Any]) -> None:
+    """A regime that declares ``batched`` works on SeedBatch data, one row per seed."""
+    batch = RealData(
+        train=SeedBatch(np.stack([np.asarray(real.train)] * 2)), test=None, kind=real.kind
+    )
+    state = regime.init(batch)
+    for t, output in enumerate(outputs, start=1):
+        step = regime.update(
+            state, SeedBatch(np.stack([output] * 2)), t, real=batch, rng=np.random.default_rng(t)
+        )
+        assert isinstance(step.data, SeedBatch | Moments) and _n_seeds(step.data) == 2, (
+            "a batched regime must return data of every seed"
+        )
+        state = step.state
+
+
+def _n_seeds(data: Any) -> int:
+    return data.n_seeds if isinstance(data, SeedBatch) else int(np.shape(data.mean)[0])
+
+
+def check_curator(curator_id: str, params: dict[str, Any] | None = None, n: int = 60) -> None:
+    """A curator returns a :class:`Curated` of its input, deterministic given rng.
+
+    It is given the output of a small fitted model of each kind it applies to, with a
+    mixed provenance (as in a web scrape), against example data and, for continuous
+    data, a known ground truth. A curator that needs what an example lacks (a task's
+    verifier, a true density) must say so with a :class:`ConfigError`; it must judge
+    at least one example.
+    """
+    curator = registry.make("curator", curator_id, **(params or {}))
+    assert isinstance(curator, Curator)
+    check_parameters(curator)
+    judged = 0
+    for kind in sorted(curator.applies_to):
+        if kind not in EXAMPLE_DATA:
+            continue
+        examples = [example_data(kind)]
+        if kind == DataKind.CONTINUOUS:  # a ground truth: true densities, fresh draws
+            examples.append(registry.make("data", "gaussian", dim=2).load(n=n, rng=_rng(0)))
+        for real in examples:
+            model = _small_model(_model_for(kind))
+            model.fit(real.train, rng=_rng(0))
+            items = model.sample(n, rng=_rng(1))
+            provenance = np.arange(n) % 3 > 0  # a third of the items are human
+            before = pickle.dumps((items, provenance))
+            results = []
+            for _ in range(2):
+                try:
+                    results.append(
+                        curator(
+                            items,
+                            reference=real,
+                            rng=_rng(2),
+                            provenance=provenance,
+                            model=model,
+                            model_0=model,
+                        )
+                    )
+                except ConfigError:
+                    break  # needs a source this example lacks, and says so
+            if not results:
+                continue
+            judged += 1
+            a, b = results
+            assert isinstance(a, Curated), "a curator must return a Curated"
+            assert pickle.dumps((items, provenance)) == before, (
+                "a curator must not modify its input"
             )
-            # the state it returned carries over to the next generation
-            out1 = regime.assemble(
-                real, history, 2, rng=np.random.default_rng(0), state=first.state
-            ).data
-            out2 = regime.assemble(
-                real, history, 2, rng=np.random.default_rng(0), state=again.state
-            ).data
-        else:
-            out1 = regime(real, history, 3, rng=np.random.default_rng(0))
-            out2 = regime(real, history, 3, rng=np.random.default_rng(0))
-        assert pickle.dumps((real.train, history)) == before, "a regime must not modify its inputs"
-        assert _same(out1, out2), "a regime must be deterministic given rng"
-        assert length(out1) > 0, "a regime must return training data"
-        assert type(out1) is type(real.train), "a regime must return data of the same kind"
+            assert _same((a.index, a.kept, a.stats), (b.index, b.kept, b.stats)), (
+                "a curator must be deterministic given rng"
+            )
+            assert a.total == n, "Curated.total must be the number of items given"
+            index = np.asarray(a.index)
+            assert np.all(np.diff(index) > 0) and (
+                len(index) == 0 or 0 <= index[0] <= index[-1] < n
+            ), "Curated.index must list input positions in increasing order"
+            assert _same(a.kept, take(items, index)), "Curated.kept must be the items at index"
+            assert all(isinstance(v, float | int) for v in a.stats.values()), (
+                "a curator's statistics must be numbers"
+            )
+            assert "kept_fraction" not in a.stats, (
+                "kept_fraction is Curated's (computed once by curate), not a curator statistic"
+            )
+    assert judged, f"curator {curator_id!r} judged none of the example data"
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
 
 
 def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
@@ -134,16 +332,14 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
     metric = registry.make("metric", metric_id, **(params or {}))
     assert isinstance(metric, Metric)
     check_parameters(metric)
+    if metric.direction != Direction.NEUTRAL:
+        assert metric.label, "a metric that declares a direction must have a label"
     for kind in metric.applies_to:
         if kind not in EXAMPLE_DATA:
             continue
         # a metric that needs a particular source (a task with a verifier) brings its own example
-        real = type(metric).example() if hasattr(type(metric), "example") else example_data(kind)
-        model = next(
-            m
-            for m in (_small_model(i) for i in _cheap_first(registry.list_ids("model")))
-            if m.kind == kind and _fits(metric, m)
-        )
+        real = type(metric).example() or example_data(kind)
+        model = _small_model(_model_for(kind, metric.requires))
         model.fit(real.train, rng=np.random.default_rng(0))
         output = model.sample(length(real.train), rng=np.random.default_rng(1))
         # generation 0's model is the model itself here (as at generation 0 of a chain)
@@ -153,6 +349,8 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
         assert isinstance(v1, float), f"a metric must return a float; got {type(v1).__name__}"
         assert not np.isnan(v1), "a metric must not be NaN on healthy data"
         assert _same(v1, v2), "a metric must be deterministic given rng"
+        if metric.share:
+            assert 0.0 <= v1 <= 1.0, f"a metric declared a share must lie in [0, 1]; got {v1}"
         if metric.per_item:
             items = metric.item_values(model, output, real, rng=np.random.default_rng(2), **extra)
             assert np.ndim(items) == 1, "item_values must return one value per item"
@@ -162,36 +360,35 @@ def check_metric(metric_id: str, params: dict[str, Any] | None = None) -> None:
             )
 
 
-def _cheap_first(model_ids: list[str]) -> list[str]:
-    # Models with conformance_params are slow (neural) and may need optional packages:
-    # measure metrics with any other model that fits.
-    return sorted(
-        model_ids,
-        key=lambda i: any(
-            hasattr(registry.get("model", i), a)
-            for a in ("conformance_params", "conformance_fixture")
-        ),
-    )
+def _model_for(kind: DataKind, requires: tuple[str, ...] = ()) -> str:
+    """A model of ``kind`` that provides ``requires``; by its declarations alone (building
+    one may write fixture files), and one without an optional extra where there is one:
+    neural models are slow and may need optional packages."""
+    fitting = [
+        i
+        for i in registry.list_ids("model")
+        if _model_class(i).kind == kind and not _model_class(i).lacks(requires)
+    ]
+    assert fitting, f"no registered model of kind {kind} provides {list(requires)}"
+    return sorted(fitting, key=lambda i: _model_class(i).extra is not None)[0]
 
 
-def _conformance_params(model_id: str) -> dict[str, Any] | None:
-    # A model that needs files (a local pretrained network) writes them in its
-    # ``conformance_fixture()`` classmethod, which returns the parameters.
+def _model_class(model_id: str) -> type[GenerativeModel]:
     cls = registry.get("model", model_id)
-    fixture = getattr(cls, "conformance_fixture", None)
-    if fixture is not None:
-        return fixture()
-    return getattr(cls, "conformance_params", None)
+    assert isinstance(cls, type) and issubclass(cls, GenerativeModel), (
+        f"model {model_id!r} must be registered as a GenerativeModel subclass"
+    )
+    return cls
+
+
+def _conformance_params(model_id: str) -> dict[str, Any]:
+    # A model that needs files (a local pretrained network) writes them in its
+    # conformance_example(), which returns the parameters.
+    return _model_class(model_id).conformance_example()
 
 
 def _small_model(model_id: str) -> Any:
-    params = _conformance_params(model_id)
-    return registry.make("model", model_id, **(params or {}))
-
-
-def _fits(metric: Metric, model: Any) -> bool:
-    requires = getattr(metric, "requires", None)
-    return requires is None or all(hasattr(model, attr) for attr in requires)
+    return registry.make("model", model_id, **_conformance_params(model_id))
 
 
 def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
@@ -210,6 +407,8 @@ def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
 
 __all__ = [
     "EXAMPLE_DATA",
+    "check_batched",
+    "check_curator",
     "check_data",
     "check_metric",
     "check_model",

@@ -1,0 +1,185 @@
+"""What runs after every generation of a chain: snapshots, checkpoint, progress, the user's hook.
+
+One list, on every path: :class:`Observers` is the chain's per-generation callback
+in this process, in a worker of the local process pool and in a sweep's task on Ray.
+It records the snapshot (before the checkpoint, so a resumed run never misses one),
+saves the checkpoint when due, then hands a :class:`GenerationEvent` to ``notify``:
+in the driving process a :class:`Notifier` (the progress bar, then the user's
+``on_generation`` hook); in a pool worker a queue that carries it to the driver.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..chain import ChainState
+from .config import RunConfig
+from .snapshots import SnapshotRecorder
+from .storage import load_checkpoint, save_checkpoint
+
+#: Without ``checkpoint_every``, a chain checkpoints after this much work.
+CHECKPOINT_SECONDS = 10.0
+#: Layout of the chain state in a checkpoint; a checkpoint of another layout (written
+#: by an older collapselab) is not resumed: its chain starts over, to the same results.
+CHECKPOINT_LAYOUT = 2
+
+
+@dataclass(frozen=True)
+class GenerationEvent:
+    """What the ``on_generation`` hook receives after each completed generation.
+
+    ``seed`` is ``None`` on the batched path, where each value is an array over the
+    seeds. ``values`` holds generation ``generation``'s value of every recorded series
+    (metrics, curator and regime statistics; NaN where a series was not recorded).
+    A chain that halted (nothing left to train on) reports its last generation once,
+    with ``halted`` set.
+    """
+
+    arm: str
+    seed: int | None
+    generation: int
+    values: dict[str, Any]
+    halted: bool = False
+
+    @classmethod
+    def of(cls, arm: str, seed: int | None, state: ChainState) -> GenerationEvent:
+        """The event of ``state``'s last completed generation."""
+        values = {name: series[state.generation] for name, series in state.values.items()}
+        return cls(arm, seed, state.generation, values, state.halted_at is not None)
+
+
+Hook = Callable[[GenerationEvent], None]
+
+
+class Checkpointer:
+    """Decides when to save a chain's state: every k generations, or every few seconds."""
+
+    def __init__(self, path: Path, config: RunConfig, config_hash: str) -> None:
+        self.path = path
+        self.every = config.checkpoint_every
+        self.last_generation = config.generations - 1
+        self.config_hash = config_hash
+        self.last_save = time.monotonic()
+
+    def load(self) -> ChainState | None:
+        """The saved state, or ``None`` (none, another config's, another layout's)."""
+        saved = load_checkpoint(self.path)
+        if not isinstance(saved, dict) or saved.get("config_hash") != self.config_hash:
+            return None
+        if saved.get("layout") != CHECKPOINT_LAYOUT:
+            return None
+        state = saved["state"]
+        return state if isinstance(state, ChainState) else None
+
+    def maybe_save(self, state: ChainState) -> None:
+        due = (
+            state.generation == self.last_generation
+            or (self.every is not None and (state.generation + 1) % self.every == 0)
+            or (self.every is None and time.monotonic() - self.last_save > CHECKPOINT_SECONDS)
+        )
+        if due:
+            payload = {"config_hash": self.config_hash, "layout": CHECKPOINT_LAYOUT, "state": state}
+            save_checkpoint(self.path, payload)
+            self.last_save = time.monotonic()
+
+
+class Observers:
+    """The per-generation callback of one chain (see the module's docstring)."""
+
+    def __init__(
+        self,
+        arm: str,
+        seed: int | None,
+        checkpoint: Checkpointer,
+        snapshots: SnapshotRecorder,
+        notify: Callable[[GenerationEvent], None] | None,
+    ) -> None:
+        self.arm = arm
+        self.seed = seed
+        self.checkpoint = checkpoint
+        self.snapshots = snapshots
+        self.notify = notify
+
+    def __call__(self, state: ChainState) -> None:
+        self.snapshots.observe(self.seed, state)
+        self.checkpoint.maybe_save(state)
+        if self.notify is not None:
+            self.notify(GenerationEvent.of(self.arm, self.seed, state))
+
+
+class Progress:
+    """A progress bar (``rich``) with one task per arm, or nothing when disabled."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+
+    def __enter__(self) -> Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def task(self, description: str, total: int) -> Callable[[int], None]:
+        """A function that advances a new task by ``n`` units."""
+        if self.bar is None:
+            return lambda n: None
+        bar = self.bar
+        task_id = bar.add_task(description, total=total)
+        return lambda n: bar.advance(task_id, n)
+
+
+class Notifier:
+    """One arm's events in the driving process: the progress bar, then the user's hook.
+
+    ``batched``: the arm's events are those of one chain of every seed (``seed`` is
+    ``None``), each generation worth ``seeds`` units of progress.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        seeds: int,
+        generations: int,
+        batched: bool,
+        progress: Progress,
+        hook: Hook | None,
+    ) -> None:
+        self.per_generation = seeds if batched else 1
+        self.advance = progress.task(name, seeds * generations)
+        self.done: dict[int | None, int] = {}
+        self.hook = hook
+
+    def resumed(self, seed: int | None, generations: int) -> None:
+        """Generations done before this run (a resumed checkpoint) count as progress."""
+        self.done[seed] = generations
+        self.advance(generations * self.per_generation)
+
+    def __call__(self, event: GenerationEvent) -> None:
+        done = event.generation + 1
+        self.advance((done - self.done.get(event.seed, 0)) * self.per_generation)
+        self.done[event.seed] = done
+        if self.hook is not None:
+            self.hook(event)
