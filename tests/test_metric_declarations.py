@@ -126,7 +126,7 @@ def share_values(metric_id: str) -> list[float]:
     metric = make("metric", metric_id)
     values = []
     for kind in sorted(metric.applies_to):
-        real = type(metric).example() if hasattr(type(metric), "example") else example_data(kind)
+        real = type(metric).example() or example_data(kind)
         for train in (real.train, _collapsed_training(real.train)):
             model = _model(kind, metric).fit(train, rng=np.random.default_rng(0))
             output = model.sample(length(real.train), rng=np.random.default_rng(1))
