@@ -73,7 +73,7 @@ def _print_headline(directory: Path) -> None:
 
 def _print_halted(directory: Path, arms: list[str]) -> None:
     """One line per arm whose chains halted: nothing was left to train on."""
-    from .experiment.storage import read_json
+    from .io import read_json
 
     for arm in arms:
         arm_dir = directory / arm if (directory / arm).is_dir() else directory  # an arm's own

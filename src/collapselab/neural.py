@@ -134,7 +134,7 @@ def _load_state(module: Any, state: dict[str, Any]) -> None:
 def save_weights(path: str | Path, module: Any) -> None:
     """Write the module's weights to ``path``: a safetensors file, or a torch
     ``state_dict`` for the suffixes in :data:`STATE_DICT_SUFFIXES` (tensors only)."""
-    from .experiment.storage import atomic_write
+    from .io import atomic_write
 
     path = Path(path)
     if path.suffix in STATE_DICT_SUFFIXES:

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..core import BOOLEAN, Curated, Curator, DataKind, Interval, RealData, take
 from ..registry import register
+from ..tokenize import whitespace_words
 
 
 def _normalize(doc: str) -> str:
@@ -54,7 +55,7 @@ class Dedup(Curator):
     def _minhash(self, doc: str) -> Any:
         from datasketch import MinHash
 
-        words = doc.split()
+        words = whitespace_words(doc)
         grams = {
             " ".join(words[i : i + self.shingle])
             for i in range(max(len(words) - self.shingle + 1, 1))

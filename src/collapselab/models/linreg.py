@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import NONE, DataKind, GenerativeModel, Interval, SeedBatch, as_2d
-from ..data import supervised  # noqa: F401  (registers the supervised example data)
 from ..errors import DataError
 from ..registry import register
 

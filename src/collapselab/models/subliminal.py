@@ -43,7 +43,6 @@ from ..core import (
     Options,
     SeedBatch,
 )
-from ..data import supervised  # noqa: F401  (registers the supervised example data)
 from ..errors import DataError, InvalidParameterError, parameter_message
 from ..registry import register
 from ..rng import BATCH

@@ -24,7 +24,6 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, Interval, Options
-from ..data import images as _image_data  # noqa: F401  (registers the example images)
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..neural import (

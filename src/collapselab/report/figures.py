@@ -41,6 +41,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..core import DataKind
 from ..errors import ResultsError
+from ..tokenize import alphanumeric_words
 from .runs import Arm, Group, Run, groups
 from .snapshots import Snapshots
 from .summary import seed_quantiles
@@ -528,14 +529,9 @@ def _scatters(real: np.ndarray | None, outputs: dict[int, np.ndarray], title: st
     return fig
 
 
-def words(document: str) -> list[str]:
-    """Lower-case word tokens of a document (for rank-frequency plots)."""
-    return re.findall(r"\w+", document.lower())
-
-
 def _counts(data: Any, kind: DataKind | str) -> Counter:
     if kind == DataKind.TEXT:
-        return Counter(w for doc in data for w in words(doc))
+        return Counter(w for doc in data for w in alphanumeric_words(doc))
     if isinstance(data, np.ndarray):
         return Counter(np.ravel(data).tolist())
     return Counter(int(t) for seq in data for t in np.ravel(seq))

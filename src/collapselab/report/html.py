@@ -21,7 +21,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ResultsError
-from ..experiment.storage import atomic_write, dump_yaml
+from ..io import atomic_write, dump_yaml
 from . import figures as figs
 from .runs import Run, load, run_labels
 from .summary import format_number, headline_metrics, summarize

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ResultsError
-from ..experiment.storage import read_json, read_table, read_yaml_mapping
+from ..io import read_json, read_table, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
 from .summary import arm_metrics
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..core import DataKind, SeedBatch, length
-from ..experiment.storage import atomic_write
+from ..io import atomic_write
 from .summary import snapshot_generations
 
 #: The seed whose outputs are kept.

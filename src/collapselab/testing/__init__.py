@@ -10,34 +10,13 @@ Each check raises ``AssertionError`` with a message naming the broken rule.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import registry
-from ..core import Assembled, Component, DataKind, Metric, RealData, Regime, length
-
-#: Small example data per kind: ``EXAMPLE_DATA[kind](rng) -> RealData``. Modules that
-#: add a data kind add an entry here so every check can run on it.
-EXAMPLE_DATA: dict[DataKind, Callable[[np.random.Generator], RealData]] = {}
-
-
-def _continuous(rng: np.random.Generator) -> RealData:
-    train = rng.normal(size=(60, 2)) * [1.0, 2.0] + [0.5, -1.0]
-    test = rng.normal(size=(40, 2)) * [1.0, 2.0] + [0.5, -1.0]
-    return RealData(train=train, test=test, kind=DataKind.CONTINUOUS)
-
-
-EXAMPLE_DATA[DataKind.CONTINUOUS] = _continuous
-
-
-def example_data(kind: DataKind, seed: int = 0) -> RealData:
-    if kind not in EXAMPLE_DATA:
-        raise AssertionError(
-            f"no example data for kind {kind}; add one to collapselab.testing.EXAMPLE_DATA"
-        )
-    return EXAMPLE_DATA[kind](np.random.default_rng(seed))
+from ..core import Assembled, Component, Metric, RealData, Regime, length
+from .examples import EXAMPLE_DATA, example_data
 
 
 def _same(a: Any, b: Any) -> bool:
