@@ -186,6 +186,7 @@ def read_table(path: Path | str) -> pd.DataFrame | None:
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(path).to_pandas()
+        frame: pd.DataFrame = pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowException):
         return None
+    return frame

@@ -114,8 +114,8 @@ def unknown_message(kind: str, id: str, known: list[str]) -> str:
 def _parameter_names(factory: Callable[..., Any]) -> list[str]:
     import inspect
 
-    target = factory.__init__ if isinstance(factory, type) else factory
-    sig = inspect.signature(target)
+    # A class's signature is its constructor's (``self`` excluded).
+    sig = inspect.signature(factory)
     return [
         name
         for name, p in sig.parameters.items()

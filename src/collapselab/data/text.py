@@ -233,6 +233,8 @@ class CategoricalTruth(DataSource):
 
     kind = DataKind.TOKENS
     can_draw = True
+    #: Size of the held-out real test sample (a constructor parameter of each subclass).
+    n_test: int
 
     def probs(self) -> np.ndarray:
         raise NotImplementedError
