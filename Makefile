@@ -64,7 +64,6 @@ test: lint layers typecheck docs-check browser
 
 # Every benchmark in benchmarks/, one after another; one JSON summary in build/bench.json.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]" "$(TORCH)"
 	$(BIN)/python benchmarks/run_all.py --out build/bench.json
 
 clean:
