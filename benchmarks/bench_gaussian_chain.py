@@ -22,7 +22,7 @@ import numpy as np
 
 from collapselab import make
 from collapselab.chain import ChainSpec, run_batched
-from harness import Ratio, finish, interleave, parser, per_round, repeats
+from harness import finish, interleave, parser, repeats, time_ratio
 
 
 def batched_chain(seeds: int, n: int, generations: int) -> None:
@@ -85,18 +85,8 @@ def main() -> None:
         "gaussian_chain",
         args,
         [
-            Ratio(
-                "batched / bare draws",
-                per_round(seconds["batched"], seconds["bare_draws"]),
-                "<=",
-                1.5,
-            ),
-            Ratio(
-                "python loop / batched",
-                per_round(seconds["python_loop"], seconds["batched"]),
-                ">=",
-                10,
-            ),
+            time_ratio("batched / bare draws", seconds, "batched", "bare_draws", "<=", 1.5),
+            time_ratio("python loop / batched", seconds, "python_loop", "batched", ">=", 10),
         ],
         settings={"seeds": s, "n": n, "generations": g, "loop_seeds": loop_seeds},
         seconds=seconds,

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from harness import Ratio, finish, interleave, parser, per_round, repeats
+from harness import Ratio, finish, interleave, parser, per_round, repeats, time_ratio
 
 
 def matmul_peak(torch, dtype, size: int = 512, repeats: int = 20) -> float:
@@ -142,9 +142,11 @@ def main() -> None:
                 0.1,
                 unit="",
             ),
-            Ratio(
+            time_ratio(
                 "sampling without / with the KV cache",
-                per_round(seconds["sample_no_cache"], seconds["sample_kv_cache"]),
+                seconds,
+                "sample_no_cache",
+                "sample_kv_cache",
                 ">=",
                 2,
             ),

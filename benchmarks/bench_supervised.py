@@ -20,7 +20,7 @@ import numpy as np
 
 from collapselab import make
 from collapselab.chain import ChainSpec, run_batched, run_seed
-from harness import Ratio, finish, interleave, parser, per_round, repeats
+from harness import finish, interleave, parser, repeats, time_ratio
 
 
 def linreg_spec() -> ChainSpec:
@@ -90,15 +90,14 @@ def main() -> None:
         "supervised",
         args,
         [
-            Ratio(
-                "linreg per-seed / batched",
-                per_round(seconds["linreg_per_seed"], seconds["linreg_batched"]),
-                ">=",
-                10,
+            time_ratio(
+                "linreg per-seed / batched", seconds, "linreg_per_seed", "linreg_batched", ">=", 10
             ),
-            Ratio(
+            time_ratio(
                 "subliminal-mlp per-seed / batched",
-                per_round(seconds["mlp_per_seed"], seconds["mlp_batched"]),
+                seconds,
+                "mlp_per_seed",
+                "mlp_batched",
                 ">=",
                 1.5,
             ),

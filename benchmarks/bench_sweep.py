@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import Ratio, finish, interleave, parser, per_round, repeats
+from harness import finish, interleave, parser, repeats, time_ratio
 
 GRID = [
     "samples_per_generation=20,50,100,200",
@@ -97,13 +97,9 @@ def main() -> None:
             assert files(folder) == reference, f"{name} results differ from serial"
     shutil.rmtree(root)
     print("every backend gave bit-identical metrics.parquet files in every round")
-    ratios = [
-        Ratio("serial / pool (2 workers)", per_round(seconds["serial"], seconds["pool"]), ">=", 1.5)
-    ]
+    ratios = [time_ratio("serial / pool (2 workers)", seconds, "serial", "pool", ">=", 1.5)]
     if "ray" in seconds:
-        ratios.append(
-            Ratio("serial / Ray (2 CPUs)", per_round(seconds["serial"], seconds["ray"]), ">=", 1.3)
-        )
+        ratios.append(time_ratio("serial / Ray (2 CPUs)", seconds, "serial", "ray", ">=", 1.3))
     finish(
         "sweep",
         args,

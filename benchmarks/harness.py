@@ -107,6 +107,18 @@ def per_round(numerator: Sequence[float], denominator: Sequence[float]) -> list[
     return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
+def time_ratio(
+    name: str,
+    seconds: dict[str, list[float]],
+    numerator: str,
+    denominator: str,
+    op: str,
+    bound: float,
+) -> Ratio:
+    """The ratio of two candidates' times, round by round, against ``op bound``."""
+    return Ratio(name, per_round(seconds[numerator], seconds[denominator]), op, bound)
+
+
 def finish(
     name: str,
     args: argparse.Namespace,
