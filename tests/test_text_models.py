@@ -6,11 +6,11 @@ import pytest
 
 from collapselab import make
 from collapselab.core import SeedBatch
-from collapselab.data.text import tokenize_words
 from collapselab.decoding import Decoding
 from collapselab.errors import DataError
 from collapselab.models.categorical import BatchedCategorical, Categorical
 from collapselab.models.ngram import BOS, END, NGram
+from collapselab.tokenize import tokenize_words
 
 RNG = np.random.default_rng(0)
 

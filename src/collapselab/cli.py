@@ -102,7 +102,7 @@ def _marked(arm: object, metric: str) -> str:
 
 def _halted_on_disk(directory: Path, arms: list[str]) -> dict[str, tuple[dict[Any, int], Any]]:
     """By arm: the seeds that halted (by seed, the generation) and the number of seeds."""
-    from .experiment.storage import read_json
+    from .io import read_json
 
     out = {}
     for arm in arms:

@@ -50,13 +50,34 @@ def parameter_message(owner: str, name: str, requirement: str, value: Any) -> st
     return f"The {name!r} parameter of {owner} must be {requirement}. Got {value!r} instead."
 
 
-def require(module: str, extra: str, feature: str) -> Any:
-    """Import an optional dependency or raise one line naming the pip command."""
+def require(module: str, extra: str, feature: str, *, package: str | None = None) -> Any:
+    """Import an optional dependency or raise one line naming the pip command.
+
+    Parameters
+    ----------
+    module : str
+        The module to import (``"ot"``).
+    extra : str
+        The collapselab extra that installs it (``"exact"``).
+    feature : str
+        What needs it, as the error's subject (``"wasserstein with method: exact"``).
+    package : str, optional
+        The distribution's name where it differs from the module's (``"POT"``).
+
+    Raises
+    ------
+    MissingDependencyError
+        ``module`` cannot be imported.
+
+    >>> require("json", "none", "this example").__name__
+    'json'
+    """
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(
-            f'{feature} needs the optional package {module!r}: pip install "collapselab[{extra}]"'
+            f"{feature} needs the optional package {package or module!r}: "
+            f'pip install "collapselab[{extra}]"'
         ) from exc

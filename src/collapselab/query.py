@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from .errors import CollapseLabError, ResultsError, require
-from .experiment.storage import read_json, read_yaml_mapping
+from .io import read_json, read_yaml_mapping
 
 METRICS_FILE = "metrics.parquet"
 

@@ -8,7 +8,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core import BOOLEAN, Curated, Curator, DataKind, Interval, RealData
+from ..errors import require
 from ..registry import register
+from ..tokenize import whitespace_words
+
+
+def _datasketch() -> Any:
+    return require("datasketch", "dedup", "the dedup curator with near: true")
 
 
 def _normalize(doc: str) -> str:
@@ -52,14 +58,12 @@ class Dedup(Curator):
         self.decimals = decimals
 
     def _minhash(self, doc: str) -> Any:
-        from datasketch import MinHash
-
-        words = doc.split()
+        words = whitespace_words(doc)
         grams = {
             " ".join(words[i : i + self.shingle])
             for i in range(max(len(words) - self.shingle + 1, 1))
         }
-        h = MinHash(num_perm=self.num_perm, seed=1)
+        h = _datasketch().MinHash(num_perm=self.num_perm, seed=1)
         h.update_batch([g.encode() for g in grams])
         return h
 
@@ -85,9 +89,7 @@ class Dedup(Curator):
             seen: set[str] = set()
             lsh = None
             if self.near:
-                from datasketch import MinHashLSH
-
-                lsh = MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
+                lsh = _datasketch().MinHashLSH(threshold=self.threshold, num_perm=self.num_perm)
             exact = near = 0
             for i, doc in enumerate(items):
                 key = _normalize(doc)

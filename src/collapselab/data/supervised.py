@@ -26,7 +26,6 @@ import numpy as np
 from ..core import NONE, DataKind, DataSource, Interval, RealData
 from ..errors import require
 from ..registry import register
-from ..testing import EXAMPLE_DATA
 
 SUPERVISED = DataKind.SUPERVISED
 
@@ -249,21 +248,3 @@ class MNIST(ImageLabels):
     """
 
     table = staticmethod(_mnist)
-
-
-def _supervised_example(rng: np.random.Generator) -> RealData:
-    """Small pairs for the conformance checks: 4 features, labels 0..2.
-
-    The labels are class indices, which a classifier reads as classes and a
-    regression reads as numbers; the truth gives the best linear predictor so
-    regression metrics have a reference.
-    """
-    means = np.array([[1.5, 0.0, 0.0, 0.5], [0.0, 1.5, 0.0, -0.5], [0.0, 0.0, 1.5, 0.0]])
-    y = rng.integers(0, 3, size=100)
-    x = means[y] + rng.standard_normal((100, 4))
-    coef, *_ = np.linalg.lstsq(x, y.astype(float), rcond=None)
-    truth = {"coef": coef, "feature_cov": x[60:].T @ x[60:] / 40, "n_classes": 3}
-    return RealData(train=(x[:60], y[:60]), test=(x[60:], y[60:]), kind=SUPERVISED, truth=truth)
-
-
-EXAMPLE_DATA[SUPERVISED] = _supervised_example

@@ -15,7 +15,7 @@ Two data kinds (see :class:`~collapselab.core.DataKind`):
   distribution, which metrics and theory use.
 
 Words are split by one tokenizer everywhere (models, metrics, ``diagnose``):
-:func:`tokenize_words`.
+:func:`collapselab.tokenize.tokenize_words`.
 """
 
 from __future__ import annotations
@@ -31,175 +31,7 @@ import numpy as np
 from ..core import NONE, DataKind, DataSource, InstanceOf, Interval, Options, RealData
 from ..errors import DataError, MissingDependencyError, require
 from ..registry import register
-from ..testing import EXAMPLE_DATA
 from .user import UNITS, read_documents, split_units
-
-#: Placeholder a smoothed word model emits for its unknown-word class.
-UNK_WORD = "<unk>"
-#: A word: letters/digits with inner apostrophes ("don't", "o'er"), or one punctuation mark.
-#: The placeholder stays one token so that models can read their own output.
-WORD_PATTERN = re.compile(r"<unk>|\w+(?:['’]\w+)*|[^\w\s]")
-
-
-def tokenize_words(text: str, lowercase: bool = True) -> list[str]:
-    """Words and punctuation marks of ``text``; joining them with spaces and tokenizing
-    again gives the same tokens, so a word model can read its own output."""
-    return WORD_PATTERN.findall(text.lower() if lowercase else text)
-
-
-#: Joins documents so one pass tokenizes a whole corpus; it is a token of its own (a
-#: non-word, non-space character) and is removed from the documents first.
-_SEPARATOR = "\x00"
-_APOSTROPHES = (ord("'"), ord("’"))
-_UNK_CODES = tuple(ord(c) for c in UNK_WORD)
-#: Odd, so invertible modulo 2**64: token hashes do not depend on the token's position.
-_HASH_BASE = 0x9E3779B97F4A7C15
-_HASH_CHUNK = 1 << 18
-
-
-_WORD, _SPACE = 1, 2
-
-
-def _char_class(c: str) -> int:
-    # As ``re`` defines them: \w is str.isalnum() or "_", \s is str.isspace().
-    return _WORD if c.isalnum() or c == "_" else _SPACE if c.isspace() else 0
-
-
-@functools.lru_cache(maxsize=1)
-def _bmp_classes() -> np.ndarray:
-    """The class (word, space or other) of every code point below 0x10000."""
-    return np.fromiter((_char_class(chr(c)) for c in range(0x10000)), np.uint8, count=0x10000)
-
-
-def _classify(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    table = _bmp_classes()
-    classes = table[np.minimum(codes, 0xFFFF)]
-    high = np.flatnonzero(codes > 0xFFFF)
-    if len(high):  # astral code points: classify each distinct one in Python
-        distinct, inverse = np.unique(codes[high], return_inverse=True)
-        classes[high] = np.array([_char_class(chr(c)) for c in distinct], np.uint8)[inverse]
-    return classes == _WORD, classes == _SPACE
-
-
-def _word_spans(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end of every token of :data:`WORD_PATTERN`, found with array operations:
-    ``<unk>``; runs of word characters joined by inner apostrophes; any other
-    non-space character alone."""
-    n = len(codes)
-    is_word, is_space = _classify(codes)
-    prev_word = np.concatenate([[False], is_word[:-1]])
-    next_word = np.concatenate([is_word[1:], [False]])
-    apostrophe = (codes == _APOSTROPHES[0]) | (codes == _APOSTROPHES[1])
-    joined = is_word | (apostrophe & prev_word & next_word)
-    unk = np.zeros(n, dtype=bool)
-    hit = np.ones(max(n - 4, 0), dtype=bool)
-    for k, c in enumerate(_UNK_CODES):
-        hit &= codes[k : k + len(hit)] == c
-    unk_at = np.flatnonzero(hit)
-    for k in range(len(_UNK_CODES)):
-        unk[unk_at + k] = True
-    run = joined & ~unk
-    single = ~is_space & ~joined & ~unk
-    starts = run & ~np.concatenate([[False], run[:-1]])
-    starts |= single
-    starts[unk_at] = True
-    last = run & ~np.concatenate([run[1:], [False]])
-    last |= single
-    last[unk_at + len(_UNK_CODES) - 1] = True
-    return np.flatnonzero(starts), np.flatnonzero(last) + 1
-
-
-def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """A 64-bit polynomial hash of each span (equal text, equal hash), chunk by chunk to
-    bound memory: sum c_i B^(i - start) mod 2^64 from prefix sums of c_i B^i."""
-    out = np.empty(len(starts), dtype=np.uint64)
-    base_inv = pow(_HASH_BASE, -1, 1 << 64)
-    first = 0
-    while first < len(starts):
-        a = int(starts[first])
-        stop = int(np.searchsorted(starts, a + _HASH_CHUNK, side="left"))
-        stop = max(stop, first + 1)
-        b = int(ends[stop - 1])
-        size = b - a + 1
-        with np.errstate(over="ignore"):
-            one = np.ones(1, dtype=np.uint64)
-            power = np.concatenate([one, np.cumprod(np.full(size - 1, _HASH_BASE, np.uint64))])
-            inverse = np.concatenate([one, np.cumprod(np.full(size - 1, base_inv, np.uint64))])
-            prefix = np.concatenate(
-                [[np.uint64(0)], np.cumsum(codes[a:b].astype(np.uint64) * power[:-1])]
-            )
-            s, e = starts[first:stop] - a, ends[first:stop] - a
-            out[first:stop] = (prefix[e] - prefix[s]) * inverse[s]
-        first = stop
-    return out
-
-
-def encode_documents(
-    documents: list[str], *, level: str = "word", lowercase: bool = True
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids of a whole corpus: ``(ids, types, doc_ptr)``.
-
-    ``ids[doc_ptr[d]:doc_ptr[d + 1]]`` are document ``d``'s tokens (the words of
-    :func:`tokenize_words`, or characters) and ``types[i]`` is the token of id ``i``,
-    in order of first appearance. The corpus is scanned with array operations over
-    its code points and tokens are identified by a 64-bit hash (the chance that two
-    of 10^5 types collide is about 10^-9), so no Python object is made per token:
-    this is what makes fitting an n-gram model fast.
-    """
-    import pandas as pd
-
-    ids, lengths = [], []
-    index: dict[int, int] = {}  # token hash -> id
-    types: list[str] = []
-    for batch in _batches(documents, _HASH_CHUNK * 4):
-        # One separated text per batch of documents bounds the per-character arrays.
-        text = _SEPARATOR.join(d.replace(_SEPARATOR, "") for d in batch) + _SEPARATOR
-        if lowercase:
-            text = text.lower()
-        codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-        if level == "word":
-            starts, ends = _word_spans(codes)
-            batch_keys = _span_hashes(codes, starts, ends)
-        else:
-            starts = np.arange(len(codes))
-            ends, batch_keys = starts + 1, codes.astype(np.uint64)
-        is_sep = codes[starts] == 0  # the separator is always a one-character token
-        lengths.append(np.diff(np.concatenate([[-1], np.flatnonzero(is_sep)])) - 1)
-        kept = batch_keys[~is_sep]
-        # Ids per batch, then batch ids -> corpus ids: one small hash table at a time.
-        local, distinct = pd.factorize(kept)
-        first = np.full(len(distinct), len(kept), dtype=np.int64)
-        np.minimum.at(first, local, np.arange(len(kept)))
-        kept_starts, kept_ends = starts[~is_sep], ends[~is_sep]
-        corpus_ids = np.empty(len(distinct), dtype=np.int64)
-        for j, (key, i) in enumerate(zip(distinct.tolist(), first.tolist(), strict=True)):
-            found = index.get(key)
-            if found is None:
-                found = index[key] = len(types)
-                types.append(text[kept_starts[i] : kept_ends[i]])
-            corpus_ids[j] = found
-        ids.append(corpus_ids[local])
-    out_types = np.empty(len(types), dtype=object)
-    out_types[:] = types
-    doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate([[0], *lengths])[1:])])
-    return np.concatenate([np.zeros(0, np.int64), *ids]), out_types, doc_ptr.astype(np.int64)
-
-
-def _batches(documents: list[str], size: int) -> list[list[str]]:
-    """Consecutive documents in batches of about ``size`` characters (at least one each)."""
-    out: list[list[str]] = []
-    current: list[str] = []
-    chars = 0
-    for doc in documents:
-        current.append(doc)
-        chars += len(doc) + 1
-        if chars >= size:
-            out.append(current)
-            current, chars = [], 0
-    if current:
-        out.append(current)
-    return out
-
 
 # ---------------------------------------------------------------------------
 # Corpora
@@ -401,6 +233,8 @@ class CategoricalTruth(DataSource):
 
     kind = DataKind.TOKENS
     can_draw = True
+    #: Size of the held-out real test sample (a constructor parameter of each subclass).
+    n_test: int
 
     def probs(self) -> np.ndarray:
         raise NotImplementedError
@@ -490,30 +324,3 @@ class EnglishWordFrequencies(CategoricalTruth):
     def truth(self) -> dict:
         words, probs = english_word_frequencies(self.top_n)
         return {"probs": probs, "words": words}
-
-
-# ---------------------------------------------------------------------------
-# Example data for the conformance checks
-# ---------------------------------------------------------------------------
-
-
-def _example_text(rng: np.random.Generator) -> RealData:
-    paragraphs = [p for p in _units("pydoc", "paragraph") if len(p.split()) >= 8]
-    pick = rng.choice(len(paragraphs), size=120, replace=False)
-    docs = [paragraphs[i] for i in pick]
-    return RealData(train=docs[:80], test=docs[80:], kind=DataKind.TEXT)
-
-
-def _example_tokens(rng: np.random.Generator) -> RealData:
-    truth = ZipfTruth(exponent=1.1, vocabulary=60)
-    p = truth.probs()
-    return RealData(
-        train=draw_categorical(p, 400, rng),
-        test=draw_categorical(p, 200, rng),
-        kind=DataKind.TOKENS,
-        truth={"probs": p},
-    )
-
-
-EXAMPLE_DATA[DataKind.TEXT] = _example_text
-EXAMPLE_DATA[DataKind.TOKENS] = _example_tokens

@@ -102,7 +102,7 @@ def pack(entries: dict[str, Any], meta: dict[str, Any]) -> bytes:
 def _npz(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     arrays = {**arrays, "meta": np.array(json.dumps({**meta, "format": FORMAT}))}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]  # numpy's stub
     return buffer.getvalue()
 
 

@@ -26,6 +26,7 @@ from ..core import (
     SeedBatch,
     as_2d,
 )
+from ..errors import require
 from ..registry import register
 
 CONTINUOUS = frozenset({DataKind.CONTINUOUS})
@@ -307,8 +308,12 @@ class Wasserstein(Metric):
         if x.shape[1] == 1:
             return float(wasserstein_1d_rows(x.T, y.T)[0])
         if self.method == "exact":
-            import ot
-
+            ot = require(
+                "ot",
+                "exact",
+                "wasserstein with method: exact in 2 or more dimensions",
+                package="POT",
+            )
             cost = ot.dist(x, y, metric="euclidean")
             return float(ot.emd2(np.full(len(x), 1 / len(x)), np.full(len(y), 1 / len(y)), cost))
         projected = np.sort((x @ self._directions(x.shape[1])).T, axis=1)

@@ -41,7 +41,7 @@ from ..core import (
     Quantity,
     RealData,
 )
-from ..errors import InvalidParameterError, parameter_message
+from ..errors import InvalidParameterError, parameter_message, require
 from ..registry import register
 
 IMAGES = frozenset({DataKind.IMAGES})
@@ -182,8 +182,7 @@ def prdc_values(
             fake, real = model_0.latent_means(fake), model_0.latent_means(real)
         else:
             fake, real = fake.reshape(len(fake), -1), real.reshape(len(real), -1)
-        from prdc import compute_prdc
-
+        compute_prdc = require("prdc", "prdc", "the prdc_* metrics").compute_prdc
         with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
             result = compute_prdc(real_features=real, fake_features=fake, nearest_k=nearest_k)
         values = {key: float(value) for key, value in result.items()}

@@ -2,7 +2,7 @@
 
 The loss that matters to users of text models is the loss of rare words and rare
 phrasings. Word types are the case-folded tokens of
-:func:`collapselab.data.text.tokenize_words`; token data (``TOKENS``) uses its ids.
+:func:`collapselab.tokenize.tokenize_words`; token data (``TOKENS``) uses its ids.
 "Rare" real types are those seen at most ``k`` times in the seed's real training
 data. Metrics that need a model capability declare it in ``requires`` (method
 names), so the conformance checks pick a model that has it:
@@ -39,9 +39,9 @@ from ..core import (
     ReferenceBatch,
     SeedBatch,
 )
-from ..data.text import encode_documents
 from ..errors import ConfigError
 from ..registry import register
+from ..tokenize import encode_documents
 
 TOKENS = frozenset({DataKind.TOKENS})
 TEXT = frozenset({DataKind.TEXT})

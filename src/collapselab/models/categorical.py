@@ -103,9 +103,6 @@ class Categorical(_CategoricalFit, GenerativeModel):
         {"token_log_probs", "probabilities", "type_probs"}
     )
     decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
-    provides: ClassVar[frozenset[str]] = frozenset(
-        {"token_log_probs", "probabilities", "type_probs"}
-    )
 
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         counts, probs = self._fit_rows(as_token_ids(data, self.vocabulary_size)[None])

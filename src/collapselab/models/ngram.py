@@ -43,10 +43,10 @@ import numpy as np
 import pandas as pd
 
 from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
-from ..data.text import UNK_WORD, encode_documents
 from ..decoding import DISCRETE_CONTROLS, Decoding
 from ..errors import DataError
 from ..registry import register
+from ..tokenize import UNK_WORD, encode_documents
 from .lm import documents
 
 END, UNK, BOS = 0, 1, 2

@@ -443,8 +443,8 @@ def metric_figure(group: Group, names: list[str] | None = None) -> tuple[Any, li
         binary = declared.quantity == Quantity.COLLAPSED or is_binary(
             [s.arm.frame for s in group.series], name
         )
-        drawn = [(i, s, curve(s.arm.frame, name, binary)) for i, s in enumerate(group.series)]
-        drawn = [(i, s, c) for i, s, c in drawn if c is not None]
+        every = [(i, s, curve(s.arm.frame, name, binary)) for i, s in enumerate(group.series)]
+        drawn = [(i, s, c) for i, s, c in every if c is not None]
         present.update(i for i, _, _ in drawn)
         curves = [c for _, _, c in drawn]
         if bars:
@@ -495,8 +495,8 @@ def _legend(
 
     handles: list[Any] = []
     for s, look in series:
-        seeds = _seeds(s)
-        label = f"{s.label} ({seeds} seed{'s' * (seeds != 1)})"
+        count = _seeds(s)
+        label = f"{s.label} ({count} seed{'s' * (count != 1)})"
         if bars:
             hatch = (
                 HATCHES[LINESTYLES.index(look.linestyle)] if look.linestyle in LINESTYLES else ""

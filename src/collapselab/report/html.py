@@ -20,7 +20,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ResultsError
-from ..experiment.storage import atomic_write, dump_yaml
+from ..io import atomic_write, dump_yaml
 from . import figures as figs
 from .runs import ARROW_KEY, Arm, Run, load, run_labels
 from .samples import text_rows

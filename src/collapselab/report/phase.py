@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CollapseLabError, ResultsError
-from ..experiment.storage import atomic_write, load_yaml
+from ..io import atomic_write, load_yaml
 
 
 @dataclass

@@ -33,7 +33,7 @@ import pandas as pd
 from .. import registry
 from ..core import Direction, Metric, Quantity
 from ..errors import CollapseLabError, ResultsError
-from ..experiment.storage import read_json, read_table, read_yaml_mapping
+from ..io import read_json, read_table, read_yaml_mapping
 from .snapshots import Snapshots, load_snapshots
 from .summary import arm_metrics
 

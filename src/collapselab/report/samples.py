@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..core import DataKind
-from ..data.text import tokenize_words
 from ..errors import ResultsError
+from ..tokenize import tokenize_words
 from .runs import Arm
 from .snapshots import Snapshots
 from .style import GENERATION_COLOURS, REAL_COLOUR, legend_columns, pyplot
@@ -106,7 +106,7 @@ def _legend(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
+    handles: list[Any] = []
     if has_real:
         handles.append(Patch(color=REAL_COLOUR, alpha=0.6, label="real (held-out)"))
     handles += [
@@ -120,7 +120,7 @@ def _legend(
     fig.legend(
         handles=handles,
         loc="outside upper center",
-        ncols=legend_columns(fig, [h.get_label() for h in handles]),
+        ncols=legend_columns(fig, [str(h.get_label()) for h in handles]),
         frameon=False,
         title=title,
     )
@@ -176,14 +176,11 @@ def _scatters(real: np.ndarray | None, outputs: dict[int, np.ndarray], title: st
     return fig
 
 
-def words(document: str) -> list[str]:
-    """The word tokens of a document (the package's one tokenizer, punctuation left out)."""
-    return [w for w in tokenize_words(document) if any(ch.isalnum() for ch in w)]
-
-
 def _counts(data: Any, kind: DataKind | str) -> Counter:
     if kind == DataKind.TEXT:
-        return Counter(w for doc in data for w in words(doc))
+        return Counter(
+            w for doc in data for w in tokenize_words(doc) if any(ch.isalnum() for ch in w)
+        )
     if isinstance(data, np.ndarray):
         return Counter(np.ravel(data).tolist())
     return Counter(int(t) for seq in data for t in np.ravel(seq))
@@ -404,5 +401,6 @@ def sample_text_figure(arm: Arm) -> Any:
         ax.text(0, y, name, va="top", ha="left", fontsize=8, weight="bold", parse_math=False)
         ax.text(0.15, y, body, va="top", ha="left", fontsize=8, family="serif", parse_math=False)
         y -= step * (body.count("\n") + 2)
-    fig.suptitle(f"{arm.name}: sample texts of seed {arm.snapshots.seed}")
+    seed = arm.snapshots.seed if arm.snapshots is not None else "?"
+    fig.suptitle(f"{arm.name}: sample texts of seed {seed}")
     return fig

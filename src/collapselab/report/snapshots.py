@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core import DataKind
 from ..experiment.snapshots import FORMAT, SNAPSHOT_SEED, pack
-from ..experiment.storage import atomic_write
+from ..io import atomic_write
 
 
 @dataclass

@@ -15,7 +15,6 @@ message naming the broken rule.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -39,29 +38,7 @@ from ..core import (
 )
 from ..errors import ConfigError
 from ..stats import Moments
-
-#: Small example data per kind: ``EXAMPLE_DATA[kind](rng) -> RealData``. Modules that
-#: add a data kind add an entry here so every check can run on it.
-EXAMPLE_DATA: dict[DataKind, Callable[[np.random.Generator], RealData]] = {}
-
-
-def _continuous(rng: np.random.Generator) -> RealData:
-    train = rng.normal(size=(60, 2)) * [1.0, 2.0] + [0.5, -1.0]
-    test = rng.normal(size=(40, 2)) * [1.0, 2.0] + [0.5, -1.0]
-    return RealData(train=train, test=test, kind=DataKind.CONTINUOUS)
-
-
-EXAMPLE_DATA[DataKind.CONTINUOUS] = _continuous
-
-
-def example_data(kind: DataKind, seed: int = 0) -> RealData:
-    from .. import data  # noqa: F401  (its modules add the example data of their kinds)
-
-    if kind not in EXAMPLE_DATA:
-        raise AssertionError(
-            f"no example data for kind {kind}; add one to collapselab.testing.EXAMPLE_DATA"
-        )
-    return EXAMPLE_DATA[kind](np.random.default_rng(seed))
+from .examples import EXAMPLE_DATA, example_data
 
 
 def _same(a: Any, b: Any) -> bool:
