@@ -52,10 +52,18 @@ def test_near_dedup_without_datasketch_names_its_extra(monkeypatch):
     curator = make("curator", "dedup")
     real = example_data(DataKind.TEXT)
     with pytest.raises(MissingDependencyError, match=r'pip install "collapselab\[dedup\]"'):
-        curator(real.train[:5], reference=real, rng=np.random.default_rng(0))
+        curator(
+            real.train[:5],
+            reference=real,
+            rng=np.random.default_rng(0),
+            provenance=np.ones(5, bool),
+        )
     # Exact duplicates need nothing extra.
     kept = make("curator", "dedup", near=False)(
-        ["a b", "A  b", "c"], reference=real, rng=np.random.default_rng(0)
+        ["a b", "A  b", "c"],
+        reference=real,
+        rng=np.random.default_rng(0),
+        provenance=np.ones(3, bool),
     )
     assert kept.kept == ["a b", "c"]
 
