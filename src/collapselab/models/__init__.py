@@ -1,7 +1,22 @@
 """Generative model families, one module each; importing registers them."""
 
-from . import categorical, gaussian, gmm, gpt, hf, kde, linreg, ngram, subliminal, vae  # noqa: F401
+from . import (  # noqa: F401
+    categorical,
+    ddpm,
+    flow,
+    gaussian,
+    gmm,
+    gpt,
+    hf,
+    kde,
+    linreg,
+    ngram,
+    subliminal,
+    vae,
+)
 from .categorical import BatchedCategorical, Categorical
+from .ddpm import DDPM, DDPMImages
+from .flow import Flow
 from .gaussian import BatchedGaussian, Gaussian
 from .gmm import GMM
 from .gpt import GPT
@@ -13,6 +28,7 @@ from .subliminal import BatchedSubliminalMLP, SubliminalMLP
 from .vae import VAE
 
 __all__ = [
+    "DDPM",
     "GMM",
     "GPT",
     "KDE",
@@ -22,6 +38,8 @@ __all__ = [
     "BatchedLinearRegression",
     "BatchedSubliminalMLP",
     "Categorical",
+    "DDPMImages",
+    "Flow",
     "Gaussian",
     "HFCausalLM",
     "LinearRegression",
