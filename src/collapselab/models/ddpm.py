@@ -338,10 +338,12 @@ class DDPM(NetworkPickling, GenerativeModel):
             if start is not None:
                 network.load_state_dict(start.network_.state_dict())
             network.to(self.device_)
-            optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
+            optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, fused=True)
             batch = min(self.batch_size, len(x_all))
             rows = torch.from_numpy(rng.integers(0, len(x_all), size=(self.steps, batch)))
-            times = torch.from_numpy(rng.integers(0, self.train_timesteps, size=(self.steps, batch)))
+            times = torch.from_numpy(
+                rng.integers(0, self.train_timesteps, size=(self.steps, batch))
+            )
             losses = np.empty(self.steps)
             network.train()
             for step in range(self.steps):
@@ -400,9 +402,7 @@ class DDPM(NetworkPickling, GenerativeModel):
         d = math.prod(self._model_shape())
         flat = z.reshape(len(z), -1).astype(np.float64)
         # KL(q(x_T | x0) || N(0, I)), exact.
-        prior = 0.5 * np.sum(
-            (1 - abar[-1]) + abar[-1] * flat**2 - 1 - np.log(1 - abar[-1]), axis=1
-        )
+        prior = 0.5 * np.sum((1 - abar[-1]) + abar[-1] * flat**2 - 1 - np.log(1 - abar[-1]), axis=1)
         generator = torch.Generator().manual_seed(_ELBO_SEED)
         with torch.no_grad(), matching_threads():
             # -log N(x0; mu(x_1), beta_1 I) = d/2 log(2 pi beta_1) + |eps - eps_hat|^2 / (2 alpha_1)

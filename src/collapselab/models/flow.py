@@ -193,7 +193,7 @@ class Flow(NetworkPickling, GenerativeModel):
             if start is not None:
                 network.load_state_dict(start.network_.state_dict())
             network.to(self.device_)
-            optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate)
+            optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, fused=True)
             batch = min(self.batch_size, len(x))
             rows = torch.from_numpy(rng.integers(0, len(x), size=(self.steps, batch)))
             losses = np.full(self.steps, np.nan)
