@@ -11,7 +11,7 @@ pytest.importorskip("diffusers")
 
 from collapselab import make  # noqa: E402
 from collapselab.chain import ChainSpec, run_seed  # noqa: E402
-from collapselab.core import DataKind  # noqa: E402
+from collapselab.core import DataKind, RealData  # noqa: E402
 from collapselab.decoding import Decoding  # noqa: E402
 from collapselab.errors import MissingDependencyError  # noqa: E402
 from collapselab.models import ddpm as ddpm_module  # noqa: E402
@@ -206,3 +206,14 @@ def test_missing_diffusers_names_the_extra(monkeypatch):
     finally:
         ddpm_module._diffusers.cache_clear()
         ddpm_module._network_classes.cache_clear()
+
+
+def test_denoising_loss_of_real_data_falls_with_training(fitted, gaussian_data):
+    untrained = DDPM(**{**SMALL, "steps": 0}).fit(gaussian_data, rng=np.random.default_rng(1))
+    test = np.random.default_rng(3).multivariate_normal(MEAN, COV, size=500)
+    metric = make("metric", "denoising_loss_real")
+    real = RealData(train=gaussian_data, test=test, kind=DataKind.CONTINUOUS)
+    trained_loss = metric(fitted, None, real, rng=None)
+    assert trained_loss == pytest.approx(np.mean(fitted.denoising_loss(test)))
+    # Predicting the noise from an untrained network costs about 1 per coordinate.
+    assert trained_loss < 0.7 * metric(untrained, None, real, rng=None)

@@ -59,8 +59,10 @@ from .torch_common import (
     starting_model,
 )
 
-#: Seed of the noise of ``log_prob`` (a fixed stream: scores must not vary).
+#: Seeds of the noise of ``log_prob`` and ``denoising_loss`` (fixed streams: scores
+#: must not vary).
 _ELBO_SEED = 0xE1B0
+_LOSS_SEED = 0x1055
 #: Items per denoiser pass in ``sample`` and ``log_prob`` (bounds memory, not results).
 _CHUNK = 2048
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
@@ -174,7 +176,8 @@ class DDPM(NetworkPickling, GenerativeModel):
     eta : float in [0, 1], default 1.0
         1: DDPM's ancestral sampler; 0: deterministic DDIM.
     elbo_timesteps : int, default 64
-        Timesteps of the stratified estimate of the ELBO's denoising terms.
+        Timesteps of the stratified estimate of the ELBO's denoising terms (and of
+        :meth:`denoising_loss`).
     init : {"scratch", "generation0", "previous"}, default "scratch"
     device : {"auto", "cpu", "cuda"}, default "auto"
 
@@ -197,6 +200,7 @@ class DDPM(NetworkPickling, GenerativeModel):
     takes_ancestors: ClassVar[bool] = True
     # Read by chain.py until it reads ``takes_ancestors`` (the same declaration).
     fit_accepts_ancestors: ClassVar[bool] = True
+    provides: ClassVar[frozenset[str]] = frozenset({"denoising_loss"})
     conformance_params: ClassVar[dict[str, Any]] = {
         "hidden": 16,
         "layers": 1,
@@ -419,6 +423,23 @@ class DDPM(NetworkPickling, GenerativeModel):
                 denoising += self._noise_error(z, int(t), scheduler, generator)
             denoising *= weights.sum() / self.elbo_timesteps
         return -(prior + decoder + denoising) + self._log_det()
+
+    def denoising_loss(self, data: Any) -> np.ndarray:
+        """The training objective on each item: the mean squared error of the predicted
+        noise per coordinate, averaged over ``elbo_timesteps`` evenly spread timesteps
+        (the uniform t of training) with noise from a fixed stream. Unlike the ELBO it
+        weighs every timestep alike, as training does, so no single step dominates it."""
+        torch = import_torch(f"the {self.registry_id!r} model")
+        z = self._forward(data).reshape(-1, *self._model_shape())
+        scheduler = self._training_scheduler()
+        k = self.elbo_timesteps
+        grid = np.floor((np.arange(k) + 0.5) * self.train_timesteps / k).astype(int)
+        generator = torch.Generator().manual_seed(_LOSS_SEED)
+        total = np.zeros(len(z))
+        with torch.no_grad(), matching_threads():
+            for t in grid:
+                total += self._noise_error(z, int(t), scheduler, generator)
+        return total / (k * math.prod(self._model_shape()))
 
     def _noise_error(self, z: np.ndarray, t: int, scheduler: Any, generator: Any) -> np.ndarray:
         """|eps - eps_hat(x_t, t)|^2 per item, with eps drawn from ``generator``."""
