@@ -120,7 +120,10 @@ def measure(torch: Any, spec: dict[str, Any], data: np.ndarray, n_sample: int) -
     train_s = max(fit_s - setup_s, 1e-9)
     batch = min(model.batch_size, len(data))
     sample_s, _ = _timed(lambda: model.sample(n_sample, rng=np.random.default_rng(1)))
-    out = {"train_samples_per_s": steps * batch / train_s, "sample_samples_per_s": n_sample / sample_s}
+    out = {
+        "train_samples_per_s": steps * batch / train_s,
+        "sample_samples_per_s": n_sample / sample_s,
+    }
     if spec["id"] != "flow":
         out |= _step_shares(torch, model, data, steps, train_s)
     return out
@@ -142,7 +145,7 @@ def main() -> None:
     configs = _configs(args.quick)
     data = {kind: _data(kind) for kind in ("mixture", "digits")}
     n_sample = {"mixture": 200 if args.quick else 1000, "digits": 50 if args.quick else 200}
-    for name, spec in configs.items():  # warm-up: imports, first allocations
+    for spec in configs.values():  # warm-up: imports, first allocations
         warm = {**spec, "steps": 2}
         measure(torch, warm, data[spec["data"]], 10)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}

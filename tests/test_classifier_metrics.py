@@ -80,8 +80,10 @@ def test_frechet_distance_matches_the_closed_form():
 
 def test_classifier_fd_is_the_frechet_distance_of_the_features(real, labelled):
     images = labelled[4]
-    features, _ = read_output(real, images)
-    expected = frechet_distance(classifier(real).features(images), real_test_features(real))
+    features, labels = read_output(real, images)
+    np.testing.assert_array_equal(features, classifier(real).features(images))
+    assert np.all(labels == 4)
+    expected = frechet_distance(features, real_test_features(real))
     assert value("classifier_fd", images, real) == pytest.approx(expected)
     # Real digits (another seed's split) are close; one class, or noise, far.
     noise = np.random.default_rng(1).random((300, 8, 8))
@@ -90,8 +92,10 @@ def test_classifier_fd_is_the_frechet_distance_of_the_features(real, labelled):
     assert 10 * close < value("classifier_fd", images, real)
     assert 10 * close < value("classifier_fd", noise, real)
     # A classifier labels noise too; precision sees that it is not digits.
-    assert value("classifier_precision", noise, real) < 0.5 < value(
-        "classifier_precision", other_seed, real
+    assert (
+        value("classifier_precision", noise, real)
+        < 0.5
+        < value("classifier_precision", other_seed, real)
     )
 
 

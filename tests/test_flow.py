@@ -159,3 +159,19 @@ def test_collapsed_data_is_a_result_not_a_crash():
     x = model.sample(10, rng=np.random.default_rng(1))
     assert x.shape == (10, 2)
     assert not np.any(np.isnan(model.log_prob(np.ones((3, 2)))))
+
+
+def test_flow_of_digit_vectors_beats_independent_pixels():
+    # 8 x 8 digits as dequantized 64-D vectors: a coupling flow learns how pixels
+    # depend on one another, which a diagonal Gaussian cannot (median log-density
+    # of a held-out digit about 37 nats; the flow's about 53 after 100 steps).
+    # Medians: a few held-out digits unlike any training digit get very low density.
+    from scipy.stats import norm
+
+    real = make("data", "digits-vectors").load(n=600, rng=np.random.default_rng(0))
+    params = {"steps": 100, "batch_size": 128, "learning_rate": 2e-3}
+    model = Flow(flow="maf", passes=2, transforms=2, hidden=64, **params).fit(
+        real.train, rng=np.random.default_rng(1)
+    )
+    independent = norm(real.train.mean(0), real.train.std(0)).logpdf(real.test).sum(1)
+    assert np.median(model.log_prob(real.test)) > np.median(independent) + 10
