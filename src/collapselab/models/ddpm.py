@@ -331,9 +331,10 @@ class DDPM(NetworkPickling, GenerativeModel):
         torch = import_torch(f"the {self.registry_id!r} model")
         start = starting_model(self.init, previous, first)
         x_all = torch.from_numpy(self._prepare(data, start))
+        self.device_ = resolve_device(self.device)
+        x_all = x_all.to(self.device_)
         if start is not None and start.shape_ != self.shape_:
             raise DataError(f"the start model's items are {start.shape_}; the data's {self.shape_}")
-        self.device_ = resolve_device(self.device)
         scheduler = self._training_scheduler()
         generator = torch_generator(rng)
         with matching_threads():
@@ -348,14 +349,16 @@ class DDPM(NetworkPickling, GenerativeModel):
             times = torch.from_numpy(
                 rng.integers(0, self.train_timesteps, size=(self.steps, batch))
             )
+            rows, times = rows.to(self.device_), times.to(self.device_)
             losses = np.empty(self.steps)
             network.train()
             for step in range(self.steps):
                 x0 = x_all[rows[step]]
-                noise = torch.randn(x0.shape, generator=generator)
+                # Noise is drawn on the CPU (one generator, the same draws on any device).
+                noise = torch.randn(x0.shape, generator=generator).to(self.device_)
                 noisy = scheduler.add_noise(x0, noise, times[step])
-                predicted = network(noisy.to(self.device_), times[step].to(self.device_))
-                loss = torch.nn.functional.mse_loss(predicted, noise.to(self.device_))
+                predicted = network(noisy, times[step])
+                loss = torch.nn.functional.mse_loss(predicted, noise)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -378,14 +381,13 @@ class DDPM(NetworkPickling, GenerativeModel):
         with torch.no_grad(), matching_threads():
             for start in range(0, n, _CHUNK):
                 shape = (min(_CHUNK, n - start), *self._model_shape())
-                x = bias * torch.randn(shape, generator=generator)
+                # Noise is drawn on the CPU (one generator, the same draws on any device).
+                x = (bias * torch.randn(shape, generator=generator)).to(self.device_)
                 for t in scheduler.timesteps:
-                    eps = self.network_(x.to(self.device_), t.expand(len(x)).to(self.device_))
-                    noise = bias * torch.randn(shape, generator=generator)
-                    x = scheduler.step(
-                        eps.cpu(), t, x, eta=self.eta, variance_noise=noise
-                    ).prev_sample
-                parts.append(x.numpy())
+                    eps = self.network_(x, t.expand(len(x)).to(self.device_))
+                    noise = (bias * torch.randn(shape, generator=generator)).to(self.device_)
+                    x = scheduler.step(eps, t, x, eta=self.eta, variance_noise=noise).prev_sample
+                parts.append(x.cpu().numpy())
         return self._inverse(np.concatenate(parts).reshape(n, *self._model_shape()))
 
     def _model_shape(self) -> tuple[int, ...]:

@@ -187,6 +187,7 @@ class Flow(NetworkPickling, GenerativeModel):
         self.device_ = resolve_device(self.device)
         self.standardizer_ = start.standardizer_ if start is not None else Standardizer.of(x)
         z_all = torch.from_numpy(self.standardizer_.forward(x).astype(np.float32))
+        z_all = z_all.to(self.device_)
         with matching_threads():
             with seeded_construction(rng):
                 network = self._new_network()
@@ -196,10 +197,11 @@ class Flow(NetworkPickling, GenerativeModel):
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, fused=True)
             batch = min(self.batch_size, len(x))
             rows = torch.from_numpy(rng.integers(0, len(x), size=(self.steps, batch)))
+            rows = rows.to(self.device_)
             losses = np.full(self.steps, np.nan)
             network.train()
             for step in range(self.steps):
-                z = z_all[rows[step]].to(self.device_)
+                z = z_all[rows[step]]
                 loss = -network().log_prob(z).mean()
                 if not torch.isfinite(loss):  # a collapsed pool can drive it to -inf
                     break
