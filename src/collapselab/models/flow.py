@@ -103,7 +103,6 @@ class Flow(NetworkPickling, GenerativeModel):
     takes_ancestors: ClassVar[bool] = True
     # Read by chain.py until it reads ``takes_ancestors`` (the same declaration).
     fit_accepts_ancestors: ClassVar[bool] = True
-    provides: ClassVar[frozenset[str]] = frozenset({"log_prob"})
     conformance_params: ClassVar[dict[str, Any]] = {
         "transforms": 1,
         "hidden": 8,
