@@ -113,6 +113,9 @@ class Config(RunConfig):
     """A run config, optionally with ``arms``: named overrides of the base, each a run."""
 
     arms: list[dict[str, Any]] = Field(default_factory=list)
+    #: What the cited paper found, as data (see :mod:`collapselab.report.claims`); they
+    #: describe the whole run, never an arm's numbers, so no arm config (or hash) has them.
+    claims: list[dict[str, Any]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_arms(self) -> Config:
@@ -129,7 +132,7 @@ class Config(RunConfig):
 
     def arm_configs(self) -> list[RunConfig]:
         """One validated :class:`RunConfig` per arm (the base itself when there are none)."""
-        base = self.model_dump(mode="json", exclude={"arms"})
+        base = self.model_dump(mode="json", exclude={"arms", "claims"})
         if not self.arms:
             return [RunConfig.model_validate(base)]
         out = []
