@@ -1,4 +1,5 @@
-"""The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query.
+"""The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query,
+verdict.
 
 Every user error prints one line, ``error: ...``, and exits with code 2.
 """
@@ -297,10 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiment.sweep import add_parser as add_sweep_parser
     from .query import add_parser as add_query_parser
     from .report.phase import add_parser as add_phase_parser
+    from .report.verdict import add_parser as add_verdict_parser
 
     add_sweep_parser(sub)
     add_phase_parser(sub)
     add_query_parser(sub)
+    add_verdict_parser(sub)
     return parser
 
 
