@@ -171,10 +171,13 @@ class Thresholds:
         scale for diversity: 0.01 is about 1%) is no change.
     window : float, default 0.5
         Share of the chain, at its end, over which trends are fitted (definitions 2, 4).
-    deceleration : float, default 0.5
+    deceleration : float, default 0.7
         A trend is *not decelerating* when its slope over the second half of the window
-        is at least this share of its slope over the first half (linear growth: 1; a
-        saturating curve: near 0; a 1/t-shaped approach to a limit: about 0.5).
+        is at least this share of its slope over the first half. Over a window [a, 2a]
+        the share is 1 for linear growth, 0.85 for sqrt(t), ln(4/3)/ln(3/2) = 0.71 for
+        logarithmic growth (unbounded, barely), 0.5 for a bounded approach to a limit as
+        1/t (accumulate's Σ 1/k²) and near 0 for a saturating exponential: 0.7 calls
+        growth divergent when it slows no faster than logarithmic growth does.
     divergence_multiple : float, default 2.0
         Definition 2 also fires when the loss at the last generation exceeds this
         multiple of generation 0's (per seed; for perplexities, a ratio of perplexities).
@@ -190,7 +193,7 @@ class Thresholds:
     level: float = 0.95
     margin: float = 0.01
     window: float = 0.5
-    deceleration: float = 0.5
+    deceleration: float = 0.7
     divergence_multiple: float = 2.0
     tail_share: float = 0.5
     collapsed_share: float = 0.5
