@@ -251,7 +251,7 @@ def test_the_collapsed_state_decides_when_most_seeds_reach_it(tmp_path):
 
 @pytest.fixture(scope="module")
 def gaussian_chains(tmp_path_factory):
-    """Real Gaussian chains at theory-level drift: n = 50, 200 seeds, 40 generations."""
+    """Real Gaussian chains at theory-level drift: n = 50, 1000 seeds, 40 generations."""
     from collapselab.experiment.runner import run
 
     config = {
@@ -260,7 +260,7 @@ def gaussian_chains(tmp_path_factory):
         "model": {"id": "gaussian", "params": {"unbiased": False}},
         "samples_per_generation": 50,
         "generations": 40,
-        "seeds": 200,
+        "seeds": 1000,
         "metrics": ["variance", "nll_real", "tail_mass"],
         "arms": [{"name": "replace"}, {"name": "accumulate", "regime": "accumulate"}],
     }

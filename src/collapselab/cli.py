@@ -206,11 +206,30 @@ def _print_last(directory: Path) -> None:
         console.print(stats)
 
 
+def _print_verdicts(directory: Path) -> None:
+    """The verdict matrix (arms x definitions of collapse) and the claims table."""
+    from rich.console import Console
+
+    from .report.claims import evaluate, print_claims
+    from .report.runs import load
+    from .report.verdict import Thresholds, Verdict, print_verdict, run_verdicts
+
+    console = Console()
+    run = load(directory)
+    arms, baseline = run_verdicts(run)
+    print_verdict(Verdict(directory, Thresholds(), arms, baseline), rows=False, console=console)
+    console.print(
+        "(each definition's statistic and interval: collapselab verdict RUN)", style="dim"
+    )
+    print_claims(evaluate(run), console=console)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     if args.last:
         _print_last(Path(args.run_dir))
     else:
         _print_run(Path(args.run_dir))
+    _print_verdicts(Path(args.run_dir))
     return 0
 
 
@@ -230,19 +249,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _last_result(name: str, root: Path) -> str:
+    """How the preset's last run under ``root`` (``root/<name>``) fared on its claims."""
+    from .experiment.config import read_yaml
+    from .experiment.storage import read_json
+    from .report.claims import evaluate, parse
+
+    claims = parse(read_yaml(name)[0].get("claims"))
+    manifest = read_json(root / name / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+        return "not run" if claims else "no claims"
+    if not claims:
+        return "ran, no claims"
+    try:
+        results = evaluate(root / name, claims)
+    except CollapseLabError:
+        return "unreadable run"
+    return f"{sum(r.holds == 'yes' for r in results)}/{len(results)} claims hold"
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import shutil
     import textwrap
 
     from .experiment.config import preset_names, read_yaml
+    from .experiment.sweep import results_root
 
+    root = results_root(args.root)
     width = shutil.get_terminal_size((120, 24)).columns
     for name in preset_names():
         data, _ = read_yaml(name)
         description = " ".join(str(data.get("description", "")).split())
+        last = _last_result(name, root)
         if not args.full:  # one line each, cut to the terminal
-            description = textwrap.shorten(description, max(width - 24, 40), placeholder=" ...")
-        print(f"{name:22s} {description}")
+            description = textwrap.shorten(description, max(width - 44, 40), placeholder=" ...")
+        print(f"{name:22s} {last:19s} {description}")
     return 0
 
 
@@ -267,8 +308,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the results path")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("presets", help="list the presets and what each reproduces")
+    p = sub.add_parser(
+        "presets",
+        help="list the presets, what each reproduces, and how its last run (ROOT/<preset>) "
+        "fared on the paper's claims",
+    )
     p.add_argument("--full", action="store_true", help="print each description whole")
+    p.add_argument(
+        "--root", help="results root of the last runs (default $COLLAPSELAB_RESULTS or 'runs')"
+    )
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("show", help="table of each metric at the first, middle and last generation")

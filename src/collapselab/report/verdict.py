@@ -14,16 +14,18 @@ Which metric a definition reads comes only from the metrics' declarations
 their ids; where several qualify, the one with the lowest declared ``headline`` rank
 (then the first recorded) is used, and the row names it.
 
-Statistics, over seeds (every seed is one independent chain):
+Statistics, over seeds (every seed is one independent chain), of the *typical* seed:
 
-* a change or a ratio is taken *per seed* (paired: the seed's own generation 0, or
-  the baseline arm's run of the same seed), then averaged: the mean with a Student t
-  interval (n - 1 degrees of freedom); where some seeds are infinite (a collapsed
-  Gaussian's NLL), the median with its distribution-free order-statistic (sign-test)
-  interval, which needs 6 seeds to be finite at 95%;
+* a change is taken per seed (paired: the seed's own generation 0, or the baseline
+  arm's run of the same seed), and so is a ratio to generation 0 (tails, multiples of
+  the loss); from 6 seeds the statistic is their median with its distribution-free
+  order-statistic (sign-test) interval, since per-seed values of collapsing chains
+  spread over decades and a mean is then one seed's value (:func:`typical`); with
+  fewer seeds, where no 95% interval of a median exists, the mean with a Student t
+  interval (n - 1 degrees of freedom);
 * a trend is the least-squares slope of each seed's series over the last half of the
-  chain (``window``), and its deceleration the slope over the last quarter minus
-  ``deceleration`` times the slope over the quarter before, both averaged as above;
+  chain (``window``), and its deceleration the slope over the window's second half
+  minus ``deceleration`` times the slope over its first half, summarized as above;
 * a share of seeds in a 0/1 state (``collapsed_now``) has a Wilson interval;
 * a scaling exponent (definition 8) is the least-squares slope of log mean loss
   against log data size over the larger half of the sizes, with a normal interval
@@ -169,6 +171,10 @@ class Thresholds:
         Equivalence margin for ``not collapsed``: a change smaller than this share of
         generation 0's mean value (of the loss, validity or gen-0 perplexity; on a log
         scale for diversity: 0.01 is about 1%) is no change.
+    flatness : float, default 0.05
+        A trend is *flat* (not collapsed) when, at the upper end of its interval, it
+        changes the value by less than this share of generation 0's mean over the window
+        (for diversity, on a log scale: 0.05 nats, about 5%).
     window : float, default 0.5
         Share of the chain, at its end, over which trends are fitted (definitions 2, 4).
     deceleration : float, default 0.7
@@ -192,6 +198,7 @@ class Thresholds:
 
     level: float = 0.95
     margin: float = 0.01
+    flatness: float = 0.05
     window: float = 0.5
     deceleration: float = 0.7
     divergence_multiple: float = 2.0
@@ -203,6 +210,7 @@ class Thresholds:
     RANGES: ClassVar[dict[str, tuple[float, float | None, str]]] = {
         "level": (0.5, 1.0, "neither"),
         "margin": (0.0, None, "left"),
+        "flatness": (0.0, None, "left"),
         "window": (0.0, 1.0, "right"),
         "deceleration": (0.0, None, "left"),
         "divergence_multiple": (1.0, None, "neither"),
@@ -352,11 +360,38 @@ def estimate(values: Any, level: float = 0.95) -> Estimate:
             return Estimate(mean, math.nan, math.nan, 1, "one seed: no interval")
         half = float(st.t.ppf((1 + level) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
         return Estimate(mean, mean - half, mean + half, n, f"mean over {n} seeds, t interval")
+    return _median(x, level)
+
+
+#: From this many seeds a 95% interval of the median exists (order statistics).
+ROBUST_SEEDS = 6
+
+
+def typical(values: Any, level: float = 0.95) -> Estimate:
+    """The typical seed: the median with its order-statistic interval from
+    :data:`ROBUST_SEEDS` seeds (with fewer, no such interval exists at 95%: the mean with
+    a t interval). NaN values (halted seeds) are left out.
+
+    Per-seed values of collapsing chains spread over decades (a Gaussian's NLL after
+    1000 refits: 10 in one seed, 10^5 in another), so a mean is one seed's value and its
+    t interval is too wide to decide anything; the median and its distribution-free
+    interval describe the typical chain, infinite values included.
+    """
+    x = np.asarray(values, dtype=float).ravel()
+    n = int((~np.isnan(x)).sum())
+    if n < ROBUST_SEEDS:
+        return estimate(x, level)
+    return _median(x[~np.isnan(x)], level)
+
+
+def _median(x: np.ndarray, level: float) -> Estimate:
+    """Median of ``x`` (no NaN) with the order-statistic interval."""
+    n = len(x)
     xs = np.sort(x)
     lo_mid, hi_mid = xs[(n - 1) // 2], xs[n // 2]
     with np.errstate(invalid="ignore"):
         median = float((lo_mid + hi_mid) / 2) if lo_mid != hi_mid else float(lo_mid)
-    if math.isnan(median):
+    if math.isnan(median):  # -inf and inf in the middle
         median = float(lo_mid)
     # The interval [x_(j), x_(n-j+1)] covers the median with probability 1 - 2 P(B <= j-1),
     # B ~ Binomial(n, 1/2): take the largest j that keeps it at least `level`.
@@ -365,13 +400,14 @@ def estimate(values: Any, level: float = 0.95) -> Estimate:
         j -= 1
     low, high = (float(xs[j - 1]), float(xs[n - j])) if j > 0 else (-math.inf, math.inf)
     infinite = int((~np.isfinite(x)).sum())
-    return Estimate(
-        median,
-        low,
-        high,
-        n,
-        f"median over {n} seeds ({infinite} infinite), order-statistic interval",
-    )
+    extra = f" ({infinite} infinite)" if infinite else ""
+    return Estimate(median, low, high, n, f"median over {n} seeds{extra}, order-statistic interval")
+
+
+def per_seed_ratios(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` seed by seed, NaN where the denominator is not positive."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
 def share_estimate(states: Any, level: float = 0.95) -> Estimate:
@@ -635,7 +671,7 @@ def _rise(
     generations, diffs = _changes(series, reference)
     if not generations:
         return Row(number, Outcome.NOT_MEASURED, series.metric, need="at least 2 generations")
-    estimates = [estimate(d, thresholds.level) for d in diffs]
+    estimates = [typical(d, thresholds.level) for d in diffs]
     last = estimates[-1]
     margin = thresholds.margin * _scale(series.values[:, 0])
     if last.low > 0:
@@ -663,7 +699,7 @@ def _trend(
     """The slope over the last ``window`` of the chain and its deceleration, per seed.
 
     Returns the outcome (collapsed: rising and not decelerating; not collapsed: falling,
-    clearly decelerating, or flat within ``margin`` times ``scale`` over the window),
+    clearly decelerating, or flat within ``flatness`` times ``scale`` over the window),
     the slope, the deceleration statistic (the slope over the window's second half
     minus ``deceleration`` times the slope over its first half) and the window, or
     ``None`` when the window holds fewer than 3 generations.
@@ -676,14 +712,14 @@ def _trend(
     early = window[: (len(window) + 1) // 2]
     late = window[len(window) // 2 :]
     level = thresholds.level
-    slope = estimate(_slopes(values[:, window], window.astype(float)), level)
+    slope = typical(_slopes(values[:, window], window.astype(float)), level)
     s_early = _slopes(values[:, early], early.astype(float))
     s_late = _slopes(values[:, late], late.astype(float))
     with np.errstate(invalid="ignore"):
         bending = s_late - thresholds.deceleration * s_early
     bending[np.isposinf(s_late)] = np.inf
-    bend = estimate(bending, level)
-    flat = slope.high * (last - start) <= thresholds.margin * scale
+    bend = typical(bending, level)
+    flat = slope.high * (last - start) <= thresholds.flatness * scale
     if slope.low > 0 and bend.low > 0:
         outcome = Outcome.COLLAPSED
     elif slope.high <= 0 or bend.high < 0 or flat:
@@ -723,7 +759,7 @@ def _definition_2(data: _Recorded, ctx: _Context) -> Row:
     if series.last >= 1 and len(finite_first) and (finite_first > 0).all():
         for g in range(1, series.last + 1):
             with np.errstate(invalid="ignore", divide="ignore"):
-                ratios.append((g, ratio_estimate(series.values[:, g], first, t.level)))
+                ratios.append((g, typical(per_seed_ratios(series.values[:, g], first), t.level)))
     ratio = ratios[-1][1] if ratios else None
     if trend is None and ratio is None:
         return Row(2, Outcome.NOT_MEASURED, metric, need="at least 3 generations")
@@ -754,7 +790,7 @@ def _definition_2(data: _Recorded, ctx: _Context) -> Row:
         statistic = "least-squares slope of the loss over the last half, per seed"
         shown = trend[1]
     else:
-        statistic = "mean loss at the last generation ÷ at generation 0 (paired seeds)"
+        statistic = "loss at the last generation ÷ generation 0's, per seed"
         shown = ratio
     return Row(2, outcome, metric, statistic, shown, onset, detail="; ".join(parts))
 
@@ -913,7 +949,7 @@ def _definition_5(data: _Recorded, ctx: _Context) -> Row:
     generations = list(range(1, series.last + 1))
     if not generations:
         return Row(5, Outcome.NOT_MEASURED, metric, need="at least 2 generations")
-    estimates = [ratio_estimate(series.values[:, g], first, t.level) for g in generations]
+    estimates = [typical(per_seed_ratios(series.values[:, g], first), t.level) for g in generations]
     last = estimates[-1]
     if last.high < t.tail_share:
         outcome = Outcome.COLLAPSED
@@ -926,7 +962,7 @@ def _definition_5(data: _Recorded, ctx: _Context) -> Row:
         5,
         outcome,
         metric,
-        "mean at the last generation ÷ mean at generation 0 (paired seeds)",
+        "value at the last generation ÷ generation 0's, per seed",
         last,
         onset if outcome is Outcome.COLLAPSED else None,
         detail=f"threshold {t.tail_share:g} of generation 0's",
@@ -943,8 +979,8 @@ def _definition_6(data: _Recorded, ctx: _Context) -> Row:
     g, r = data.series(gen0), data.series(loss)
     g_generations, g_diffs = _changes(g)
     r_generations, r_diffs = _changes(r)
-    g_est = {x: estimate(d, t.level) for x, d in zip(g_generations, g_diffs, strict=True)}
-    r_est = {x: estimate(d, t.level) for x, d in zip(r_generations, r_diffs, strict=True)}
+    g_est = {x: typical(d, t.level) for x, d in zip(g_generations, g_diffs, strict=True)}
+    r_est = {x: typical(d, t.level) for x, d in zip(r_generations, r_diffs, strict=True)}
     common = [x for x in g_generations if x in r_est]
     if not common:
         return Row(6, Outcome.NOT_MEASURED, gen0, need="at least 2 generations")
@@ -985,7 +1021,7 @@ def _definition_7(data: _Recorded, ctx: _Context) -> Row:
     generations, diffs = _changes(series)
     if not generations:
         return Row(7, Outcome.NOT_MEASURED, metric, need="at least 2 generations")
-    estimates = [estimate(d, t.level) for d in diffs]
+    estimates = [typical(d, t.level) for d in diffs]
     last = estimates[-1]
     margin = t.margin * _scale(series.values[:, 0])
     if last.high < 0:
