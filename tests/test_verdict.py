@@ -406,3 +406,18 @@ def test_cli_verdict_prints_the_matrix_and_json(tmp_path, capsys):
     assert main(["verdict", str(run), "--tail-share", "2"]) == 2
     assert "'tail_share' must be" in capsys.readouterr().err
     assert collapselab.verdict(run).arms[0].row(2).outcome is Outcome.COLLAPSED
+
+
+def test_query_has_a_verdicts_view(tmp_path):
+    from collapselab.query import query
+
+    loss_run(tmp_path, linear=1.0 + 0.1 * T + noise(0.02), flat=2.0 + noise(0.001))
+    frame = query(
+        "SELECT v.run_dir, v.outcome FROM verdicts v JOIN runs r USING (run_dir) "
+        "WHERE v.definition = 2 ORDER BY v.run_dir",
+        tmp_path,
+    )
+    assert frame.to_dict("records") == [
+        {"run_dir": "run/flat", "outcome": "not collapsed"},
+        {"run_dir": "run/linear", "outcome": "collapsed"},
+    ]
