@@ -563,10 +563,15 @@ class _Recorded:
         return self._series[metric]
 
     def pick(
-        self, quantity: Quantity, directions: tuple[Direction, ...], usable: Any = None
+        self,
+        quantity: Quantity,
+        directions: tuple[Direction, ...],
+        usable: Any = None,
+        by_direction: bool = False,
     ) -> str | None:
         """The recorded metric that declares ``quantity`` and one of ``directions``: the
-        lowest headline rank, then the first recorded (``usable`` filters further)."""
+        lowest headline rank, then the first recorded (``usable`` filters further; with
+        ``by_direction``, the earlier of ``directions`` comes first)."""
         ranked = []
         for order, name in enumerate(self.order):
             declared = self.arm.describe(name)
@@ -577,8 +582,9 @@ class _Recorded:
             if usable is not None and not usable(self.series(name)):
                 continue
             rank = declared.headline if declared.headline is not None else math.inf
-            ranked.append((rank, order, name))
-        return min(ranked)[2] if ranked else None
+            first = directions.index(declared.direction) if by_direction else 0
+            ranked.append((first, rank, order, name))
+        return min(ranked)[-1] if ranked else None
 
 
 def _need(quantity: Quantity, directions: tuple[Direction, ...], what: str) -> str:
@@ -596,7 +602,10 @@ def _need(quantity: Quantity, directions: tuple[Direction, ...], what: str) -> s
 LOSS = (Quantity.REAL_LOSS, (Direction.LOWER,))
 DIVERSITY = (Quantity.DIVERSITY, (Direction.HIGHER, Direction.TARGET))
 TAILS = (Quantity.TAILS, (Direction.HIGHER, Direction.TARGET))
-VALIDITY = (Quantity.VALIDITY, (Direction.HIGHER, Direction.NEUTRAL))
+#: The validity of the output itself (declared without a healthy end, as valid_fraction:
+#: an output collapsed onto a few correct statements is all valid) before an accuracy on
+#: held-out tasks (healthy when higher), which definition 7 reads only without the first.
+VALIDITY = (Quantity.VALIDITY, (Direction.NEUTRAL, Direction.HIGHER))
 GEN0 = (Quantity.GEN0_LIKELIHOOD, tuple(Direction))
 STATE = (Quantity.COLLAPSED, tuple(Direction))
 
@@ -1008,7 +1017,7 @@ def _definition_6(data: _Recorded, ctx: _Context) -> Row:
 
 def _definition_7(data: _Recorded, ctx: _Context) -> Row:
     t = ctx.thresholds
-    metric = data.pick(*VALIDITY)
+    metric = data.pick(*VALIDITY, by_direction=True)
     if metric is None:
         return Row(
             7,
@@ -1349,7 +1358,7 @@ def print_verdict(result: Verdict, *, rows: bool = True, console: Any = None) ->
     )
     matrix.add_column("arm", no_wrap=True)
     for d in DEFINITIONS:
-        matrix.add_column(f"{d.number}\n{d.short}", justify="center")
+        matrix.add_column(f"{d.number}\n{d.short}", justify="center", overflow="fold")
     for a in result.arms:
         name = f"{a.run}/{a.arm}" if result.sweep else a.arm
         matrix.add_row(name, *[Text(cell(r), COLOURS[r.outcome]) for r in a.rows])
