@@ -176,3 +176,27 @@ def test_every_preset_claim_parses_and_names_its_arms(name):
     for item in parse(data.get("claims")):
         named = item.get("arms") or [item.get("arm")]
         assert set(named) <= arms, f"{name}: claim names an arm it does not have: {named}"
+
+
+def test_show_report_and_presets_print_verdicts_and_claims(run_dir, tmp_path, capsys):
+    from collapselab.cli import main
+    from collapselab.experiment.storage import read_yaml_mapping, write_yaml
+    from collapselab.report.html import write_report
+
+    item = {**BASE, "kind": "trend", "arm": "replace", "metric": "variance", "direction": "falling"}
+    config = read_yaml_mapping(run_dir / "config.yaml")
+    write_yaml(run_dir / "config.yaml", {**config, "claims": [item]})
+    assert main(["show", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "did it collapse?" in out and "holds?" in out and "yes" in out
+    page = write_report([run_dir], tmp_path / "r.html").read_text()
+    assert "<table class='verdicts'" in page and "v-collapsed" in page
+    assert "<table class='claims'" in page and "class='h-yes'" in page
+    # presets: the last run of a preset under the results root, judged on its claims
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(run_dir, root / "kazdan-regimes")
+    assert main(["presets", "--root", str(root)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert "claims hold" in lines["kazdan-regimes"] and "not run" in lines["zipf-tails"]
