@@ -103,11 +103,6 @@ class ClaimResult:
     estimate: Estimate | None = None
     why: str = ""
 
-    @property
-    def as_expected(self) -> bool:
-        """Whether the outcome is the one the preset records (``reproduced``)."""
-        return self.holds == ("yes" if self.claim.reproduced else "no")
-
     def to_dict(self) -> dict[str, Any]:
         e = self.estimate
         return {

@@ -607,7 +607,6 @@ TAILS = (Quantity.TAILS, (Direction.HIGHER, Direction.TARGET))
 #: held-out tasks (healthy when higher), which definition 7 reads only without the first.
 VALIDITY = (Quantity.VALIDITY, (Direction.NEUTRAL, Direction.HIGHER))
 GEN0 = (Quantity.GEN0_LIKELIHOOD, tuple(Direction))
-STATE = (Quantity.COLLAPSED, tuple(Direction))
 
 
 def _scale(values: np.ndarray) -> float:
