@@ -6,8 +6,7 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .registry import list_ids, make, register
 
 
@@ -19,4 +18,12 @@ def run(*args, **kwargs):  # type: ignore[no-untyped-def]
     return _run(*args, **kwargs)
 
 
-__all__ = ["__version__", "list_ids", "make", "register", "run"]
+def verdict(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Which definitions of collapse each arm of a run (or sweep) meets; see
+    :func:`collapselab.report.verdict.verdict`."""
+    from .report.verdict import verdict as _verdict
+
+    return _verdict(*args, **kwargs)
+
+
+__all__ = ["__version__", "list_ids", "make", "register", "run", "verdict"]

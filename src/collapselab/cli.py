@@ -1,4 +1,5 @@
-"""The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query.
+"""The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query,
+verdict.
 
 Every user error prints one line, ``error: ...``, and exits with code 2.
 """
@@ -235,15 +236,33 @@ def _print_last(directory: Path) -> None:
         console.print(stats)
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    if args.last:
-        _print_last(Path(args.run_dir))
-    else:
-        from .report.runs import load
+def _print_verdicts(run: Any) -> None:
+    """The verdict matrix (arms x definitions of collapse) and the claims table of ``run``
+    (a :class:`collapselab.report.runs.Run`)."""
+    from rich.console import Console
 
-        directory = Path(args.run_dir)
-        arms = load(directory).arms
-        _print_run(arms, _halted_on_disk(directory, [arm.name for arm in arms]))
+    from .report.claims import evaluate, print_claims
+    from .report.verdict import Thresholds, Verdict, print_verdict, run_verdicts
+
+    console = Console()
+    arms, baseline = run_verdicts(run)
+    print_verdict(Verdict(run.directory, Thresholds(), arms, baseline), rows=False, console=console)
+    console.print(
+        "(each definition's statistic and interval: collapselab verdict RUN)", style="dim"
+    )
+    print_claims(evaluate(run), console=console)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .report.runs import load
+
+    directory = Path(args.run_dir)
+    run = load(directory)
+    if args.last:
+        _print_last(directory)
+    else:
+        _print_run(run.arms, _halted_on_disk(directory, [arm.name for arm in run.arms]))
+    _print_verdicts(run)
     return 0
 
 
@@ -263,19 +282,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _last_result(name: str, root: Path) -> str:
+    """How the preset's last run under ``root`` (``root/<name>``) fared on its claims."""
+    from .experiment.config import read_yaml
+    from .experiment.storage import read_json
+    from .report.claims import evaluate, parse
+
+    claims = parse(read_yaml(name)[0].get("claims"))
+    manifest = read_json(root / name / "manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("status") != "complete":
+        return "not run" if claims else "no claims"
+    if not claims:
+        return "ran, no claims"
+    try:
+        results = evaluate(root / name, claims)
+    except CollapseLabError:
+        return "unreadable run"
+    return f"{sum(r.holds == 'yes' for r in results)}/{len(results)} claims hold"
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
     import shutil
     import textwrap
 
     from .experiment.config import preset_names, read_yaml
+    from .experiment.sweep import results_root
 
+    root = results_root(args.root)
     width = shutil.get_terminal_size((120, 24)).columns
     for name in preset_names():
         data, _ = read_yaml(name)
         description = " ".join(str(data.get("description", "")).split())
+        last = _last_result(name, root)
         if not args.full:  # one line each, cut to the terminal
-            description = textwrap.shorten(description, max(width - 24, 40), placeholder=" ...")
-        print(f"{name:22s} {description}")
+            description = textwrap.shorten(description, max(width - 44, 40), placeholder=" ...")
+        print(f"{name:22s} {last:19s} {description}")
     return 0
 
 
@@ -300,8 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="print only the results path")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("presets", help="list the presets and what each reproduces")
+    p = sub.add_parser(
+        "presets",
+        help="list the presets, what each reproduces, and how its last run (ROOT/<preset>) "
+        "fared on the paper's claims",
+    )
     p.add_argument("--full", action="store_true", help="print each description whole")
+    p.add_argument(
+        "--root", help="results root of the last runs (default $COLLAPSELAB_RESULTS or 'runs')"
+    )
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("show", help="table of each metric at the first, middle and last generation")
@@ -331,10 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .experiment.sweep import add_parser as add_sweep_parser
     from .query import add_parser as add_query_parser
     from .report.phase import add_parser as add_phase_parser
+    from .report.verdict import add_parser as add_verdict_parser
 
     add_sweep_parser(sub)
     add_phase_parser(sub)
     add_query_parser(sub)
+    add_verdict_parser(sub)
     return parser
 
 

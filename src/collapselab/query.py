@@ -1,12 +1,16 @@
 """Cross-run queries: DuckDB SQL over every run's results under a results root.
 
-Two views:
+Three views:
 
 * ``metrics``: every ``metrics.parquet`` under the root, one row per (run, seed,
   generation, metric), with ``run_dir`` (the arm's folder, relative to the root);
 * ``runs``: one row per arm: ``run_dir``, ``run_id``, ``config_hash``, ``status``,
   the sweep it belongs to (if any) and every config field flattened to a dotted
-  column (``"regime.params.real_fraction"``; quote such names in SQL).
+  column (``"regime.params.real_fraction"``; quote such names in SQL);
+* ``verdicts``: one row per (arm, definition of collapse) of every finished run
+  (:mod:`collapselab.report.verdict`, default thresholds): ``run_dir``, ``definition``,
+  ``name``, ``outcome``, ``metric``, ``value``, ``low``, ``high``, ``onset``... Built
+  only when the SQL names it (it reads every run).
 
 Join them on ``run_dir``. A results file that is unreadable, has the wrong
 columns or fails its recorded checksum is left out with a warning naming it, never
@@ -133,10 +137,51 @@ def connect(root: str | Path) -> tuple[Any, list[str]]:
     return con, warnings
 
 
+def verdicts(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """The ``verdicts`` view: every definition's verdict for every arm of every finished run
+    under ``root`` (sweeps as sweeps, so definition 8 is measured), and warnings."""
+    from .report.verdict import verdict
+
+    base = Path(root)
+    sweeps = sorted(p.parent for p in base.rglob("sweep.json"))
+    runs = sorted(
+        p.parent
+        for p in base.rglob("manifest.json")
+        if isinstance(_manifest(p), dict)
+        and "arms" in _manifest(p)  # type: ignore[operator]
+        and not any(s in p.parents for s in sweeps)
+    )
+    frames, warnings = [], []
+    for folder in sweeps + runs:
+        try:
+            result = verdict(folder)
+        except CollapseLabError as exc:
+            warnings.append(f"no verdicts for {str(folder)!r}: {exc}")
+            continue
+        frame = result.to_frame()
+        frame.insert(
+            0,
+            "run_dir",
+            [
+                (a.directory or folder).relative_to(base).as_posix()
+                for a in result.arms
+                for _ in a.rows
+            ],
+        )
+        frames.append(frame)
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), warnings
+
+
 def query(sql: str, root: str | Path) -> pd.DataFrame:
     """Run ``sql`` over the results under ``root``; a DataFrame of the answer."""
+    import re
+
     duckdb = require("duckdb", "query", "collapselab query")
     con, warnings = connect(root)
+    if re.search(r"\bverdicts\b", sql, re.IGNORECASE):
+        table, more = verdicts(root)
+        con.register("verdicts", table)
+        warnings += more
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
@@ -165,7 +210,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> None:
     """Add ``collapselab query`` to the CLI's subcommands."""
     p = sub.add_parser(
-        "query", help="SQL (DuckDB) over every run under the results root: views metrics, runs"
+        "query",
+        help="SQL (DuckDB) over every run under the results root: views metrics, runs, verdicts",
     )
     p.add_argument("sql", help='e.g. "SELECT run_dir, avg(value) FROM metrics GROUP BY 1"')
     p.add_argument("--root", help="results root (default $COLLAPSELAB_RESULTS or 'runs')")

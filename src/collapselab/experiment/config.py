@@ -124,6 +124,9 @@ class Config(RunConfig):
     """A run config, optionally with ``arms``: named overrides of the base, each a run."""
 
     arms: list[dict[str, Any]] = Field(default_factory=list)
+    #: What the cited paper found, as data (see :mod:`collapselab.report.claims`); they
+    #: describe the whole run, never an arm's numbers, so no arm config (or hash) has them.
+    claims: list[dict[str, Any]] = Field(default_factory=list)
     # Computed once (a loaded config is not changed afterwards: build a new one).
     _arm_configs: list[RunConfig] | None = PrivateAttr(default=None)
     _components: list[dict[str, Any]] | None = PrivateAttr(default=None)
@@ -144,7 +147,7 @@ class Config(RunConfig):
     def arm_configs(self) -> list[RunConfig]:
         """One validated :class:`RunConfig` per arm (the base itself when there are none)."""
         if self._arm_configs is None:
-            base = self.model_dump(mode="json", exclude={"arms"})
+            base = self.model_dump(mode="json", exclude={"arms", "claims"})
             if not self.arms:
                 self._arm_configs = [RunConfig.model_validate(base)]
             else:

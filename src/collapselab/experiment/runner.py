@@ -41,7 +41,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import __version__, theory
+from .. import theory
+from .._version import __version__
 from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
 from ..core import RealData
 from ..decoding import Decoding

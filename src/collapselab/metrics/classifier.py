@@ -193,7 +193,13 @@ class ClassCoverage(_ClassifierMetric):
         self.min_share = min_share
 
     def __call__(
-        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
         _, labels = read_output(reference, synthetic)
         classes = classifier(reference).classes
@@ -211,7 +217,13 @@ class ClassEntropy(_ClassifierMetric):
     quantity = Quantity.DIVERSITY
 
     def __call__(
-        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
         _, labels = read_output(reference, synthetic)
         _, counts = np.unique(labels, return_counts=True)
@@ -233,7 +245,13 @@ class ClassifierFD(_ClassifierMetric):
         return 2  # a covariance needs two images
 
     def __call__(
-        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
         features, _ = read_output(reference, synthetic)
         return frechet_distance(features, real_test_features(reference))
@@ -278,7 +296,13 @@ class _ClassifierPRDC(_ClassifierMetric):
         return self.nearest_k + 1
 
     def __call__(
-        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
         features, _ = read_output(reference, synthetic)
         # The features are vectors already: the "pixels" embedding only flattens them.

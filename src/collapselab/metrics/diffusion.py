@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 
@@ -31,6 +31,12 @@ class DenoisingLossReal(Metric):
     requires: ClassVar[tuple[str, ...]] = ("denoising_loss",)
 
     def __call__(
-        self, model: GenerativeModel, synthetic: Any, reference: RealData, *, rng: Any
+        self,
+        model: GenerativeModel,
+        synthetic: Any,
+        reference: RealData,
+        *,
+        rng: np.random.Generator,
+        **kwargs: Any,
     ) -> float:
-        return float(np.mean(model.denoising_loss(reference.test)))
+        return float(np.mean(cast(Any, model).denoising_loss(reference.test)))

@@ -94,7 +94,7 @@ def _network_classes() -> SimpleNamespace:
     nn = torch.nn
     library = _diffusers()
 
-    class Block(nn.Module):
+    class Block(nn.Module):  # type: ignore[name-defined]
         """h + W2 silu(W1 silu(h) + E e): a residual block conditioned on the time e."""
 
         def __init__(self, hidden: int) -> None:
@@ -107,7 +107,7 @@ def _network_classes() -> SimpleNamespace:
             act = nn.functional.silu
             return h + self.outer(act(self.inner(act(h)) + self.time(e)))
 
-    class MLPDenoiser(nn.Module):
+    class MLPDenoiser(nn.Module):  # type: ignore[name-defined]
         """Predicts the noise of (n, dim) items at timesteps (n,)."""
 
         tied_parameters = ()
@@ -129,7 +129,7 @@ def _network_classes() -> SimpleNamespace:
                 h = block(h, e)
             return self.head(h).view_as(x)
 
-    class UNetDenoiser(nn.Module):
+    class UNetDenoiser(nn.Module):  # type: ignore[name-defined]
         """diffusers' ``UNet2DModel`` on (n, 1, h, w) images, two resolutions."""
 
         tied_parameters = ()
@@ -274,8 +274,10 @@ class DDPM(NetworkPickling, GenerativeModel):
     def _prepare(self, data: Any, start: DDPM | None) -> np.ndarray:
         """Set the item shape (and the standardization) and return the data in model space."""
         x = as_2d(data)
-        self.shape_ = (x.shape[1],)
-        self.standardizer_ = start.standardizer_ if start is not None else Standardizer.of(x)
+        self.shape_: tuple[int, ...] = (x.shape[1],)
+        self.standardizer_: Standardizer = (
+            start.standardizer_ if start is not None else Standardizer.of(x)
+        )
         return self._forward(x)
 
     def _forward(self, data: Any) -> np.ndarray:
@@ -520,7 +522,7 @@ class DDPMImages(DDPM):
 
     def _prepare(self, data: Any, start: DDPM | None) -> np.ndarray:
         self.shape_ = _images(data).shape[1:]
-        self.standardizer_ = None
+        self.standardizer_ = None  # type: ignore[assignment]  # pixels are scaled, not standardized
         return self._forward(data)
 
     def _forward(self, data: Any) -> np.ndarray:

@@ -89,6 +89,9 @@ class Standardizer:
 class NetworkPickling:
     """Pickle ``network_`` as safetensors bytes; rebuild it with ``_new_network()``."""
 
+    #: The device the model was asked for (``auto``, ``cpu`` or ``cuda``); set by the model.
+    device: str
+
     def _new_network(self) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 

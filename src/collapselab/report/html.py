@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..errors import ResultsError
 from ..io import atomic_write, dump_yaml
 from . import figures as figs
@@ -54,6 +54,11 @@ tr.statistics th { text-align: left; background: #fafafa; font-weight: normal; c
 pre { background: #f5f5f7; padding: .7rem; overflow-x: auto; font-size: .8rem; }
 details { margin: .4rem 0; }
 summary { cursor: pointer; }
+td.v-collapsed { background: #f6c9c4; } td.v-not { background: #cfe8cf; }
+td.v-inconclusive { background: #fbe9b7; } td.v-none { color: #999; }
+td.h-yes { background: #cfe8cf; } td.h-no { background: #f6c9c4; }
+td.h-undecided { background: #fbe9b7; } td.h-notrun { color: #999; }
+table.verdicts td, table.verdicts th { text-align: center; }
 """
 
 
@@ -187,6 +192,116 @@ def _texts_html(arm: Arm, title: str) -> str:
     )
 
 
+#: CSS class of each verdict outcome's cell.
+VERDICT_CLASSES = {
+    "collapsed": "v-collapsed",
+    "not collapsed": "v-not",
+    "inconclusive": "v-inconclusive",
+    "not measured": "v-none",
+}
+
+
+def _verdict_html(runs: list[Run], labels: list[str]) -> str:
+    """The verdict matrix of each run (arms x definitions, coloured; a cell's statistic and
+    interval on hover), each definition in one sentence with its source, and each arm's
+    rows in full under a fold."""
+    from .verdict import (
+        DEFINITIONS,
+        MATRIX_KEY,
+        Outcome,
+        cell,
+        definitions_text,
+        interval_text,
+        run_verdicts,
+    )
+
+    parts = []
+    for run, label in zip(runs, labels, strict=True):
+        try:
+            arms, baseline = run_verdicts(run)
+        except Exception as exc:  # a report never fails for its verdicts
+            parts.append(f"<p class='note'>{esc(label)}: no verdicts ({esc(exc)})</p>")
+            continue
+        head = "".join(
+            f"<th title='{esc(d.sentence)}'>{d.number}<br>{esc(d.short)}</th>" for d in DEFINITIONS
+        )
+        body, details = [], []
+        for arm in arms:
+            cells = []
+            for r in arm.rows:
+                tip = (
+                    r.need
+                    if r.outcome is Outcome.NOT_MEASURED
+                    else (
+                        f"{r.metric}: {r.statistic} = {interval_text(r.estimate)}"
+                        if r.estimate
+                        else r.detail
+                    )
+                )
+                cells.append(
+                    f"<td class='{VERDICT_CLASSES[str(r.outcome)]}' title='{esc(tip)}'>{esc(cell(r))}</td>"
+                )
+            body.append(f"<tr><th class='text'>{esc(arm.arm)}</th>{''.join(cells)}</tr>")
+            rows = "".join(
+                f"<tr><td class='text'>{r.definition} {esc(DEFINITIONS[r.definition - 1].name)}</td>"
+                f"<td class='text'>{esc(r.metric)}</td>"
+                f"<td>{esc(interval_text(r.estimate)) if r.estimate else ''}</td>"
+                f"<td class='{VERDICT_CLASSES[str(r.outcome)]}'>{esc(r.outcome)}"
+                f"{esc(f' from generation {r.onset}') if r.onset is not None else ''}</td>"
+                f"<td class='text'>{esc(r.statistic)}"
+                f"{esc(f' ({r.estimate.method})') if r.estimate else ''}; "
+                f"{esc(r.need if r.outcome is Outcome.NOT_MEASURED else r.detail)}</td></tr>"
+                for r in arm.rows
+            )
+            details.append(
+                f"<details><summary>{esc(arm.arm)}: each definition's statistic</summary>"
+                "<table class='verdict-rows'><thead><tr><th class='text'>definition</th>"
+                "<th class='text'>metric</th><th>value [95% interval]</th><th>verdict</th>"
+                f"<th class='text'>statistic; why</th></tr></thead><tbody>{rows}</tbody></table>"
+                "</details>"
+            )
+        title = f"<h3>{esc(label)}</h3>" if len(runs) > 1 else ""
+        base = f" Definition 3 compares with arm {esc(baseline)}." if baseline else ""
+        parts.append(
+            f"{title}<table class='verdicts' data-run='{esc(run.directory.name)}'><thead><tr>"
+            f"<th class='text'>arm</th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+            f"<p class='meta'>{esc(MATRIX_KEY)}.{base}</p>{''.join(details)}"
+        )
+    sentences = "".join(f"<li>{esc(line)}</li>" for line in definitions_text().splitlines())
+    return "".join(parts) + f"<ol class='definitions' style='list-style: none'>{sentences}</ol>"
+
+
+def _claims_html(runs: list[Run], labels: list[str]) -> str:
+    """The table claim | paper | ours (with interval) | holds? of each run that has claims."""
+    from .claims import evaluate
+
+    parts = []
+    for run, label in zip(runs, labels, strict=True):
+        try:
+            results = evaluate(run)
+        except Exception as exc:  # a report never fails for its claims
+            parts.append(f"<p class='note'>{esc(label)}: claims not evaluated ({esc(exc)})</p>")
+            continue
+        if not results:
+            continue
+        body = "".join(
+            f"<tr><td class='text'>{esc(r.claim.claim)}<br><span class='meta'>"
+            f"{esc(r.claim.citation)}</span></td><td class='text'>{esc(r.claim.paper)}</td>"
+            f"<td class='text'>{esc(r.ours)}<br><span class='meta'>{esc(r.why)}</span></td>"
+            f"<td class='h-{r.holds.replace(' ', '')}'>{esc(r.holds)}"
+            f"{'' if r.claim.reproduced else ' (known: does not reproduce)'}</td></tr>"
+            for r in results
+        )
+        title = f"<h3>{esc(label)}</h3>" if len(runs) > 1 else ""
+        parts.append(
+            f"{title}<table class='claims' data-run='{esc(run.directory.name)}'><thead><tr>"
+            "<th class='text'>claim</th><th class='text'>paper</th>"
+            "<th class='text'>ours (95% interval)</th><th>holds?</th></tr></thead>"
+            f"<tbody>{body}</tbody></table>"
+        )
+    return "".join(parts)
+
+
 def _dump(data: Any, as_yaml: bool) -> str:
     if as_yaml:
         return dump_yaml(data)
@@ -251,8 +366,12 @@ def build_report(runs: list[Run], items: list[figs.Figure]) -> str:
         for run, label in zip(runs, labels, strict=True)
         for arm in run.arms
     )
+    verdicts = _verdict_html(runs, labels)
+    claims = _claims_html(runs, labels)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
-    nav = [("headline", "Headline"), ("metrics", "Metrics")]
+    nav = [("headline", "Headline"), ("verdicts", "Verdicts")]
+    nav += [("claims", "Claims")] if claims else []
+    nav += [("metrics", "Metrics")]
     nav += [("statistics", "Statistics")] if sections["statistics"] else []
     nav += [("summary", "Summary")]
     nav += [("distributions", "Per-item")] if sections["distributions"] else []
@@ -274,6 +393,20 @@ def build_report(runs: list[Run], items: list[figs.Figure]) -> str:
 {esc(", ".join(str(r.directory) for r in runs))}</p>
 <nav>{"".join(f'<a href="#{key}">{name}</a>' for key, name in nav)}</nav></header>
 <section id="headline"><h2>Headline</h2>{_headline_html(runs, labels)}</section>
+<section id="verdicts"><h2>Did it collapse? One verdict per definition</h2>
+<p class="meta">Each arm against the eight definitions of model collapse (Schaeffer et al.
+2025): collapsed where the 95% interval over seeds lies past the definition's threshold,
+not collapsed where it lies on the healthy side, inconclusive where it straddles it.
+Hover a cell for its statistic; open an arm for every row
+(<code>collapselab verdict RUN</code> prints the same).</p>{verdicts}</section>
+{
+        f'<section id="claims"><h2>The paper&#39;s claims</h2>'
+        f'<p class="meta">What the cited papers report, against this run: yes where our 95% '
+        f"interval lies inside the paper's band, no where it lies outside it, undecided "
+        f"where it straddles an edge.</p>{claims}</section>"
+        if claims
+        else ""
+    }
 <section id="metrics"><h2>Metrics over generations</h2>
 <p class="meta">{esc(intro)}; series are labelled by what sets them apart.</p>
 {sections["metrics"]}</section>
