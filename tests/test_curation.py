@@ -28,6 +28,8 @@ def gaussian_reference(n=2000, seed=0):
 class ArithmeticLike:
     """A task source whose exact check is known: 'a+b=c' is valid when c == a + b."""
 
+    provides = frozenset({"verify"})
+
     def verify(self, items):
         out = []
         for item in items:

@@ -366,10 +366,14 @@ class DataSource(Component, abc.ABC):
     * :attr:`kind`: the data kind it produces.
     * :attr:`can_draw`: ``draw(n, rng=...)`` gives new real samples (ground truths and
       generators can; fixed tables and corpora cannot).
+    * :attr:`provides`: the optional methods it implements, which curators and metrics
+      may use: ``log_prob(items)`` (the true log-density of a known ground truth) and
+      ``verify(items)`` (a task's exact check of each item).
     """
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS
     can_draw: ClassVar[bool] = False
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
@@ -468,7 +472,13 @@ class BatchedModel(Component, abc.ABC):
     of every seed's output, ``unbatch(seed)`` for one seed's fitted model, which
     metrics without a vectorized form measure. A batched class shares its fit with
     the per-seed model (one implementation with a seed axis), never a copy of it.
+
+    :attr:`provides` names the vectorized methods it offers, which batched metrics
+    may use (``moments``: every seed's mean and covariance; ``gaussian``: the fitted
+    distributions are Gaussian with those moments, so their marginals are exact).
     """
+
+    provides: ClassVar[frozenset[str]] = frozenset()
 
     @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:

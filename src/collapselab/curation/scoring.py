@@ -29,7 +29,7 @@ def log_likelihood(model: Any, items: Any) -> np.ndarray:
 
 def truth_log_density(reference: RealData, items: Any) -> np.ndarray:
     source = reference.source
-    if source is None or not hasattr(source, "log_prob"):
+    if source is None or "log_prob" not in type(source).provides:
         raise ConfigError(
             "this curator needs the true density of the data source (a ground truth such as "
             "data id 'gaussian'); use scorer: generation0 or a task source with a verifier"
@@ -40,7 +40,7 @@ def truth_log_density(reference: RealData, items: Any) -> np.ndarray:
 def is_valid(reference: RealData, items: Any) -> np.ndarray | None:
     """The exact check of a task source (``None`` if the source has none)."""
     source = reference.source
-    if source is not None and hasattr(source, "verify"):
+    if source is not None and "verify" in type(source).provides:
         return np.asarray(source.verify(items), dtype=bool)
     return None
 
@@ -80,7 +80,7 @@ def precision_recall(good: np.ndarray, kept: np.ndarray) -> dict[str, float]:
 
 def truth_known(reference: RealData | None) -> bool:
     source = reference.source if reference is not None else None
-    return source is not None and (hasattr(source, "verify") or hasattr(source, "log_prob"))
+    return source is not None and bool({"verify", "log_prob"} & type(source).provides)
 
 
 def quality_stats(

@@ -37,6 +37,7 @@ class GaussianTruth(DataSource):
 
     kind = DataKind.CONTINUOUS
     can_draw = True
+    provides: ClassVar[frozenset[str]] = frozenset({"log_prob"})
     parameter_constraints: ClassVar = {
         "dim": [Interval(1, None, integer=True)],
         "mean": [NUMBER_OR_LIST],

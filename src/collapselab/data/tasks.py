@@ -41,6 +41,7 @@ class Arithmetic(DataSource):
 
     kind = DataKind.TEXT
     can_draw = True
+    provides: ClassVar[frozenset[str]] = frozenset({"verify"})
     parameter_constraints: ClassVar = {
         "max_operand": [Interval(1, None, integer=True)],
         "rare_max": [Interval(2, None, integer=True)],

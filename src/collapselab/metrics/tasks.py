@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import registry
 from ..core import (
     BOOLEAN,
     DataKind,
@@ -33,7 +34,7 @@ TEXT = frozenset({DataKind.TEXT})
 
 def _task(reference: RealData) -> Any:
     source = reference.source
-    if source is None or not hasattr(source, "verify"):
+    if source is None or "verify" not in type(source).provides:
         raise ConfigError(
             "this metric needs a task data source with an exact check (data id 'arithmetic')"
         )
@@ -41,9 +42,7 @@ def _task(reference: RealData) -> Any:
 
 
 def _example() -> RealData:
-    from ..data.tasks import Arithmetic
-
-    source = Arithmetic(rare_fraction=0.3)
+    source = registry.make("data", "arithmetic", rare_fraction=0.3)
     return source.load(n=200, rng=np.random.default_rng(0))
 
 

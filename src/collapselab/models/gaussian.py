@@ -92,6 +92,8 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
     multiply-add, so a generation costs about one pass over the normal variates.
     """
 
+    provides: ClassVar[frozenset[str]] = frozenset({"moments", "gaussian"})
+
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         s, d = self.mean_.shape
         z = rng.standard_normal((s, n, d))

@@ -25,6 +25,9 @@ class GMM(GenerativeModel):
     reg_covar : float, default 1e-6
         Added to covariance diagonals; keeps a collapsing mixture fittable.
     max_iter : int, default 100
+    tol : float, default 1e-3
+        EM's convergence threshold on the lower bound's gain (scikit-learn's default;
+        the Shumailov et al. notebook uses 1e-5).
     n_init : int, default 1
     init_params : {"k-means++", "kmeans", "random_from_data", "random"}, default "k-means++"
         How EM starts. ``k-means++`` seeding costs a fraction of a full k-means
@@ -40,6 +43,7 @@ class GMM(GenerativeModel):
         "covariance_type": [Options(("full", "tied", "diag", "spherical"))],
         "reg_covar": [Interval(0, None)],
         "max_iter": [Interval(1, None, integer=True)],
+        "tol": [Interval(0, None, closed="neither")],
         "n_init": [Interval(1, None, integer=True)],
         "init_params": [Options(("k-means++", "kmeans", "random_from_data", "random"))],
     }
@@ -51,6 +55,7 @@ class GMM(GenerativeModel):
         covariance_type: str = "full",
         reg_covar: float = 1e-6,
         max_iter: int = 100,
+        tol: float = 1e-3,
         n_init: int = 1,
         init_params: str = "k-means++",
     ) -> None:
@@ -58,6 +63,7 @@ class GMM(GenerativeModel):
         self.covariance_type = covariance_type
         self.reg_covar = reg_covar
         self.max_iter = max_iter
+        self.tol = tol
         self.n_init = n_init
         self.init_params = init_params
 
@@ -76,6 +82,7 @@ class GMM(GenerativeModel):
             covariance_type=self.covariance_type,
             reg_covar=self.reg_covar,
             max_iter=self.max_iter,
+            tol=self.tol,
             n_init=self.n_init,
             init_params=self.init_params,
             random_state=child_seed(rng),
