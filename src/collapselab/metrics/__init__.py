@@ -1,5 +1,14 @@
-"""Metrics: fidelity, tails and diversity; importing registers them."""
+"""Metrics: fidelity, tails and diversity, rewards and topics; importing registers them."""
 
-from . import continuous, images, supervised, tasks, text
+from . import continuous, images, reward, subliminal, supervised, tasks, text, topic
 
-__all__ = ["continuous", "images", "supervised", "tasks", "text"]
+__all__ = [
+    "continuous",
+    "images",
+    "reward",
+    "subliminal",
+    "supervised",
+    "tasks",
+    "text",
+    "topic",
+]
