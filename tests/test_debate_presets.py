@@ -40,9 +40,10 @@ def _run(tmp_path, name, **overrides):
 
 
 def test_strong_collapse_plateaus_at_the_synthetic_share(tmp_path):
-    frame = _run(tmp_path, "strong-collapse", seeds=20, **{"data.params.n_samples": 20000})
+    frame = _run(tmp_path, "strong-collapse", seeds=10, **{"data.params.n_samples": 5000})
     mse = {arm: _last(frame, "test_mse", arm) for arm in ("p0", "p0.1", "p0.5")}
-    assert mse["p0"] < 0.002 < 0.005 < mse["p0.1"] < 0.02 < 0.2 < mse["p0.5"] < 0.3
+    # expected 0.0020, 0.0120 and 0.252: d / n against the plateaus p^2 ||w_s - w*||^2
+    assert mse["p0"] < 0.004 < 0.008 < mse["p0.1"] < 0.02 < 0.2 < mse["p0.5"] < 0.3
     theory = frame[(frame["source"] == "theory") & (frame["metric"] == "test_mse")]
     assert set(theory["arm"]) == {"p0", "p0.01", "p0.1", "p0.5"}
 
