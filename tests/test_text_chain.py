@@ -28,9 +28,10 @@ def test_zipf_tails_preset_runs_small(tmp_path):
     )
     theory = frame[frame["source"] == "theory"]
     # Closed forms only where they hold: the MLE without truncation; heterozygosity
-    # under replace and accumulate, the real sample's support (generation 0) everywhere.
+    # under replace, accumulate and fresh, the real sample's support (generation 0) everywhere.
     drift = set(theory[theory["metric"] == "heterozygosity"]["run_id"])
-    assert drift == {f"{d}-{r}" for d in ("zipf", "wordfreq") for r in ("replace", "accumulate")}
+    regimes = ("replace", "accumulate", "fresh")
+    assert drift == {f"{d}-{r}" for d in ("zipf", "wordfreq") for r in regimes}
     assert not any("top-p" in arm for arm in set(theory["run_id"]))
     support = theory[theory["metric"] == "support"].dropna(subset=["value"])
     assert (support["generation"] == 0).all()

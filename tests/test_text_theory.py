@@ -145,10 +145,12 @@ def test_expected_curves_for_runs():
     assert curves["support"][0] == categorical_expected_support(probs=_probs(), m=10)
     assert np.isnan(curves["support"][1:]).all()
     assert "heterozygosity" in expected("accumulate").curves
+    # fresh has its own closed form of heterozygosity (fixed and new real parts)
+    assert set(expected("fresh").curves) == {"heterozygosity", "support"}
     # Other regimes: generation 0 still fits the real draws, and only its support is known.
-    fresh = expected("fresh")
-    assert set(fresh.curves) == {"support"}
-    assert "fresh" in fresh.why_not("heterozygosity")
+    web = expected("web")
+    assert set(web.curves) == {"support"}
+    assert "web" in web.why_not("heterozygosity")
     # No closed form with smoothing, truncation or curators; each says why.
     smooth = expected(model=make("model", "categorical", smoothing=1.0))
     assert smooth.curves == {} and "smoothing" in smooth.why_not("heterozygosity")

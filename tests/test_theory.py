@@ -237,10 +237,8 @@ def test_theory_is_keyed_by_the_declared_family():
     # A model of another family (a GMM, a KDE) has none, whatever the data.
     gmm = expected(Setting(model=make("model", "gmm"), regime=make("regime", "replace"), **base))
     assert gmm.curves == {} and "declares no closed form" in gmm.why_not("variance")
-    fresh = expected(
-        Setting(model=make("model", "gaussian"), regime=make("regime", "fresh"), **base)
-    )
-    assert fresh.curves == {} and "fresh" in fresh.why_not("variance")
+    web = expected(Setting(model=make("model", "gaussian"), regime=make("regime", "web"), **base))
+    assert web.curves == {} and "web" in web.why_not("variance")
     biased = expected(
         Setting(
             model=make("model", "gaussian"),

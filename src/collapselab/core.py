@@ -704,10 +704,14 @@ class Curator(Component, abc.ABC):
     compose in order through :func:`curate`; each reports in ``Curated.stats`` what
     it measured and, where the truth is known, its precision and recall.
 
-    Declared capabilities: :attr:`applies_to`, the data kinds it accepts.
+    Declared capabilities: :attr:`applies_to`, the data kinds it accepts;
+    :attr:`edits`, whether it may return edited items (a corrector moving samples
+    toward the truth): ``Curated.kept[i]`` is then the edited form of input item
+    ``Curated.index[i]``, otherwise it is that item unchanged.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset(DataKind)
+    edits: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(

@@ -1,7 +1,9 @@
 """Supervised data: pairs ``(X, y)`` for regression and classification chains.
 
 * ``linear``: y = X w* + noise with an isotropic Gaussian design, X and w* drawn per
-  seed (Gerstgrasser et al. 2024; Dohmatob et al. 2024);
+  seed (Gerstgrasser et al. 2024; Dohmatob et al. 2024); a share of its training rows
+  can carry synthetic labels from a biased w_s (strong model collapse, Dohmatob,
+  Feng, Subramonyam and Kempe 2024);
 * ``diabetes``: the same linear model on a real, fixed design (scikit-learn's
   diabetes table);
 * ``digits`` and ``mnist``: labelled images for classifiers (scikit-learn's 8x8
@@ -13,7 +15,9 @@ inputs, which turns a coefficient error into a test error) and, for theory, the
 expected OLS errors per unit of noise: ``ols_test_error_per_noise`` =
 E tr((X^T X)^-1 feature_cov) and ``ols_coef_error_per_noise`` = E tr((X^T X)^-1),
 the expectation over the design (exact: for a T x d standard Gaussian design both
-are d / (T - d - 1)). ``design_rows`` is T.
+are d / (T - d - 1)). ``design_rows`` is T. Where some training labels are synthetic,
+``ols_bias_test_error`` and ``ols_bias_coef_error`` state the expected error their
+bias alone causes (see :func:`strong_collapse_bias`).
 """
 
 from __future__ import annotations
@@ -48,6 +52,17 @@ class LinearTruth(DataSource):
     y = X w* + e with e ~ N(0, noise). Because X and w* are drawn per seed, the mean
     over seeds estimates the expectation over designs that the theory states.
 
+    With ``synthetic_share`` p > 0 the first round(p T) training rows are labelled by
+    a synthetic labeller instead, y = X w_s + e with the same noise, where
+    w_s = w* + Delta and Delta points in a random direction (drawn per seed) with
+    ||Delta||^2 = ``synthetic_error``: the labeller's own test error. The test split
+    keeps the real labels and the metrics measure against w*. This is the training
+    mix of strong model collapse (Dohmatob, Feng, Subramonyam and Kempe 2024): with
+    a fixed share of synthetic data, growing T no longer drives the test error to
+    zero but to p^2 ||Delta||^2 (see :func:`strong_collapse_bias`).
+    Everything else a seed draws (design, w*, noise, test split) is the same for
+    every share, so arms that differ only in p compare like with like.
+
     Parameters
     ----------
     n_samples : int, optional
@@ -59,6 +74,10 @@ class LinearTruth(DataSource):
         sigma^2, the variance of the label noise.
     n_test : int, default 1000
         Size of the held-out test split (drawn from the same distribution).
+    synthetic_share : float, default 0.0
+        p, the share of training rows with synthetic labels.
+    synthetic_error : float, default 0.1
+        ||w_s - w*||^2, the synthetic labeller's squared distance to the truth.
     """
 
     kind = SUPERVISED
@@ -67,15 +86,26 @@ class LinearTruth(DataSource):
         "dim": [Interval(1, None, integer=True)],
         "noise": [Interval(0, None)],
         "n_test": [Interval(1, None, integer=True)],
+        "synthetic_share": [Interval(0, 1)],
+        "synthetic_error": [Interval(0, None)],
     }
 
     def __init__(
-        self, *, n_samples: int | None = None, dim: int = 10, noise: float = 1.0, n_test: int = 1000
+        self,
+        *,
+        n_samples: int | None = None,
+        dim: int = 10,
+        noise: float = 1.0,
+        n_test: int = 1000,
+        synthetic_share: float = 0.0,
+        synthetic_error: float = 0.1,
     ) -> None:
         self.n_samples = n_samples
         self.dim = dim
         self.noise = noise
         self.n_test = n_test
+        self.synthetic_share = synthetic_share
+        self.synthetic_error = synthetic_error
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         rows, d = (self.n_samples or n), self.dim
@@ -95,7 +125,61 @@ class LinearTruth(DataSource):
             "ols_test_error_per_noise": per_noise,
             "ols_coef_error_per_noise": per_noise,
         }
+        synthetic = round(self.synthetic_share * rows)
+        if synthetic:
+            # drawn after everything else, so the real rows are the same for every share
+            direction = rng.standard_normal(d)
+            shift = np.sqrt(self.synthetic_error) * direction / np.linalg.norm(direction)
+            y = y.copy()
+            y[:synthetic] += x[:synthetic] @ shift
+            bias = strong_collapse_bias(rows=rows, synthetic=synthetic, dim=d)
+            truth.update(
+                synthetic_coef=coef + shift,
+                synthetic_rows=synthetic,
+                ols_bias_test_error=float(self.synthetic_error * bias),
+                ols_bias_coef_error=float(self.synthetic_error * bias),
+            )
         return RealData(train=(x, y), test=(x_test, y_test), kind=SUPERVISED, truth=truth)
+
+
+def strong_collapse_bias(*, rows: int, synthetic: int, dim: int) -> float:
+    """E||(X^T X)^-1 X_s^T X_s u||^2 for any unit vector u: the expected OLS error per
+    unit of ||w_s - w*||^2 when ``synthetic`` of the ``rows`` standard Gaussian design
+    rows carry labels of w_s instead of w* (inf where X^T X is singular).
+
+    Derivation (strong model collapse for OLS on an isotropic design). Write n rows,
+    s synthetic and r = n - s real, A = X_s^T X_s, G = X^T X, Delta = w_s - w*. Least
+    squares gives w_hat - w* = G^-1 A Delta + G^-1 X^T e, and the noise part is the
+    usual sigma^2 tr(G^-1) with E tr(G^-1) = d / (n - d - 1); the cross term has mean
+    zero. For the bias part take the SVD X = U S V^T. For a Gaussian design U
+    (n x d, Haar on the Stiefel manifold), S and V (Haar) are independent, so with
+    K = U_s^T U_s (the synthetic rows of U) and z = V^T Delta, uniform on the sphere
+    of radius ||Delta||, ||G^-1 A Delta||^2 = ||S^-1 K S z||^2 and
+    E[.] = ||Delta||^2 / d * E sum_jk K_jk^2 s_k^2 / s_j^2. The moments of a Haar
+    orthogonal matrix give E K_jj^2 = s (s + 2) / (n (n + 2)) and, for j != k,
+    E K_jk^2 = s r / ((n - 1) n (n + 2)); columns are exchangeable and independent of
+    S, so E[.] = ||Delta||^2 / d * (d E K_jj^2 + E K_jk^2 E[tr G tr G^-1 - d]). As
+    tr G tr G^-1 is scale-free and ||X||_F^2 (a chi^2 with n d degrees of freedom) is
+    independent of X / ||X||_F, E[tr G tr G^-1] = E tr G^-1 / E[1 / tr G] =
+    d (n d - 2) / (n - d - 1). Altogether
+
+        E||G^-1 A Delta||^2 = ||Delta||^2 [ s (s + 2) / (n (n + 2))
+                               + (d - 1) (n + 1) s r / ((n - 1) n (n + 2) (n - d - 1)) ],
+
+    which for d = 1 is the second moment of a Beta(s/2, r/2) variable, as it must be.
+    With a fixed share p = s / n the bracket tends to p^2 as n grows: the test error
+    p^2 ||Delta||^2 + sigma^2 d / (n - d - 1) plateaus at p^2 ||Delta||^2 instead of
+    falling to zero, the strong model collapse of Dohmatob et al. (2024).
+    """
+    n, s, d = rows, synthetic, dim
+    if s == 0:
+        return 0.0
+    if n <= d + 1:
+        return float("inf")
+    real = n - s
+    return s * (s + 2) / (n * (n + 2)) + (d - 1) * (n + 1) * s * real / (
+        (n - 1) * n * (n + 2) * (n - d - 1)
+    )
 
 
 @cache

@@ -48,6 +48,10 @@ PRESET_GRIDS: dict[str, list[str]] = {
         "samples_per_generation=10,20,50,100,200",
         "regime.params.real_fraction=0,0.02,0.05,0.1,0.2,0.5",
     ],
+    # test error against the total data n, at each synthetic share (the arms)
+    "strong-collapse": [
+        "data.params.n_samples=30,100,300,1000,3000,10000,30000,100000,300000,1000000"
+    ],
 }
 
 MANIFEST = "sweep.json"

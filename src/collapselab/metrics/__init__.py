@@ -1,5 +1,27 @@
-"""Metrics: fidelity, tails and diversity; importing registers them."""
+"""Metrics: fidelity, tails and diversity, rewards and topics; importing registers them."""
 
-from . import classifier, continuous, diffusion, images, supervised, tasks, text
+from . import (
+    classifier,
+    continuous,
+    diffusion,
+    images,
+    reward,
+    subliminal,
+    supervised,
+    tasks,
+    text,
+    topic,
+)
 
-__all__ = ["classifier", "continuous", "diffusion", "images", "supervised", "tasks", "text"]
+__all__ = [
+    "classifier",
+    "continuous",
+    "diffusion",
+    "images",
+    "reward",
+    "subliminal",
+    "supervised",
+    "tasks",
+    "text",
+    "topic",
+]

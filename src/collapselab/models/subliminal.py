@@ -1,4 +1,4 @@
-"""Subliminal learning (Cloud et al. 2025, the MNIST experiment) as a two-generation chain.
+"""Subliminal learning (Cloud et al. 2025, the MNIST experiment) as a chain of students.
 
 A multilayer perceptron with ``n_classes`` class logits and ``n_aux`` auxiliary
 logits. What it learns depends on the labels it is given:
@@ -15,6 +15,15 @@ the ``accuracy`` metric scores each on the real test digits through the class
 logits. A student that starts from the teacher's initial weights
 (``student_init: same``) learns to classify digits well above chance; one from a
 different initialization stays near chance.
+
+Across families and generations (Cloud et al.: traits pass within a model family and
+fail across families): a student can be of another architecture than its teacher
+(``student_hidden``: wider or deeper; ``student_activation``: tanh in place of ReLU),
+the teacher can carry a second trait beside its class readout (``trait``: after
+learning the digits it is fine-tuned to prefer one class on noise images, which the
+``preference`` metric measures), and a longer chain distils the student's student:
+generation t >= 2 is distilled on generation t-1's auxiliary logits, from the same
+initialization as the teacher under ``student_init: same``.
 
 Randomness: the initial weights come from a stream keyed by the run's root seed
 and the chain's seed only (the fit stream's :class:`~numpy.random.SeedSequence`
@@ -36,6 +45,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..core import (
+    NONE,
     BatchedModel,
     Constraint,
     DataKind,
@@ -106,7 +116,18 @@ def init_params(generators: list[np.random.Generator], sizes: list[int]) -> Para
     return params
 
 
-def forward(params: Params, x: np.ndarray) -> list[np.ndarray]:
+#: The hidden layers' activations.
+ACTIVATIONS = ("relu", "tanh")
+
+
+def _activate(z: np.ndarray, activation: str) -> np.ndarray:
+    """The activation of pre-activations ``z``, in place."""
+    if activation == "relu":
+        return np.maximum(z, 0, out=z)
+    return np.tanh(z, out=z)
+
+
+def forward(params: Params, x: np.ndarray, activation: str = "relu") -> list[np.ndarray]:
     """Inputs of every layer and the logits: ``[x, h_1, ..., h_L, logits]`` (S, n, .).
 
     Pixels in [0, 1] enter as 2 x - 1, centred on zero (torchvision's
@@ -116,13 +137,17 @@ def forward(params: Params, x: np.ndarray) -> list[np.ndarray]:
     activations = [np.asarray(x, dtype=np.float32) * 2 - 1]
     for i, (w, b) in enumerate(params):
         z = np.matmul(activations[-1], w) + b
-        activations.append(np.maximum(z, 0, out=z) if i < len(params) - 1 else z)
+        activations.append(_activate(z, activation) if i < len(params) - 1 else z)
     return activations
 
 
-def logits(params: Params, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+def logits(
+    params: Params, x: np.ndarray, batch: int = 4096, activation: str = "relu"
+) -> np.ndarray:
     """Output logits (S, n, outputs), computed in slices to bound memory."""
-    parts = [forward(params, x[:, i : i + batch])[-1] for i in range(0, x.shape[1], batch)]
+    parts = [
+        forward(params, x[:, i : i + batch], activation)[-1] for i in range(0, x.shape[1], batch)
+    ]
     return np.concatenate(parts, axis=1)
 
 
@@ -158,10 +183,10 @@ def output_gradient(out: np.ndarray, target: np.ndarray, n_classes: int) -> np.n
 
 
 def gradients(
-    params: Params, x: np.ndarray, target: np.ndarray, n_classes: int
+    params: Params, x: np.ndarray, target: np.ndarray, n_classes: int, activation: str = "relu"
 ) -> list[np.ndarray]:
     """Backpropagation: the loss's gradients ``[dW_1, db_1, ..., dW_L, db_L]`` on a minibatch."""
-    activations = forward(params, x)
+    activations = forward(params, x, activation)
     grad = output_gradient(activations[-1], target, n_classes)
     grads = []
     for i in range(len(params) - 1, -1, -1):
@@ -169,7 +194,10 @@ def gradients(
         grads.append(np.matmul(activations[i].transpose(0, 2, 1), grad))  # weights
         if i > 0:
             grad = np.matmul(grad, params[i][0].transpose(0, 2, 1))
-            grad *= activations[i] > 0  # ReLU
+            if activation == "relu":
+                grad *= activations[i] > 0
+            else:  # tanh' = 1 - tanh^2
+                grad *= 1 - activations[i] * activations[i]
     return grads[::-1]
 
 
@@ -183,12 +211,15 @@ def train(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    activation: str = "relu",
 ) -> Params:
     """Adam on shuffled minibatches, every seed in lockstep (each with its own order)."""
     # Products this small gain nothing from BLAS threads, and threads that spin while
     # other processes hold the cores slow training down many times over.
     with threadpool_limits(limits=1, user_api="blas"):
-        return _train(params, x, target, generators, n_classes, epochs, batch_size, learning_rate)
+        return _train(
+            params, x, target, generators, n_classes, epochs, batch_size, learning_rate, activation
+        )
 
 
 def _train(
@@ -200,6 +231,7 @@ def _train(
     epochs: int,
     batch_size: int,
     learning_rate: float,
+    activation: str,
 ) -> Params:
     n_seeds, n = x.shape[:2]
     rows = np.arange(n_seeds)[:, None]
@@ -212,7 +244,7 @@ def _train(
         order = np.stack([g.permutation(n) for g in generators])
         for start in range(0, n, batch_size):
             index = order[:, start : start + batch_size]
-            grads = gradients(params, x[rows, index], target[rows, index], n_classes)
+            grads = gradients(params, x[rows, index], target[rows, index], n_classes, activation)
             step += 1
             correction1, correction2 = 1 - beta1**step, 1 - beta2**step
             for p, g, m, v in zip(flat, grads, first, second, strict=True):
@@ -247,6 +279,11 @@ class _Network:
         "batch_size": [Interval(1, None, integer=True)],
         "learning_rate": [Interval(0, None, closed="neither")],
         "student_init": [Options(("same", "different"))],
+        "activation": [Options(ACTIVATIONS)],
+        "student_hidden": [NONE, InstanceOf((list, tuple), "a list of positive ints")],
+        "student_activation": [NONE, Options(ACTIVATIONS)],
+        "trait": [NONE, Interval(0, None, integer=True)],
+        "trait_epochs": [Interval(1, None, integer=True)],
     }
 
     def __init__(
@@ -260,6 +297,11 @@ class _Network:
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         student_init: str = "same",
+        activation: str = "relu",
+        student_hidden: Sequence[int] | None = None,
+        student_activation: str | None = None,
+        trait: int | None = None,
+        trait_epochs: int = 1,
     ) -> None:
         self.hidden = hidden
         self.n_aux = n_aux
@@ -269,9 +311,24 @@ class _Network:
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.student_init = student_init
+        self.activation = activation
+        self.student_hidden = student_hidden
+        self.student_activation = student_activation
+        self.trait = trait
+        self.trait_epochs = trait_epochs
 
-    def _sizes(self, n_features: int) -> list[int]:
-        return [n_features, *self.hidden, self.n_classes + self.n_aux]
+    def _architecture(self, distill: bool) -> tuple[list[int], str]:
+        """Hidden widths and activation of a teacher (``distill`` false) or a student."""
+        hidden = self.hidden if not distill or self.student_hidden is None else self.student_hidden
+        activation = (
+            self.activation
+            if not distill or self.student_activation is None
+            else self.student_activation
+        )
+        return list(hidden), activation
+
+    def _sizes(self, n_features: int, hidden: Sequence[int]) -> list[int]:
+        return [n_features, *hidden, self.n_classes + self.n_aux]
 
     def _fit_arrays(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
         """Fit on (S, n, D) inputs and (S, n) labels or (S, n, n_aux) targets."""
@@ -302,17 +359,36 @@ class _Network:
             start = fit_streams  # this generation's own stream, not the teacher's weights
         else:
             start = init_generators(rng, n_seeds)
-        params = init_params(start, self._sizes(x.shape[2]))
+        hidden, activation = self._architecture(distill)
+        params = init_params(start, self._sizes(x.shape[2], hidden))
+        common = {
+            "n_classes": self.n_classes,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "activation": activation,
+        }
         self.params_ = train(
             params,
             x,
             np.asarray(y, dtype=np.float32) if distill else np.asarray(y, dtype=np.intp),
             fit_streams,
-            n_classes=self.n_classes,
             epochs=self.distill_epochs if distill else self.epochs,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
+            **common,
         )
+        if not distill and self.trait is not None:
+            # The second trait: fine-tune toward class `trait` on as many noise images as
+            # there are digits, the digits kept in the mix so the readout stays.
+            noise = np.stack([g.random(x.shape[1:], dtype=np.float32) for g in fit_streams])
+            preferred = np.full((n_seeds, n), self.trait, dtype=np.intp)
+            self.params_ = train(
+                self.params_,
+                np.concatenate([np.asarray(x, dtype=np.float32), noise], axis=1),
+                np.concatenate([np.asarray(y, dtype=np.intp), preferred], axis=1),
+                fit_streams,
+                epochs=self.trait_epochs,
+                **common,
+            )
+        self.activation_ = activation
         self.n_features_in_ = x.shape[2]
 
     def _sample_arrays(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -325,15 +401,34 @@ class _Network:
         images = np.stack(
             [g.random((n, self.n_features_in_), dtype=np.float32) for g in generators]
         ).astype(np.float16)
-        aux = logits(self.params_, images)[..., self.n_classes :]
+        aux = logits(self.params_, images, activation=self.activation_)[..., self.n_classes :]
         return images, aux
 
     def validate_params(self) -> None:
         super().validate_params()  # type: ignore[misc]
-        if not _hidden_ok(self.hidden):
+        for name in ("hidden", "student_hidden"):
+            value = getattr(self, name)
+            if (value is not None or name == "hidden") and not _hidden_ok(value):
+                raise InvalidParameterError(
+                    parameter_message(type(self).__name__, name, "a list of positive ints", value)
+                )
+        if self.trait is not None and self.trait >= self.n_classes:
             raise InvalidParameterError(
                 parameter_message(
-                    type(self).__name__, "hidden", "a list of positive ints", self.hidden
+                    type(self).__name__, "trait", f"a class in 0..{self.n_classes - 1}", self.trait
+                )
+            )
+        reshaped = self.student_hidden is not None and list(self.student_hidden) != list(
+            self.hidden
+        )
+        if reshaped and self.student_init == "same":
+            raise InvalidParameterError(
+                parameter_message(
+                    type(self).__name__,
+                    "student_init",
+                    "'different' for a student of another shape than its teacher (it "
+                    "cannot start from the teacher's initial weights)",
+                    self.student_init,
                 )
             )
 
@@ -360,6 +455,18 @@ class SubliminalMLP(_Network, GenerativeModel):
     student_init : {"same", "different"}, default "same"
         Where a student starts: the initial weights of the teacher of the same seed,
         or weights drawn from its own generation's stream.
+    activation : {"relu", "tanh"}, default "relu"
+        The teacher's hidden activation.
+    student_hidden : list of int, optional
+        A student's hidden widths (another family: wider or deeper); by default the
+        teacher's. A student of another shape needs ``student_init: different``.
+    student_activation : {"relu", "tanh"}, optional
+        A student's activation; by default the teacher's.
+    trait : int, optional
+        A second trait: after the digits, the teacher is fine-tuned for
+        ``trait_epochs`` passes on the digits mixed with as many uniform-noise images
+        labelled ``trait``, so that it prefers that class on noise.
+    trait_epochs : int, default 1
     """
 
     kind = DataKind.SUPERVISED
@@ -380,7 +487,7 @@ class SubliminalMLP(_Network, GenerativeModel):
         """log p(label | image) for class labels; for auxiliary targets, the negative
         cross-entropy of the model's auxiliary softmax against the target's."""
         x, y = _pair(data)
-        out = logits(self.params_, x[None])[0]
+        out = logits(self.params_, x[None], activation=self.activation_)[0]
         if y.ndim == 2:
             return np.sum(_softmax(y) * _log_softmax(out[:, self.n_classes :]), axis=-1)
         log_p = _log_softmax(out[:, : self.n_classes])
@@ -388,7 +495,9 @@ class SubliminalMLP(_Network, GenerativeModel):
 
     def class_logits(self, x: np.ndarray) -> np.ndarray:
         """The class logits (n, n_classes) of images (n, D)."""
-        return logits(self.params_, np.asarray(x)[None])[0, :, : self.n_classes]
+        return logits(self.params_, np.asarray(x)[None], activation=self.activation_)[
+            0, :, : self.n_classes
+        ]
 
 
 class BatchedSubliminalMLP(_Network, BatchedModel):
@@ -406,12 +515,15 @@ class BatchedSubliminalMLP(_Network, BatchedModel):
 
     def class_logits(self, x: np.ndarray) -> np.ndarray:
         """Class logits (S, n, n_classes) of each seed's images (S, n, D)."""
-        return logits(self.params_, np.asarray(x))[..., : self.n_classes]
+        return logits(self.params_, np.asarray(x), activation=self.activation_)[
+            ..., : self.n_classes
+        ]
 
     def unbatch(self, seed: int) -> SubliminalMLP:
         """Seed ``seed``'s network as a plain :class:`SubliminalMLP`."""
         model = SubliminalMLP(**self.get_params())
         model.params_ = [(w[seed : seed + 1], b[seed : seed + 1]) for w, b in self.params_]
+        model.activation_ = self.activation_
         model.n_features_in_ = self.n_features_in_
         return model
 

@@ -290,7 +290,11 @@ def check_curator(curator_id: str, params: dict[str, Any] | None = None, n: int 
             assert np.all(np.diff(index) > 0) and (
                 len(index) == 0 or 0 <= index[0] <= index[-1] < n
             ), "Curated.index must list input positions in increasing order"
-            assert _same(a.kept, take(items, index)), "Curated.kept must be the items at index"
+            if type(curator).edits:  # a corrector returns the kept items, edited
+                assert length(a.kept) == len(index), "Curated.kept must hold one item per index"
+                assert type(a.kept) is type(items), "an edited item must keep its data kind"
+            else:
+                assert _same(a.kept, take(items, index)), "Curated.kept must be the items at index"
             assert all(isinstance(v, float | int) for v in a.stats.values()), (
                 "a curator's statistics must be numbers"
             )
