@@ -44,8 +44,8 @@ def _valid(path: Path, manifest: dict[str, Any] | None) -> str | None:
     """Why ``path`` cannot be read (``None`` if it can)."""
     import pyarrow.parquet as pq
 
-    from .experiment.runner import check_digest
     from .experiment.storage import METRIC_COLUMNS
+    from .io import check_digest
 
     try:
         if isinstance(manifest, dict):

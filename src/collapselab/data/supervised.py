@@ -77,6 +77,12 @@ class LinearTruth(DataSource):
         self.noise = noise
         self.n_test = n_test
 
+    def item_bytes(self) -> int:
+        return 8 * (self.dim + 1)
+
+    def fixed_bytes(self) -> int:  # the test split and a design of n_samples rows
+        return (self.n_test + (self.n_samples or 0)) * self.item_bytes()
+
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         rows, d = (self.n_samples or n), self.dim
         coef = rng.standard_normal(d) / np.sqrt(d)

@@ -277,7 +277,7 @@ def _now() -> str:
 
 def arm_complete(arm: RunConfig, directory: Path) -> bool:
     """Whether an arm's results are complete and intact (manifest, checksum, Parquet)."""
-    from .runner import check_digest
+    from ..io import check_digest
     from .storage import read_json, read_metrics
 
     manifest = read_json(directory / "manifest.json")
