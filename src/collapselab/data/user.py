@@ -186,7 +186,10 @@ def _column(rows: list[dict], column: str, origin: str) -> list[str]:
 
 
 def _skipped(origin: str, column: str, skipped: int, total: int) -> None:
-    """Say how many rows had no value in ``column`` (never drop them silently)."""
+    """Say how many rows had no value in ``column`` (never drop them silently); none
+    with a value is an error."""
+    if skipped and skipped == total:
+        raise DataError(f"{origin}: column {column!r} is missing or null in all {total} rows")
     if skipped:
         warnings.warn(
             f"{origin}: {skipped} of {total} rows have no {column!r} (missing or null); "

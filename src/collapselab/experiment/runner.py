@@ -233,9 +233,18 @@ def _run_job(
 ) -> ChainState:
     """Run (or resume) one seed with its observers; what it leaves for the results."""
     if state is None:
-        state = job.checkpoint.load()
+        state = _resume(job.checkpoint, job.snapshots, job.seed)
     observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
     return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
+
+
+def _resume(checkpoint: Checkpointer, snapshots: SnapshotRecorder, seed: int | None) -> Any:
+    """The chain's checkpoint if it and the snapshot parts written before it are intact;
+    else ``None`` (the chain starts over, to the same results)."""
+    state = checkpoint.load()
+    if state is not None and not snapshots.intact(seed, state):
+        return None
+    return state
 
 
 def _pool_job(job: _SeedJob) -> ChainState:
@@ -377,6 +386,10 @@ def theory_frame(
 # ---------------------------------------------------------------------------
 
 
+#: How a conflict with a run folder is resolved from the command line.
+OVERWRITE_HINT = "choose another --out, or pass --overwrite to replace it"
+
+
 def run(
     config: Config | str | Path,
     out: str | Path | None = None,
@@ -417,6 +430,15 @@ def run(
         return _run_all(
             config, out, workers, overwrite, progress, on_generation, report, max_memory
         )
+
+
+class FolderConflict(ResultsError):
+    """What a run folder holds conflicts with the run: ``problem``, then how to resolve it."""
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        hint = hint or OVERWRITE_HINT
+        super().__init__(f"{problem}; {hint}")
+        self.problem = problem
 
 
 class Terminated(KeyboardInterrupt):
@@ -470,8 +492,8 @@ def _run_all(
     arms = prepare(config)
     check_workers(workers)
     check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
-    _check_folder(directory, arms)
     real = preflight(arms)
+    _check_folder(directory, arms)
     with FolderLock(directory) as lock:
         plans = _plan(directory, config, arms, overwrite)
         done = [p.result for p in plans.arms if p.result is not None]
@@ -568,6 +590,15 @@ def preflight(arms: list[Arm]) -> dict[str, RealData]:
     return real
 
 
+def check_run_folder(directory: Path, config: Config, arms: list[Arm]) -> None:
+    """Refuse, without writing, what :func:`run` would refuse about ``directory``: a
+    file, a sweep's folder, a folder of other files, another config's or other data's
+    arms, arms this config lacks (a sweep checks its points with it first)."""
+    _check_folder(directory, arms)
+    if directory.is_dir():
+        _plan(directory, config, arms, overwrite=False)
+
+
 def _check_folder(directory: Path, arms: list[Arm]) -> None:
     """Refuse an output that is not a folder, a sweep's folder, or a folder of other
     files (a run writes ``config.yaml`` and ``manifest.json`` at its top)."""
@@ -576,9 +607,10 @@ def _check_folder(directory: Path, arms: list[Arm]) -> None:
     if not directory.is_dir():
         return
     if (directory / "sweep.json").exists():
-        raise ResultsError(
-            f"{str(directory)!r} is a sweep's folder (it holds sweep.json); a run there would "
-            f"mix with the sweep: choose another --out (e.g. {directory!s}-run)"
+        raise FolderConflict(
+            f"{str(directory)!r} is a sweep's folder (it holds sweep.json): a run there would "
+            "mix with the sweep",
+            f"choose another --out (e.g. {directory!s}-run)",
         )
     if (directory / "manifest.json").exists():
         return
@@ -587,9 +619,9 @@ def _check_folder(directory: Path, arms: list[Arm]) -> None:
         p.name for p in directory.iterdir() if p.name not in ours and not p.name.endswith(".tmp")
     )
     if others:
-        raise ResultsError(
-            f"--out {str(directory)!r} holds files that are not a collapselab run (e.g. "
-            f"{others[0]!r}); choose a new or empty folder"
+        raise FolderConflict(
+            f"{str(directory)!r} holds files that are not a collapselab run (e.g. {others[0]!r})",
+            "choose a new or empty folder for --out",
         )
 
 
@@ -625,9 +657,9 @@ def _plan(directory: Path, config: Config, arms: list[Arm], overwrite: bool) -> 
     dropped = [a for a in (previous.arms or []) if a not in names] if previous else []
     dropped = [a for a in dropped if (directory / a).exists()]
     if dropped and not overwrite:
-        raise ResultsError(
-            f"{str(directory)!r} holds arm {dropped[0]!r}, which this config does not have; "
-            "run the config that has it, choose another --out, or pass --overwrite to drop it"
+        raise FolderConflict(
+            f"{str(directory)!r} holds arm {dropped[0]!r}, which this config does not have",
+            "run the config that has it, choose another --out, or pass --overwrite to drop it",
         )
     complete = all(p.result is not None for p in plans)
     same = (
@@ -645,19 +677,18 @@ def _arm_status(arm: Arm, directory: Path, overwrite: bool) -> tuple[ArmResult |
     config_hash = arm.config.config_hash()
     try:
         previous = read_arm_manifest(directory / "manifest.json")
-    except ResultsError:
+    except ResultsError as exc:
         if overwrite:
             return None, True
-        raise
+        raise FolderConflict(str(exc).split("; the file was")[0]) from None
     if previous is None:
         return None, False
-    hint = "choose another --out, or pass --overwrite to replace it"
     if previous.config_hash not in (None, config_hash):
         if overwrite:
             return None, True
-        raise ResultsError(
+        raise FolderConflict(
             f"{str(directory)!r} holds a run of a different config (hash "
-            f"{previous.config_hash}, now {config_hash}); {hint}"
+            f"{previous.config_hash}, now {config_hash})"
         )
     if previous.data_files and previous.data_files != arm.data_files:
         if overwrite:
@@ -666,9 +697,9 @@ def _arm_status(arm: Arm, directory: Path, overwrite: bool) -> tuple[ArmResult |
             set(previous.data_files) ^ set(arm.data_files)
             | {k for k in previous.data_files if arm.data_files.get(k) != previous.data_files[k]}
         )
-        raise ResultsError(
-            f"{str(directory)!r} was run on other data: {changed[0]!r} changed since; "
-            "pass --overwrite to redo it with the data as they are now, or restore them"
+        raise FolderConflict(
+            f"{str(directory)!r} was run on other data: {changed[0]!r} changed since",
+            "pass --overwrite to redo it with the data as they are now, or restore them",
         )
     if previous.status != "complete":
         return None, False
@@ -757,13 +788,12 @@ def _run_batched_arm(
     checkpoint = Checkpointer(
         checkpoints / "batch.ckpt", arm.config, config_hash, arm=arm.name, data=arm.data_digest
     )
-    state = checkpoint.load()
+    recorder = _recorder(arm, checkpoints, config_hash)
+    state = _resume(checkpoint, recorder, None)
     resumed = state is not None
     if state is not None:
         notifier.resumed(None, state.generation + 1)
-    observers = Observers(
-        arm.name, None, checkpoint, _recorder(arm, checkpoints, config_hash), notifier
-    )
+    observers = Observers(arm.name, None, checkpoint, recorder, notifier)
     state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
     items = {
@@ -783,7 +813,7 @@ def _run_per_seed_arm(
     resumed = False
     for seed in range(seeds):
         job = _seed_job(arm, directory, seed)
-        state = job.checkpoint.load()
+        state = _resume(job.checkpoint, job.snapshots, seed)
         if state is not None:
             resumed = True
             notifier.resumed(seed, state.generation + 1)
@@ -841,13 +871,13 @@ def _run_pool(jobs: list[_SeedJob], workers: int, notifier: Notifier) -> dict[in
         time.sleep(0.05)  # the queue's feeder thread may still be flushing
         drain()
     except BaseException:
-        _stop(pool)
+        stop_pool(pool)
         raise
     pool.shutdown(wait=True)
     return out
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel what has not started and end the workers now (an interrupt, a failure)."""
     processes = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)

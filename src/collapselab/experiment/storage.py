@@ -25,6 +25,7 @@ plain data and safe to read from anyone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -349,13 +350,16 @@ def data_digests(files: list[Path]) -> dict[str, str]:
     out = {}
     for path in files:
         try:
-            out[str(path)] = _stream_sha256(path)
+            stat = path.stat()
+            out[str(path)] = _stream_sha256(str(path), stat.st_mtime_ns, stat.st_size)
         except OSError as exc:
             raise ResultsError(f"cannot read data file {str(path)!r}: {exc.strerror}") from None
     return out
 
 
-def _stream_sha256(path: Path) -> str:
+@functools.lru_cache(maxsize=1024)
+def _stream_sha256(path: str, mtime_ns: int, size: int) -> str:
+    # (mtime, size) make an edited file a cache miss; a sweep digests its corpus once
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -508,7 +512,8 @@ class FolderLock:
 
     Entering creates the folder if needed and takes the lock without writing inside
     it; :meth:`claim` then records who holds it in ``.lock`` (removed on exit), which a
-    second run names in its one-line refusal. The kernel releases the lock of a
+    second run names in its one-line refusal. A folder this lock created and nobody
+    claimed (the run was refused) is removed again. The kernel releases the lock of a
     process that dies, so a killed run never leaves its folder locked.
     """
 
@@ -516,6 +521,7 @@ class FolderLock:
         self.directory = Path(directory)
         self.fd: int | None = None
         self.claimed = False
+        self.created = False
 
     def __enter__(self) -> FolderLock:
         try:
@@ -523,6 +529,7 @@ class FolderLock:
         except ImportError:  # pragma: no cover - not POSIX: no lock
             return self
         try:
+            self.created = not self.directory.exists()
             self.directory.mkdir(parents=True, exist_ok=True)
             self.fd = os.open(self.directory, os.O_RDONLY)
         except OSError as exc:
@@ -567,3 +574,8 @@ class FolderLock:
             (self.directory / LOCK_FILE).unlink(missing_ok=True)
         os.close(self.fd)  # releases the lock
         self.fd = None
+        if self.created and not self.claimed:
+            try:  # refused before writing: leave no empty folder behind
+                self.directory.rmdir()
+            except OSError:
+                pass
