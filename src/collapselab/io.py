@@ -148,7 +148,7 @@ class _Loader(yaml.SafeLoader):
             if self._depth > YAML_MAX_DEPTH:
                 raise YAMLLimitError(
                     problem=f"nested deeper than {YAML_MAX_DEPTH} levels",
-                    problem_mark=self.peek_event().start_mark,
+                    problem_mark=parent.start_mark if parent is not None else None,
                 )
             return super().compose_node(parent, index)
         finally:

@@ -120,7 +120,10 @@ class Arm:
     @functools.cached_property
     def data_files(self) -> dict[str, str]:
         """Each user data file the arm reads and the SHA-256 of its bytes."""
-        return data_digests(self.spec.data.files())
+        try:
+            return data_digests(self.spec.data.files())
+        except ResultsError as exc:
+            raise ConfigError(f"config field 'data' (arm {self.name!r}): {exc}") from None
 
     @property
     def data_digest(self) -> str:
@@ -492,7 +495,6 @@ def _run_all(
     arms = prepare(config)
     check_workers(workers)
     check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
-    real = preflight(arms)
     _check_folder(directory, arms)
     with FolderLock(directory) as lock:
         plans = _plan(directory, config, arms, overwrite)
@@ -505,6 +507,7 @@ def _run_all(
             elif report:
                 result.report = directory / "report.html"
             return result
+        real = preflight([plan.arm for plan in plans.arms if plan.result is None])
         lock.claim()
         for stale in plans.remove:
             shutil.rmtree(stale, ignore_errors=True)
@@ -577,15 +580,14 @@ def _write_report(directory: Path) -> Path | None:
 
 
 def preflight(arms: list[Arm]) -> dict[str, RealData]:
-    """Seed 0's real data of every arm, loaded before anything is written: a missing
-    file, a corpus too small to split or unreadable data is a config error here, not
-    a failed run. Also computes each arm's data digests (:attr:`Arm.data_files`)."""
+    """Seed 0's real data of each arm to run, loaded before anything is written: a
+    missing file, a corpus too small to split or unreadable data is a config error
+    here, not a failed run."""
     real = {}
     for arm in arms:
         try:
             real[arm.name] = load_real(arm.spec, 0)
-            arm.data_files  # noqa: B018 - computed now, before any write
-        except (DataError, ResultsError) as exc:
+        except DataError as exc:
             raise ConfigError(f"config field 'data' (arm {arm.name!r}): {exc}") from None
     return real
 

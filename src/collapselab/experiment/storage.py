@@ -36,6 +36,7 @@ import secrets
 import threading
 import warnings
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any, Literal
 
 import pandas as pd
@@ -147,7 +148,7 @@ def metrics_problem(path: Path, schema: pa.Schema, rows: int) -> str | None:
         return f"{str(path)!r} has columns {schema.names}, expected {list(METRIC_COLUMNS)}"
     for name in METRIC_COLUMNS:
         found, expected = schema.field(name).type, SCHEMA.field(name).type
-        if found != expected:
+        if found != expected and not (pa.types.is_large_string(found) and expected == pa.string()):
             return f"{str(path)!r}: column {name!r} holds {found}, expected {expected}"
     if rows == 0:
         return f"{str(path)!r} holds no rows; rerun to redo it"
@@ -350,8 +351,10 @@ def data_digests(files: list[Path]) -> dict[str, str]:
     out = {}
     for path in files:
         try:
-            stat = path.stat()
-            out[str(path)] = _stream_sha256(str(path), stat.st_mtime_ns, stat.st_size)
+            mode = path.stat()
+            if not S_ISREG(mode.st_mode):  # never open a FIFO or a device
+                raise ResultsError(f"data file {str(path)!r} is not a regular file")
+            out[str(path)] = _stream_sha256(str(path), mode.st_mtime_ns, mode.st_size)
         except OSError as exc:
             raise ResultsError(f"cannot read data file {str(path)!r}: {exc.strerror}") from None
     return out
