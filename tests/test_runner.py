@@ -148,8 +148,10 @@ def test_corrupt_results_are_redone(tmp_path, small_config):
     target = tmp_path / "run" / "gauss-replace" / "metrics.parquet"
     good = target.read_bytes()
     target.write_bytes(b"not parquet")
-    with pytest.raises(ResultsError, match="not a readable Parquet"):
+    with pytest.raises(ResultsError, match="does not match its recorded checksum"):
         read_metrics(target)
+    with pytest.raises(ResultsError, match="not a readable Parquet"):
+        read_metrics(target, digest=None)
     cl.run(config, tmp_path / "run", report=False)
     assert target.read_bytes() == good
 

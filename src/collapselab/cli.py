@@ -26,8 +26,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .experiment.config import load_config, read_yaml
     from .experiment.runner import run
 
-    if args.workers < 1:
-        raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
     data, _ = read_yaml(args.config)
     overrides = list(args.set or [])
     shortcuts = {"seeds": args.seeds, "generations": args.generations}
@@ -101,17 +99,14 @@ def _marked(arm: object, metric: str) -> str:
     return f"{metric} {arrow}" if arrow else metric
 
 
-def _halted_on_disk(directory: Path, arms: list[str]) -> dict[str, tuple[dict[Any, int], Any]]:
-    """By arm: the seeds that halted (by seed, the generation) and the number of seeds."""
-    from .io import read_json
-
-    out = {}
-    for arm in arms:
-        arm_dir = directory / arm if (directory / arm).is_dir() else directory  # an arm's own
-        manifest = read_json(arm_dir / "manifest.json")
-        if isinstance(manifest, dict):
-            out[arm] = (manifest.get("halted") or {}, manifest.get("seeds", "?"))
-    return out
+def _halted_on_disk(arms: list[Any]) -> dict[str, tuple[dict[Any, int], Any]]:
+    """By arm: the seeds that halted (by seed, the generation) and the number of seeds,
+    from each arm's manifest (validated when the run was loaded)."""
+    return {
+        arm.name: (arm.manifest.get("halted") or {}, arm.manifest.get("seeds", "?"))
+        for arm in arms
+        if arm.manifest
+    }
 
 
 def _print_halted(halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
@@ -261,7 +256,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.last:
         _print_last(directory)
     else:
-        _print_run(run.arms, _halted_on_disk(directory, [arm.name for arm in run.arms]))
+        _print_run(run.arms, _halted_on_disk(run.arms))
     _print_verdicts(run)
     return 0
 
@@ -320,6 +315,44 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_memory_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-memory``: the memory budget that a run's estimate and every data read are
+    checked against (default: what the machine has free)."""
+    parser.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory the command may use, e.g. 64G, or 'off' for no check "
+        "(default: what this machine has available)",
+    )
+
+
+def _apply_memory_option(args: argparse.Namespace) -> None:
+    """Set ``--max-memory`` for this process and its workers (see :func:`io.memory_budget`)."""
+    import os
+
+    from .io import MEMORY_VARIABLE, parse_size
+
+    value = vars(args).get("max_memory")
+    if value is None:
+        return
+    try:
+        parse_size(value)
+    except ValueError as exc:
+        raise CollapseLabError(f"--max-memory: {exc}") from None
+    os.environ[MEMORY_VARIABLE] = value
+
+
+def _one_line_warnings() -> None:
+    """Warnings as one ``warning: ...`` line each (not Python's two, with a source line)."""
+    import warnings
+
+    def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        text = " ".join(str(message).split())
+        print(f"warning: {text}", file=sys.stderr)
+
+    warnings.showwarning = show
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="collapselab", description="Simulate, measure and mitigate model collapse."
@@ -339,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace a run of a different config at --out"
     )
     p.add_argument("--quiet", action="store_true", help="print only the results path")
+    add_memory_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -382,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .report.verdict import add_parser as add_verdict_parser
 
     add_sweep_parser(sub)
+    add_memory_option(sub.choices["sweep"])
+    add_memory_option(sub.choices["diagnose"])
     add_phase_parser(sub)
     add_query_parser(sub)
     add_verdict_parser(sub)
@@ -391,19 +427,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _one_line_warnings()
     try:
+        _apply_memory_option(args)
         return args.func(args)
     except CollapseLabError as exc:
         # One line even when a library's message has several (YAML reader errors do).
         message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"error: {message}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
+    except MemoryError:
+        # The estimates refuse what cannot fit before it starts; this is what they missed.
+        print(
+            "error: out of memory; lower the sizes in the config (or --max-memory)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    except KeyboardInterrupt as exc:
+        from .experiment.runner import Terminated
+
         print(
             "interrupted: rerun the same command to resume from the last checkpoint",
             file=sys.stderr,
         )
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
         import os
 

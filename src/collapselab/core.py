@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
+from pathlib import Path
 from typing import Any, ClassVar, Self, cast
 
 import numpy as np
@@ -369,6 +370,13 @@ class DataSource(Component, abc.ABC):
     * :attr:`provides`: the optional methods it implements, which curators and metrics
       may use: ``log_prob(items)`` (the true log-density of a known ground truth) and
       ``verify(items)`` (a task's exact check of each item).
+
+    Declared methods with defaults, read before a run starts:
+
+    * :meth:`files`: the user files it reads (their content digests go into the run's
+      manifest, so a resume or rerun notices edited data);
+    * :meth:`item_bytes` and :meth:`fixed_bytes`: what its data take in memory, for
+      the run's memory estimate (made before anything is allocated).
     """
 
     kind: ClassVar[DataKind] = DataKind.CONTINUOUS
@@ -378,6 +386,19 @@ class DataSource(Component, abc.ABC):
     @abc.abstractmethod
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         """Real data for one seed; ``n`` is the default training size for generators."""
+
+    def files(self) -> list[Path]:
+        """The user files this source reads (none for built-in and generated data)."""
+        return []
+
+    def item_bytes(self) -> int:
+        """About how many bytes one item (a sample, a document) takes in memory."""
+        return 8
+
+    def fixed_bytes(self) -> int:
+        """About how many bytes one seed's data holds besides its training items (a
+        held-out test set, a distribution over a vocabulary, a corpus read whole)."""
+        return 0
 
     def draw(self, n: int, *, rng: np.random.Generator) -> Any:
         """``n`` new real samples; only for sources that declare :attr:`can_draw`."""
@@ -442,6 +463,11 @@ class GenerativeModel(Component, abc.ABC):
     def lacks(cls, requires: Sequence[str]) -> list[str]:
         """The capabilities in ``requires`` that this model does not declare it provides."""
         return [name for name in requires if name not in cls.provides | MODEL_METHODS]
+
+    def min_samples(self) -> int:
+        """The fewest training items ``fit`` accepts with these parameters (checked
+        against the config's sample sizes before a run starts)."""
+        return 1
 
     @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
@@ -533,6 +559,12 @@ class Regime(Component, abc.ABC):
 
     batched: ClassVar[bool] = True
     takes_moments: ClassVar[bool] = False
+
+    def held_items(self, real: int, n: int, generations: int, *, fits_moments: bool) -> int:
+        """About how many items the regime holds at once (state and training set) in a
+        chain of ``generations`` with ``real`` real items and ``n`` generated per
+        generation: the run's memory estimate reads it before anything is allocated."""
+        return real + n
 
     def init(self, real: RealData, *, fits_moments: bool = False) -> Any:
         """The state before generation 1 (``None`` for a regime without one).

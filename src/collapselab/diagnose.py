@@ -177,6 +177,7 @@ def diagnose(
             mine = (docs >= offset) & (docs < offset + len(corpus.doc_ptr) - 1)
             grams[n] = (codes[mine], docs[mine] - offset)
         sides.append(_Side(corpus, grams))
+    _check_bootstrap_memory(n_bootstrap, sides)
     ref_counts = ref_corpus.counts
     rare1 = np.flatnonzero((ref_counts >= 1) & (ref_counts <= 1))
     rare5 = np.flatnonzero((ref_counts >= 1) & (ref_counts <= 5))
@@ -202,6 +203,22 @@ def diagnose(
             "distinct-n and rare survival depend on size; use --match-size to compare at equal size"
         )
     return result
+
+
+def _check_bootstrap_memory(n_bootstrap: int, sides: list[_Side]) -> None:
+    """Refuse, before drawing, a bootstrap whose resample matrices cannot fit: each side
+    holds (resamples x documents) draws and (resamples x types) dense counts, a few
+    times over."""
+    from .io import format_bytes, memory_budget
+
+    need = max(4 * 8 * n_bootstrap * (side.n_docs + len(side.corpus.types)) for side in sides)
+    budget = memory_budget()
+    if budget is not None and need > budget:
+        raise DataError(
+            f"--bootstrap {n_bootstrap}: the resamples need about {format_bytes(need)} of "
+            f"memory, more than the {format_bytes(budget)} this process can allocate; use "
+            "fewer (200 is plenty for a 95% interval), or --max-memory if you know better"
+        )
 
 
 #: Metrics that are shares, bounded by 1; every metric is >= 0.

@@ -13,8 +13,16 @@ Three views:
   only when the SQL names it (it reads every run).
 
 Join them on ``run_dir``. A results file that is unreadable, has the wrong
-columns or fails its recorded checksum is left out with a warning naming it, never
+columns or types, holds no rows, or fails its recorded checksum (and an arm whose
+manifest or config fails its schema) is left out with a warning naming it, never
 read silently.
+
+The query stays inside the results root: once the views exist, DuckDB's external
+access is switched off (only the metrics files found may be read) and its
+configuration locked, and only one statement that reads (``SELECT``, ``WITH``,
+``FROM``...) is run; anything else (``COPY``, ``ATTACH``, ``EXPORT``, ``SET``,
+``INSTALL``, a table function on another file) is refused in one line. An answer
+stops at ``--limit`` rows (default :data:`DEFAULT_LIMIT`), with a warning that says so.
 """
 
 from __future__ import annotations
@@ -28,9 +36,10 @@ from typing import Any
 import pandas as pd
 
 from .errors import CollapseLabError, ResultsError, require
-from .io import read_json, read_yaml_mapping
 
 METRICS_FILE = "metrics.parquet"
+#: Rows an answer holds at most unless ``--limit`` says otherwise.
+DEFAULT_LIMIT = 1_000_000
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -44,24 +53,22 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
-def _valid(path: Path, manifest: dict[str, Any] | None) -> str | None:
-    """Why ``path`` cannot be read (``None`` if it can)."""
+def _valid(path: Path, manifest: Any) -> str | None:
+    """Why ``path`` cannot be read (``None`` if it can); ``manifest`` is its arm's
+    :class:`~collapselab.experiment.storage.ArmManifest` (or ``None``)."""
     import pyarrow.parquet as pq
 
-    from .experiment.runner import check_digest
-    from .experiment.storage import METRIC_COLUMNS
+    from .experiment.storage import metrics_problem
+    from .io import check_digest
 
     try:
-        if isinstance(manifest, dict):
-            check_digest(path, manifest.get("metrics_sha256"))
-        names = pq.read_schema(path).names
+        check_digest(path, manifest.metrics_sha256 if manifest is not None else None)
+        metadata = pq.read_metadata(path)
     except ResultsError as exc:
         return str(exc)
     except Exception as exc:  # pyarrow raises several types for a broken footer
         return f"{str(path)!r} is not a readable Parquet file ({type(exc).__name__})"
-    if names != list(METRIC_COLUMNS):
-        return f"{str(path)!r} has columns {names}, expected {list(METRIC_COLUMNS)}"
-    return None
+    return metrics_problem(path, metadata.schema.to_arrow_schema(), metadata.num_rows)
 
 
 def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
@@ -70,21 +77,27 @@ def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
     if not base.is_dir():
         raise ResultsError(f"results root {str(base)!r} is not a folder; pass --root")
     files, rows, warnings = [], [], []
+    from .experiment.storage import read_arm_manifest, read_stored_config
+
     for path in sorted(base.rglob(METRICS_FILE)):
         arm_dir = path.parent
-        manifest = _manifest(arm_dir / "manifest.json")
+        try:
+            manifest = read_arm_manifest(arm_dir / "manifest.json")
+            config = read_stored_config(arm_dir / "config.yaml")
+        except ResultsError as exc:
+            warnings.append(f"skipped {exc}")
+            continue
         problem = _valid(path, manifest)
         if problem is not None:
             warnings.append(f"skipped {problem}")
             continue
         files.append(path)
-        config = read_yaml_mapping(arm_dir / "config.yaml")
         sweep = _find_sweep(arm_dir, base)
         row = {
             "run_dir": arm_dir.relative_to(base).as_posix(),
-            "run_id": (manifest or {}).get("run_id", config.get("name")),
-            "config_hash": (manifest or {}).get("config_hash"),
-            "status": (manifest or {}).get("status"),
+            "run_id": manifest.run_id if manifest and manifest.run_id else config.get("name"),
+            "config_hash": manifest.config_hash if manifest else None,
+            "status": manifest.status if manifest else None,
             "sweep": sweep,
         }
         row.update(_flatten(config))
@@ -95,11 +108,6 @@ def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
         if len(kinds) > 1 and not kinds <= {int, float}:
             runs[column] = runs[column].map(lambda v: None if v is None else str(v))
     return files, runs, warnings
-
-
-def _manifest(path: Path) -> dict[str, Any] | None:
-    data = read_json(path)
-    return data if isinstance(data, dict) else None
 
 
 def _find_sweep(arm_dir: Path, root: Path) -> str | None:
@@ -119,7 +127,7 @@ def connect(root: str | Path) -> tuple[Any, list[str]]:
         raise ResultsError(
             f"no readable {METRICS_FILE} under {str(root)!r}; run something or pass --root"
         )
-    con = duckdb.connect()
+    con = duckdb.connect(config={"threads": 1})
     base = Path(root)
     table = pd.DataFrame(
         {
@@ -134,7 +142,22 @@ def connect(root: str | Path) -> tuple[Any, list[str]]:
         f"FROM read_parquet([{listing}], filename = true) m JOIN _files f USING (filename)"
     )
     con.register("runs", runs)
+    # From here on the connection reads the metrics files found and nothing else.
+    quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+    con.execute(f"SET allowed_paths = [{quoted}]")
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
     return con, warnings
+
+
+def _is_run_manifest(path: Path) -> bool:
+    """Whether ``path`` is a run's manifest (it lists arms), read as plain JSON."""
+    from .io import read_json
+
+    data = read_json(path)
+    return isinstance(data, dict) and "arms" in data
 
 
 def verdicts(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
@@ -147,9 +170,7 @@ def verdicts(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
     runs = sorted(
         p.parent
         for p in base.rglob("manifest.json")
-        if isinstance(_manifest(p), dict)
-        and "arms" in _manifest(p)  # type: ignore[operator]
-        and not any(s in p.parents for s in sweeps)
+        if _is_run_manifest(p) and not any(s in p.parents for s in sweeps)
     )
     frames, warnings = [], []
     for folder in sweeps + runs:
@@ -172,8 +193,36 @@ def verdicts(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), warnings
 
 
-def query(sql: str, root: str | Path) -> pd.DataFrame:
-    """Run ``sql`` over the results under ``root``; a DataFrame of the answer."""
+def _statement(con: Any, sql: str) -> str:
+    """The one statement of ``sql``, refused unless it only reads."""
+    import duckdb
+
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise CollapseLabError(f"query failed: {_first_line(exc)}") from None
+    if not statements:
+        raise CollapseLabError('the query is empty; give one SELECT, e.g. "SELECT * FROM runs"')
+    if len(statements) > 1:
+        raise CollapseLabError(
+            f"the query holds {len(statements)} statements; give one SELECT at a time"
+        )
+    (statement,) = statements
+    if statement.type != duckdb.StatementType.SELECT:
+        raise CollapseLabError(
+            f"only queries that read are run (SELECT); this one is {statement.type.name}"
+        )
+    return str(statement.query)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def query(sql: str, root: str | Path, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
+    """Run one reading statement ``sql`` over the results under ``root``; a DataFrame
+    of the answer's first ``limit`` rows (``None``: all), fetched in chunks so a huge
+    answer stops at the limit (with a warning) instead of filling memory."""
     import re
 
     duckdb = require("duckdb", "query", "collapselab query")
@@ -185,18 +234,38 @@ def query(sql: str, root: str | Path) -> pd.DataFrame:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     try:
-        return con.execute(sql).df()
+        statement = _statement(con, sql)
+        con.execute(statement)
+        chunks, rows = [], 0
+        while limit is None or rows <= limit:
+            chunk = con.fetch_df_chunk(16)
+            if not len(chunk):
+                break
+            chunks.append(chunk)
+            rows += len(chunk)
+        if not chunks:
+            chunks = [chunk]  # the answer's columns, with no rows
+        frame = pd.concat(chunks, ignore_index=True)
     except duckdb.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollapseLabError(f"query failed: {first}") from None
+        raise CollapseLabError(f"query failed: {_first_line(exc)}") from None
     finally:
         con.close()
+    if limit is not None and len(frame) > limit:
+        print(
+            f"warning: the answer has more than {limit:,} rows; stopped there "
+            "(add LIMIT or GROUP BY to the query, or raise --limit)",
+            file=sys.stderr,
+        )
+        frame = frame.iloc[:limit]
+    return frame
 
 
 def cmd_query(args: argparse.Namespace) -> int:
     from .experiment.sweep import results_root
 
-    frame = query(args.sql, results_root(args.root))
+    if args.limit < 1:
+        raise CollapseLabError(f"--limit must be >= 1; got {args.limit}")
+    frame = query(args.sql, results_root(args.root), limit=args.limit)
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif args.format == "json":
@@ -216,4 +285,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("sql", help='e.g. "SELECT run_dir, avg(value) FROM metrics GROUP BY 1"')
     p.add_argument("--root", help="results root (default $COLLAPSELAB_RESULTS or 'runs')")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help="most rows of an answer (default %(default)s)",
+    )
     p.set_defaults(func=cmd_query)

@@ -67,6 +67,13 @@ class Composition(Regime):
         """The regimes this one runs, in order."""
         return self.parts
 
+    def held_items(self, real: int, n: int, generations: int, *, fits_moments: bool) -> int:
+        # each part holds its own state; the largest bounds the chain's memory
+        return max(
+            (p.held_items(real, n, generations, fits_moments=fits_moments) for p in self.stages()),
+            default=real + n,
+        )
+
     def validate_params(self) -> None:
         super().validate_params()
         for part in self.stages():
@@ -130,6 +137,10 @@ class Accumulate(Regime):
 
     def __init__(self, *, include_real: bool = True) -> None:
         self.include_real = include_real
+
+    def held_items(self, real: int, n: int, generations: int, *, fits_moments: bool) -> int:
+        # the pool: every output so far (a model that fits moments keeps only their sums)
+        return real + n if fits_moments else 2 * real + generations * n
 
     def init(self, real: RealData, *, fits_moments: bool = False) -> Moments | tuple[Any, ...]:
         # an empty pool of moments (combining with it returns the other pool)
@@ -308,6 +319,10 @@ class Web(Regime):
     def validate_params(self) -> None:
         super().validate_params()
         self.built_curators()  # unknown curator ids fail at config time
+
+    def held_items(self, real: int, n: int, generations: int, *, fits_moments: bool) -> int:
+        # the web grows by `pages` a generation and is kept whole
+        return 2 * real + generations * (self.pages or n) + (self.budget or real)
 
     def built_curators(self) -> dict[str, Curator]:
         """The curators, built from their ids and parameters (named as in a chain's config)."""

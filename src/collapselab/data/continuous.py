@@ -84,6 +84,12 @@ class GaussianTruth(DataSource):
                     )
                 )
 
+    def item_bytes(self) -> int:
+        return 8 * self.dim
+
+    def fixed_bytes(self) -> int:  # the test split, the covariance and its factor
+        return 8 * self.dim * (self.n_test + 2 * self.dim)
+
     @property
     def mean_vector(self) -> np.ndarray:
         return np.broadcast_to(np.asarray(self.mean, dtype=float), (self.dim,)).copy()
@@ -162,6 +168,12 @@ class ShapeSource(DataSource):
 
     def _extra(self) -> dict[str, Any]:
         return {}
+
+    def item_bytes(self) -> int:
+        return 8 * int(self._extra().get("dim", 3))  # 2-D shapes, 3-D swiss roll
+
+    def fixed_bytes(self) -> int:
+        return self.n_test * self.item_bytes()
 
     def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         noise = type(self).default_noise if self.noise is None else self.noise

@@ -107,6 +107,12 @@ class LinearTruth(DataSource):
         self.synthetic_share = synthetic_share
         self.synthetic_error = synthetic_error
 
+    def item_bytes(self) -> int:
+        return 8 * (self.dim + 1)
+
+    def fixed_bytes(self) -> int:  # the test split and a design of n_samples rows
+        return (self.n_test + (self.n_samples or 0)) * self.item_bytes()
+
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         rows, d = (self.n_samples or n), self.dim
         coef = rng.standard_normal(d) / np.sqrt(d)

@@ -31,7 +31,7 @@ import numpy as np
 from ..core import NONE, DataKind, DataSource, InstanceOf, Interval, Options, RealData
 from ..errors import DataError, MissingDependencyError, require
 from ..registry import register
-from .user import UNITS, read_documents, split_units
+from .user import UNITS, read_documents, source_files, split_units
 
 # ---------------------------------------------------------------------------
 # Corpora
@@ -124,6 +124,9 @@ class CorpusSource(DataSource):
         """Every document of the corpus, in a fixed order."""
         raise NotImplementedError
 
+    def item_bytes(self) -> int:  # a document (a speech, a paragraph) and its tokens
+        return 1024
+
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         docs = self.documents()
         if len(docs) < 2:
@@ -204,6 +207,12 @@ class UserText(CorpusSource):
         self.encoding = encoding
         self.split = split
 
+    def files(self) -> list[Path]:
+        return [] if self.path is None else source_files(Path(self.path).expanduser())
+
+    def fixed_bytes(self) -> int:  # the corpus read whole: its text, documents and tokens
+        return 4 * sum(f.stat().st_size for f in self.files() if f.is_file())
+
     def documents(self) -> tuple[str, ...]:
         if self.path is None:
             return _units("pydoc", self.unit)
@@ -238,6 +247,13 @@ class CategoricalTruth(DataSource):
 
     def probs(self) -> np.ndarray:
         raise NotImplementedError
+
+    def vocabulary_size(self) -> int:
+        """The number of token ids (read by :meth:`fixed_bytes` before anything is built)."""
+        raise NotImplementedError
+
+    def fixed_bytes(self) -> int:  # probabilities, their CDF and weights; the test draws
+        return 8 * (3 * self.vocabulary_size() + self.n_test)
 
     def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
         return draw_categorical(self.probs(), n, rng)
@@ -282,6 +298,9 @@ class ZipfTruth(CategoricalTruth):
         self.vocabulary = vocabulary
         self.n_test = n_test
 
+    def vocabulary_size(self) -> int:
+        return self.vocabulary
+
     def probs(self) -> np.ndarray:
         weights = np.arange(1, self.vocabulary + 1, dtype=float) ** -self.exponent
         return weights / weights.sum()
@@ -317,6 +336,9 @@ class EnglishWordFrequencies(CategoricalTruth):
     def __init__(self, *, top_n: int = 5000, n_test: int = 10000) -> None:
         self.top_n = top_n
         self.n_test = n_test
+
+    def vocabulary_size(self) -> int:
+        return self.top_n
 
     def probs(self) -> np.ndarray:
         return english_word_frequencies(self.top_n)[1]

@@ -1,26 +1,41 @@
 """Reading a user's documents from disk: text files and folders, JSONL/CSV/Parquet columns,
 and Hugging Face ``datasets`` saved with ``save_to_disk`` (read locally, never from the hub).
 
-Every failure a user can cause (a missing path, a binary file, an encoding that is
-not the one given, an empty corpus, a missing column) raises
+Text files and JSONL/JSON/CSV tables may be gzip-compressed (``.jsonl.gz``,
+``.txt.gz``). Every failure a user can cause (a missing path, a binary file, an
+encoding that is not the one given, an empty corpus, a missing column) raises
 :class:`~collapselab.errors.DataError` with one line that names the file and the fix.
+
+Only regular files are read (and folders of them): a FIFO would block forever and
+``/dev/zero`` never ends. Every read is bounded: a file (after decompression) may
+hold at most what this process can allocate divided by :data:`MEMORY_FACTOR` (its
+text, documents and tokens take several times its size), read through
+:func:`collapselab.io.memory_budget`, which ``--max-memory`` overrides. Rows of a
+table that lack the column are counted and reported in one warning.
 """
 
 from __future__ import annotations
 
 import codecs
+import gzip
 import json
 import re
+import stat
+import warnings
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import DataError, require
+from ..io import format_bytes, memory_budget
 
-#: File suffixes read as plain text when a folder is given.
+#: File suffixes read as plain text when a folder is given (each also gzipped: ``.txt.gz``).
 TEXT_SUFFIXES = (".txt", ".md", ".rst", ".text", "")
 #: Suffixes read as tables, with one document per row of ``column``.
 TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 UNITS = ("document", "paragraph", "line")
+#: Bytes of memory a byte of text takes once read: decoded, split and tokenized.
+MEMORY_FACTOR = 8
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -39,16 +54,86 @@ def split_units(documents: Iterable[str], unit: str) -> list[str]:
     return out
 
 
-def read_text_file(path: Path, encoding: str = "utf-8") -> str:
-    """The text of ``path``; binary files and undecodable bytes are clear errors."""
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def regular_file(path: Path) -> int:
+    """The size of ``path``, a regular file; raises :class:`DataError` otherwise
+    (a FIFO, ``/dev/zero``, a socket), before anything is opened."""
     try:
-        raw = path.read_bytes()
+        mode = path.stat()
     except OSError as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode.st_mode):
+        raise DataError(
+            f"{str(path)!r} is {_kind(mode.st_mode)}; give a regular file or a folder of them"
+        )
+    return mode.st_size
+
+
+def read_limit() -> int | None:
+    """The most bytes of text one read may produce (``None``: unbounded)."""
+    budget = memory_budget()
+    return None if budget is None else budget // MEMORY_FACTOR
+
+
+def _too_large(path: Path, size: str, limit: int) -> DataError:
+    return DataError(
+        f"{str(path)!r} holds {size} of text; reading it needs about {MEMORY_FACTOR} times "
+        f"that, more than the {format_bytes(limit * MEMORY_FACTOR)} this process can "
+        "allocate (split the corpus, or pass --max-memory if you know better)"
+    )
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file (gunzipped if its name ends in ``.gz``), at most
+    :func:`read_limit` of them."""
+    size = regular_file(path)
+    limit = read_limit()
+    gzipped = path.suffix.lower() == ".gz"
+    if limit is not None and not gzipped and size > limit:
+        raise _too_large(path, format_bytes(size), limit)
     try:
-        wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+        if gzipped:
+            with gzip.open(path, "rb") as handle:
+                raw = handle.read(-1 if limit is None else limit + 1)
+        else:
+            with open(path, "rb") as handle:  # /proc files say size 0: bound the read too
+                raw = handle.read(-1 if limit is None else limit + 1)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{str(path)!r} is not a readable gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if limit is not None and len(raw) > limit:
+        raise _too_large(path, f"more than {format_bytes(limit)}", limit)
+    return raw
+
+
+def _base_suffix(path: Path) -> str:
+    """The suffix that says what a file holds: ``.jsonl`` for ``c.jsonl.gz``."""
+    name = path.name.lower()
+    name = name[: -len(".gz")] if name.endswith(".gz") else name
+    return Path(name).suffix
+
+
+def read_text_file(path: Path, encoding: str = "utf-8") -> str:
+    """The text of ``path`` (gunzipped if ``.gz``); binary files and undecodable bytes
+    are clear errors. A UTF-8 byte-order mark is dropped."""
+    raw = read_bytes(path)
+    try:
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
+    wide = codec.startswith(("utf-16", "utf-32"))
     if not wide:
         for bom, name in (
             (codecs.BOM_UTF32_LE, "UTF-32"),
@@ -65,15 +150,15 @@ def read_text_file(path: Path, encoding: str = "utf-8") -> str:
             raise DataError(
                 f"{str(path)!r} looks like a binary file (it contains NUL bytes); give a text file"
             )
+    if codec == "utf-8":
+        codec = "utf-8-sig"  # a byte-order mark (Windows tools write one) is not text
     try:
-        return raw.decode(encoding)
+        return raw.decode(codec)
     except UnicodeDecodeError as exc:
         raise DataError(
             f"{str(path)!r} is not valid {encoding} (byte {exc.start}); "
             "convert it to UTF-8 or pass its encoding"
         ) from None
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
 
 
 def _is_hf_dataset(path: Path) -> bool:
@@ -85,7 +170,7 @@ def _is_hf_dataset(path: Path) -> bool:
 def _column(rows: list[dict], column: str, origin: str) -> list[str]:
     if not rows:
         return []
-    if column not in rows[0]:
+    if not any(column in row for row in rows):
         found = ", ".join(map(str, rows[0])) or "(none)"
         raise DataError(f"{origin} has no column {column!r}; columns: {found}. Pass --column")
     out = []
@@ -96,17 +181,34 @@ def _column(rows: list[dict], column: str, origin: str) -> list[str]:
         if not isinstance(value, str):
             raise DataError(f"{origin}: column {column!r} holds {type(value).__name__}, not text")
         out.append(value)
+    _skipped(origin, column, len(rows) - len(out), len(rows))
     return out
+
+
+def _skipped(origin: str, column: str, skipped: int, total: int) -> None:
+    """Say how many rows had no value in ``column`` (never drop them silently); none
+    with a value is an error."""
+    if skipped and skipped == total:
+        raise DataError(f"{origin}: column {column!r} is missing or null in all {total} rows")
+    if skipped:
+        warnings.warn(
+            f"{origin}: {skipped} of {total} rows have no {column!r} (missing or null); "
+            "they were skipped",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _read_jsonl(path: Path, column: str, encoding: str) -> list[str]:
     text = read_text_file(path, encoding)
     stripped = text.lstrip()
-    if path.suffix == ".json" and stripped.startswith("["):
+    if _base_suffix(path) == ".json" and stripped.startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{str(path)!r} is not valid JSON (line {exc.lineno})") from None
+        except RecursionError:
+            raise DataError(f"{str(path)!r} nests too deeply to be read as JSON") from None
         if not all(isinstance(r, dict) for r in rows):
             raise DataError(f"{str(path)!r} must be a list of objects")
         return _column(rows, column, repr(str(path)))
@@ -118,6 +220,8 @@ def _read_jsonl(path: Path, column: str, encoding: str) -> list[str]:
             row = json.loads(line)
         except json.JSONDecodeError:
             raise DataError(f"{str(path)!r} line {number} is not valid JSON") from None
+        except RecursionError:
+            raise DataError(f"{str(path)!r} line {number} nests too deeply to read") from None
         if not isinstance(row, dict):
             raise DataError(f"{str(path)!r} line {number} is not a JSON object")
         rows.append(row)
@@ -129,6 +233,9 @@ def _read_csv(path: Path, column: str, encoding: str) -> list[str]:
     import io
 
     text = read_text_file(path, encoding)
+    # No field is longer than the file, whose size is already bounded: lift the csv
+    # module's default limit (131,072 characters) to it.
+    csv.field_size_limit(max(csv.field_size_limit(), len(text) + 1))
     try:
         rows = list(csv.DictReader(io.StringIO(text)))
     except csv.Error as exc:
@@ -137,16 +244,38 @@ def _read_csv(path: Path, column: str, encoding: str) -> list[str]:
 
 
 def _read_parquet(path: Path, column: str) -> list[str]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    regular_file(path)
     try:
-        table = pq.read_table(path)
+        metadata = pq.ParquetFile(path).metadata
+        names = metadata.schema.names
+        if column not in names:
+            found = ", ".join(names) or "(none)"
+            raise DataError(
+                f"{str(path)!r} has no column {column!r}; columns: {found}. Pass --column"
+            )
+        index = names.index(column)
+        size = sum(
+            metadata.row_group(g).column(index).total_uncompressed_size
+            for g in range(metadata.num_row_groups)
+        )
+        limit = read_limit()
+        if limit is not None and size > limit:
+            raise _too_large(path, format_bytes(size), limit)
+        table = pq.read_table(path, columns=[column])
+    except DataError:
+        raise
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
         raise DataError(f"{str(path)!r} is not a readable Parquet file: {exc}") from None
-    if column not in table.column_names:
-        found = ", ".join(table.column_names) or "(none)"
-        raise DataError(f"{str(path)!r} has no column {column!r}; columns: {found}. Pass --column")
-    return [v for v in table.column(column).to_pylist() if isinstance(v, str)]
+    kind = table.schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise DataError(f"{str(path)!r}: column {column!r} holds {kind}, not text")
+    values = table.column(column).to_pylist()
+    out = [v for v in values if isinstance(v, str)]
+    _skipped(repr(str(path)), column, len(values) - len(out), len(values))
+    return out
 
 
 def _read_hf(path: Path, column: str, split: str) -> list[str]:
@@ -167,6 +296,27 @@ def _read_hf(path: Path, column: str, split: str) -> list[str]:
     return [v for v in loaded[column] if isinstance(v, str)]
 
 
+def source_files(path: Path) -> list[Path]:
+    """The files :func:`read_documents` reads at ``path``: the file itself, a folder's
+    text files, or every file of a saved dataset (none if ``path`` does not exist)."""
+    if _is_hf_dataset(path):
+        return sorted(f for f in path.rglob("*") if f.is_file())
+    if path.is_dir():
+        return _folder_files(path)
+    return [path] if path.exists() else []
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    def is_text(f: Path) -> bool:
+        return _base_suffix(f) in TEXT_SUFFIXES and (
+            f.suffix.lower() in TEXT_SUFFIXES or f.suffix.lower() == ".gz"
+        )
+
+    return sorted(
+        f for f in folder.rglob("*") if not f.is_dir() and is_text(f) and not f.name.startswith(".")
+    )
+
+
 def read_documents(
     path: str | Path,
     *,
@@ -181,28 +331,32 @@ def read_documents(
     read recursively in sorted order), a ``.jsonl``/``.json``/``.csv``/``.parquet``
     file (one document per row of ``column``), or a folder written by
     ``datasets.Dataset.save_to_disk`` (rows of ``column``; ``split`` of a DatasetDict).
+    Text and JSONL/JSON/CSV files may be gzipped (``.txt.gz``, ``.jsonl.gz``).
     """
     if unit not in UNITS:
         raise DataError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     p = Path(path).expanduser()
     if not p.exists():
         raise DataError(f"{str(p)!r} does not exist; give a text file, a folder or a table")
+    suffix = _base_suffix(p)
     if _is_hf_dataset(p):
         docs = _read_hf(p, column, split)
     elif p.is_dir():
-        files = sorted(
-            f
-            for f in p.rglob("*")
-            if f.is_file() and f.suffix.lower() in TEXT_SUFFIXES and not f.name.startswith(".")
-        )
+        files = _folder_files(p)
         if not files:
             raise DataError(
                 f"folder {str(p)!r} holds no text files ({', '.join(s for s in TEXT_SUFFIXES if s)})"
             )
-        docs = [read_text_file(f, encoding) for f in files]
-    elif p.suffix.lower() in (".jsonl", ".json"):
+        limit, total = read_limit(), 0
+        docs = []
+        for f in files:
+            docs.append(read_text_file(f, encoding))
+            total += len(docs[-1])
+            if limit is not None and total > limit:
+                raise _too_large(p, f"more than {format_bytes(limit)}", limit)
+    elif suffix in (".jsonl", ".json"):
         docs = _read_jsonl(p, column, encoding)
-    elif p.suffix.lower() == ".csv":
+    elif suffix == ".csv":
         docs = _read_csv(p, column, encoding)
     elif p.suffix.lower() == ".parquet":
         docs = _read_parquet(p, column)

@@ -57,12 +57,16 @@ class Task:
 
 
 def pin_threads() -> None:
-    """Limit BLAS/OpenMP thread pools to one thread in this process (worker initializer)."""
+    """Limit BLAS/OpenMP thread pools to one thread in this process, and end it when
+    its parent dies (the local pool's worker initializer)."""
     from threadpoolctl import threadpool_limits
+
+    from .resources import exit_with_parent
 
     for name in THREAD_VARIABLES:
         os.environ[name] = "1"
     threadpool_limits(1)
+    exit_with_parent()
 
 
 def execute(task: Task) -> dict[str, Any]:
@@ -122,7 +126,11 @@ class ProcessPoolBackend(Backend):
         self.workers = workers
 
     def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
-        with ProcessPoolExecutor(max_workers=self.workers, initializer=pin_threads) as pool:
+        from .runner import stop_pool
+
+        workers = min(self.workers, len(tasks))
+        pool = ProcessPoolExecutor(max_workers=max(workers, 1), initializer=pin_threads)
+        try:
             pending = {pool.submit(execute, task): task for task in tasks}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -138,6 +146,10 @@ class ProcessPoolBackend(Backend):
                             "rerun the same command to resume"
                         ) from exc
                     yield task, result
+        except BaseException:
+            stop_pool(pool)  # an interrupt or a failure: the other workers stop now
+            raise
+        pool.shutdown(wait=True)
 
 
 class RayBackend(Backend):
@@ -150,6 +162,8 @@ class RayBackend(Backend):
     name = "ray"
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        from .storage import KEY_VARIABLE, checkpoint_key
+
         self.ray = require("ray", "ray", "the Ray backend")
         self.owns_session = False
         if not self.ray.is_initialized():
@@ -161,21 +175,19 @@ class RayBackend(Backend):
                 "logging_level": logging.WARNING,
             }
             if address:
+                _check_reachable(address)
                 options["address"] = address
             else:  # a new cluster on this machine, never one that happens to be running
                 options["address"] = "local"
                 if workers:
                     options["num_cpus"] = workers
-            try:
-                self.ray.init(**options)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                where = f"--address {address}" if address else "a local Ray cluster"
-                raise ResultsError(
-                    f"cannot connect to {where} ({str(exc).splitlines()[0]}); "
-                    "start one with 'ray start --head' or check the address"
-                ) from None
+            _init_ray(self.ray, options, address)
             self.owns_session = True
-        self.remote = self.ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES)(execute)
+        # Workers on other machines authenticate checkpoints with this driver's key.
+        env = {"env_vars": {KEY_VARIABLE: checkpoint_key().hex()}}
+        self.remote = self.ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES, runtime_env=env)(
+            execute
+        )
 
     def map(self, tasks: list[Task]) -> Iterator[tuple[Task, dict[str, Any]]]:
         ray = self.ray
@@ -204,6 +216,77 @@ class RayBackend(Backend):
     def close(self) -> None:
         if self.owns_session:
             self.ray.shutdown()
+
+
+#: Seconds to reach a Ray cluster's address, and to start or join a cluster.
+RAY_CONNECT_SECONDS = 10.0
+RAY_INIT_SECONDS = 120.0
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address whose port does not answer, in seconds (Ray itself retries
+    for minutes, printing its logs)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ResultsError(f"--address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ResultsError(
+            f"cannot connect to --address {address} ({exc.strerror or exc}); start one with "
+            "'ray start --head' or check the address"
+        ) from None
+
+
+def _init_ray(ray: Any, options: dict[str, Any], address: str | None) -> None:
+    """``ray.init`` within :data:`RAY_INIT_SECONDS`, Ray's own log lines held back and
+    read for the cause (authentication says so), every failure one line."""
+    import tempfile
+    import threading
+
+    where = f"--address {address}" if address else "a local Ray cluster"
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            ray.init(**options)
+            outcome.append(None)
+        except BaseException as exc:  # reported below, in one line
+            outcome.append(exc)
+
+    with tempfile.TemporaryFile() as logs:
+        saved = os.dup(2)
+        os.dup2(logs.fileno(), 2)  # Ray's C++ core writes to fd 2 directly
+        try:
+            thread = threading.Thread(target=start, name="ray-init", daemon=True)
+            thread.start()
+            thread.join(RAY_INIT_SECONDS)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        logs.seek(0)
+        log = logs.read().decode(errors="replace")
+    if not outcome:
+        raise ResultsError(
+            f"cannot start or join {where} within {RAY_INIT_SECONDS:.0f} s; check the "
+            "address and that the cluster is healthy"
+        )
+    error = outcome[0]
+    if error is None:
+        return
+    text = f"{type(error).__name__} {error} {log}".lower()
+    if "authenticat" in text or "unauthenticated" in text or "auth token" in text:
+        raise ResultsError(
+            f"{where} refused the connection: Ray's authentication failed (set the "
+            "cluster's token, e.g. RAY_AUTH_TOKEN, or check RAY_AUTH_MODE)"
+        )
+    first = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    raise ResultsError(
+        f"cannot start or join {where} ({first.strip()[:200]}); start one with "
+        "'ray start --head' or check the address"
+    )
 
 
 def make_backend(name: str, *, workers: int, address: str | None = None) -> Backend:

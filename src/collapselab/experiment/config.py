@@ -1,11 +1,15 @@
 """The config schema. A config is data: components appear only as ids and parameters.
 
-Loading goes YAML (file or preset) -> ``--set`` overrides (refused where one would
-make an arm's name false, see :func:`check_arm_names`) -> pydantic validation ->
-semantic checks (every id exists, every parameter satisfies its constraint, every
-metric fits the model's data kind and finds the capabilities it requires). Any
-failure raises :class:`~collapselab.errors.ConfigError` with one line naming the
-field. Each arm is validated and its components built once; the runner uses those.
+Loading goes YAML (file or preset, through the one bounded YAML reader of
+:mod:`collapselab.io`) -> ``--set`` overrides (refused where one would make an arm's
+name false, see :func:`check_arm_names`) -> every number finite -> pydantic
+validation (counts are integers, never booleans or strings, within
+:data:`MAX_COUNT`; arm names are not the run folder's own file names) -> semantic
+checks (every id exists, every parameter satisfies its constraint, every metric fits
+the model's data kind and finds the capabilities it requires, the model can fit the
+sample sizes). Any failure raises :class:`~collapselab.errors.ConfigError` with one
+line naming the field. Each arm is validated and its components built once; the
+runner uses those.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -31,9 +37,35 @@ from pydantic import (
 
 from .. import registry
 from ..errors import CollapseLabError, ConfigError
-from .storage import load_yaml
+from .storage import NAME_PATTERN, RESERVED_NAMES, load_yaml
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+#: Largest seeds, generations and sample sizes a config may ask for (a run that large
+#: could not be held anyway; the memory estimate refuses smaller ones that do not fit).
+MAX_COUNT = {"seeds": 10**7, "generations": 10**7, "samples": 10**10}
+#: Largest config file read (a config is data about a run, not the data itself).
+MAX_CONFIG_BYTES = 4 << 20
+
+
+def _whole_number(value: Any) -> Any:
+    """A count as YAML gives it: an int, or a float with no fractional part (``1e3``);
+    never a boolean (``true`` is not 1) or a string (``"3"``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a whole number, not a boolean ({str(value).lower()})")
+    if isinstance(value, str):
+        raise ValueError("must be a whole number, not a string; write it unquoted")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
+
+
+def _check_name(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in RESERVED_NAMES:
+        raise ValueError(
+            f"{value!r} is a name the run folder uses for its own files "
+            f"({', '.join(sorted(RESERVED_NAMES))}); choose another name"
+        )
+    return value
 
 
 class ComponentSpec(BaseModel):
@@ -49,7 +81,7 @@ class DecodingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     temperature: float = Field(default=1.0, ge=0)
-    top_k: int | None = Field(default=None, gt=0)
+    top_k: Count | None = Field(default=None, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     bias: float = Field(default=1.0, gt=0)
 
@@ -63,28 +95,28 @@ class RunConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: Annotated[str, BeforeValidator(_check_name)] = Field(pattern=NAME_PATTERN)
     description: str = ""
     data: ComponentSpec
     model: ComponentSpec
     regime: ComponentSpec = ComponentSpec(id="replace")
-    samples_per_generation: int = Field(gt=0)
+    samples_per_generation: Count = Field(gt=0, le=MAX_COUNT["samples"])
     #: Size of generation 0's real training set for sources that generate data;
     #: by default ``samples_per_generation``. Finite tables use all their rows.
-    real_samples: int | None = Field(default=None, gt=0)
-    generations: int = Field(gt=0)
-    seeds: int = Field(gt=0)
-    root_seed: int = Field(default=0, ge=0)
+    real_samples: Count | None = Field(default=None, gt=0, le=MAX_COUNT["samples"])
+    generations: Count = Field(gt=0, le=MAX_COUNT["generations"])
+    seeds: Count = Field(gt=0, le=MAX_COUNT["seeds"])
+    root_seed: Count = Field(default=0, ge=0)
     metrics: list[ComponentSpec] = Field(min_length=1)
     #: ``auto`` takes the vectorized all-seeds path where the model offers one.
     batched: Literal["auto", "yes", "no"] = "auto"
     #: Checkpoint every k generations (default: every 10 s of work).
-    checkpoint_every: int | None = Field(default=None, gt=0)
+    checkpoint_every: Count | None = Field(default=None, gt=0)
     #: Curators applied in order to each generation's output before it is trained on.
     curators: list[ComponentSpec] = Field(default_factory=list)
     #: With curators: draw ``oversample x samples_per_generation`` candidates and keep
     #: at most ``samples_per_generation`` of those accepted.
-    oversample: float = Field(default=1.0, ge=1.0)
+    oversample: float = Field(default=1.0, ge=1.0, le=1000.0)
     #: Temperature, top-k and top-p of discrete models' sampling (default: none).
     decoding: DecodingSpec | None = None
 
@@ -207,6 +239,7 @@ def _validate(cls: type[BaseModel], data: Any, prefix: str = "") -> Any:
             ) from None
         if err["type"] == "missing":
             raise ConfigError(f"config field {field!r} is required.") from None
+        msg = msg.removeprefix("Value error, ")
         shown = err.get("input")
         got = "" if isinstance(shown, dict) else f" (got {shown!r})"
         where = f"config field {field!r}" if field else "config"
@@ -222,9 +255,7 @@ def read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     """The raw mapping of a config file or preset, and where it came from."""
     path = Path(source)
     if path.suffix in (".yaml", ".yml") or path.exists():
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        text, origin = path.read_text(encoding="utf-8"), str(path)
+        text, origin = _config_text(path), str(path)
     else:
         names = preset_names()
         if str(source) not in names:
@@ -246,6 +277,52 @@ def read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: a config must be a mapping of fields")
     return data, origin
+
+
+def _config_text(path: Path) -> str:
+    """The text of a config file: a regular file (never a FIFO or a device), at most
+    :data:`MAX_CONFIG_BYTES`, UTF-8."""
+    import stat
+
+    try:
+        mode = path.stat()
+    except OSError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    if not stat.S_ISREG(mode.st_mode):
+        what = "a folder" if stat.S_ISDIR(mode.st_mode) else "not a regular file"
+        raise ConfigError(f"config file {str(path)!r} is {what}; give a YAML file")
+    if mode.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {str(path)!r} is {mode.st_size:,} bytes, more than a config may be "
+            f"({MAX_CONFIG_BYTES:,}); put data in files that a data source reads"
+        )
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 (byte {exc.start}); save it as UTF-8"
+        ) from None
+
+
+def check_finite(data: Any, path: str = "") -> None:
+    """Refuse a NaN or infinite number anywhere in a config, naming its field: no
+    parameter means "not a number", and "no limit" is written ``null``."""
+    if isinstance(data, dict):
+        for key, value in data.items():
+            check_finite(value, f"{path}{key}.")
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            check_finite(value, f"{path}{i}.")
+    elif isinstance(data, float) and not math.isfinite(data):
+        raise ConfigError(
+            f"config field {path[:-1]!r} is {data}; a config holds finite numbers "
+            "(write null where a parameter means none)"
+        )
 
 
 def apply_set(data: dict[str, Any], assignment: str) -> None:
@@ -299,6 +376,7 @@ def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None
         before = copy.deepcopy(data)
         apply_set(data, assignment)
         check_arm_names(before, data, assignment)
+    check_finite(data)
     config = _validate(Config, data)
     config.components()
     return config
@@ -397,6 +475,17 @@ def check_components(
 
     built = build_components(config, prefix, overridden)
     kind = built["model"].kind
+    fewest = built["model"].min_samples()
+    sizes = {"samples_per_generation": config.samples_per_generation}
+    if config.real_samples is not None:
+        sizes["real_samples"] = config.real_samples
+    for size_field, size in sizes.items():
+        if size < fewest:
+            raise ConfigError(
+                f"config field {where(size_field)}: model {config.model.id!r} needs at least "
+                f"{fewest} training samples with its parameters; got {size} (raise it, or "
+                "change the model's parameters)"
+            )
     if config.decoding is not None:
         from ..decoding import Decoding
 

@@ -56,24 +56,47 @@ Hook = Callable[[GenerationEvent], None]
 
 
 class Checkpointer:
-    """Decides when to save a chain's state: every k generations, or every few seconds."""
+    """Decides when to save a chain's state (every k generations, or every few seconds),
+    and binds each checkpoint to its chain.
 
-    def __init__(self, path: Path, config: RunConfig, config_hash: str) -> None:
+    The binding (config hash, arm, seed, ``data``: the digest of the user data files,
+    layout; and the generation it holds) is the checkpoint's authenticated header (see
+    :mod:`~collapselab.experiment.storage`): a checkpoint of another chain, another
+    config, other data or another layout is not loaded, and its chain starts over.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        config: RunConfig,
+        config_hash: str,
+        *,
+        arm: str = "",
+        seed: int | None = None,
+        data: str = "",
+    ) -> None:
         self.path = path
         self.every = config.checkpoint_every
         self.last_generation = config.generations - 1
         self.config_hash = config_hash
+        self.binding = {
+            "config_hash": config_hash,
+            "arm": arm,
+            "seed": seed,
+            "data": data,
+            "layout": CHECKPOINT_LAYOUT,
+        }
         self.last_save = time.monotonic()
 
     def load(self) -> ChainState | None:
-        """The saved state, or ``None`` (none, another config's, another layout's)."""
-        saved = load_checkpoint(self.path)
-        if not isinstance(saved, dict) or saved.get("config_hash") != self.config_hash:
+        """The saved state, or ``None`` (none, not authentic, another chain's or layout's)."""
+        saved = load_checkpoint(self.path, self.binding)
+        if not isinstance(saved, dict) or not isinstance(saved.get("state"), ChainState):
             return None
-        if saved.get("layout") != CHECKPOINT_LAYOUT:
+        state: ChainState = saved["state"]
+        if state.generation != saved.get("generation"):
             return None
-        state = saved["state"]
-        return state if isinstance(state, ChainState) else None
+        return state
 
     def maybe_save(self, state: ChainState) -> None:
         due = (
@@ -82,8 +105,9 @@ class Checkpointer:
             or (self.every is None and time.monotonic() - self.last_save > CHECKPOINT_SECONDS)
         )
         if due:
-            payload = {"config_hash": self.config_hash, "layout": CHECKPOINT_LAYOUT, "state": state}
-            save_checkpoint(self.path, payload)
+            header = {**self.binding, "generation": state.generation}
+            payload = {"generation": state.generation, "state": state}
+            save_checkpoint(self.path, payload, header)
             self.last_save = time.monotonic()
 
 

@@ -25,14 +25,19 @@ ends bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import multiprocessing
 import platform
 import queue
 import shutil
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,11 +51,25 @@ from .._version import __version__
 from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
 from ..core import RealData
 from ..decoding import Decoding
-from ..errors import ConfigError, ResultsError
+from ..errors import ConfigError, DataError, ResultsError
+from ..io import file_sha256
 from .config import Config, RunConfig, build_components, load_config
 from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
+from .resources import check_memory, check_workers, estimate, exit_with_parent
 from .snapshots import SnapshotRecorder
-from .storage import read_json, read_metrics, write_json, write_metrics, write_table, write_yaml
+from .storage import (
+    LOCK_FILE,
+    FolderLock,
+    data_digests,
+    read_arm_manifest,
+    read_metrics,
+    read_run_manifest,
+    read_stored_config,
+    write_json,
+    write_metrics,
+    write_table,
+    write_yaml,
+)
 
 
 @dataclass
@@ -98,6 +117,22 @@ class Arm:
     @property
     def execution(self) -> str:
         return "batched" if self.batched else "per-seed"
+
+    @functools.cached_property
+    def data_files(self) -> dict[str, str]:
+        """Each user data file the arm reads and the SHA-256 of its bytes."""
+        try:
+            return data_digests(self.spec.data.files())
+        except ResultsError as exc:
+            raise ConfigError(f"config field 'data' (arm {self.name!r}): {exc}") from None
+
+    @property
+    def data_digest(self) -> str:
+        """One digest of :attr:`data_files` (``""`` when the data are not files)."""
+        if not self.data_files:
+            return ""
+        blob = json.dumps(self.data_files, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
 
 
 def versions() -> dict[str, str]:
@@ -168,27 +203,6 @@ def uses_batched_path(config: RunConfig, spec: ChainSpec) -> bool:
     return available and config.batched != "no"
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes, recorded in the manifest beside ``metrics.parquet``."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def check_digest(path: Path, expected: str | None) -> None:
-    """Raise :class:`ResultsError` if ``path`` lost the digest recorded when it was written.
-
-    Parquet notices a truncated file but not every flipped byte inside a page, so a
-    completed arm is trusted only while its bytes are the ones written.
-    """
-    if expected is None:  # written before digests were recorded
-        return
-    try:
-        actual = file_sha256(path)
-    except OSError:
-        actual = None
-    if actual != expected:
-        raise ResultsError(f"{str(path)!r} does not match its recorded checksum; rerun to redo it")
-
-
 # ---------------------------------------------------------------------------
 # One seed's chain, in whatever process this is.
 # ---------------------------------------------------------------------------
@@ -212,6 +226,7 @@ _worker_events: Any = None
 def _init_worker(events: Any) -> None:
     global _worker_events
     _worker_events = events
+    exit_with_parent()
 
 
 def _run_job(
@@ -222,9 +237,18 @@ def _run_job(
 ) -> ChainState:
     """Run (or resume) one seed with its observers; what it leaves for the results."""
     if state is None:
-        state = job.checkpoint.load()
+        state = _resume(job.checkpoint, job.snapshots, job.seed)
     observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
     return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
+
+
+def _resume(checkpoint: Checkpointer, snapshots: SnapshotRecorder, seed: int | None) -> Any:
+    """The chain's checkpoint if it and the snapshot parts written before it are intact;
+    else ``None`` (the chain starts over, to the same results)."""
+    state = checkpoint.load()
+    if state is not None and not snapshots.intact(seed, state):
+        return None
+    return state
 
 
 def _pool_job(job: _SeedJob) -> ChainState:
@@ -248,7 +272,14 @@ def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
         arm.name,
         arm.spec,
         seed,
-        Checkpointer(checkpoints / f"seed-{seed:05d}.ckpt", arm.config, config_hash),
+        Checkpointer(
+            checkpoints / f"seed-{seed:05d}.ckpt",
+            arm.config,
+            config_hash,
+            arm=arm.name,
+            seed=seed,
+            data=arm.data_digest,
+        ),
         _recorder(arm, checkpoints, config_hash),
     )
 
@@ -359,6 +390,10 @@ def theory_frame(
 # ---------------------------------------------------------------------------
 
 
+#: How a conflict with a run folder is resolved from the command line.
+OVERWRITE_HINT = "choose another --out, or pass --overwrite to replace it"
+
+
 def run(
     config: Config | str | Path,
     out: str | Path | None = None,
@@ -369,6 +404,7 @@ def run(
     on_generation: Hook | None = None,
     report: bool = True,
     threads: int | None = 1,
+    max_memory: int | str | None = "auto",
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
@@ -382,11 +418,66 @@ def run(
     2-core machine a scikit-learn GMM fit took 7 ms with one thread and 170 ms with
     the default pools. Parallelism comes from ``workers`` processes across seeds
     instead.
+
+    Before anything is written, everything that can refuse the run does: the config,
+    ``workers`` (at most a few per CPU), the memory estimate against ``max_memory``
+    (``"auto"``: what the machine has; a number of bytes; ``None`` or ``"off"``: no
+    check; see :mod:`~.resources`), seed 0's real data of every arm, the folder's lock
+    (one run per folder) and every conflict with what the folder holds (another
+    config's arms, arms this config lacks, changed data files, a sweep). A run whose
+    arms are all complete writes nothing. SIGTERM ends a run as Ctrl-C does: the
+    manifest says ``interrupted`` and the same command resumes it.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads):
-        return _run_all(config, out, workers, overwrite, progress, on_generation, report)
+    with threadpool_limits(limits=threads), _terminate_as_interrupt():
+        return _run_all(
+            config, out, workers, overwrite, progress, on_generation, report, max_memory
+        )
+
+
+class FolderConflict(ResultsError):
+    """What a run folder holds conflicts with the run: ``problem``, then how to resolve it."""
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        hint = hint or OVERWRITE_HINT
+        super().__init__(f"{problem}; {hint}")
+        self.problem = problem
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the run is, so it ends as an interrupt does."""
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_directory(out: str | Path | None, name: str) -> Path:
+    """The run folder: ``out``, or ``runs/<name>``. An empty ``out`` and the current
+    folder are refused (a run writes ``config.yaml`` and ``manifest.json`` there)."""
+    if out is None:
+        return Path("runs") / name
+    if not str(out).strip():
+        raise ResultsError("--out is empty; name a folder for the run (e.g. runs/NAME)")
+    directory = Path(out)
+    if directory.resolve() == Path.cwd().resolve():
+        raise ResultsError(
+            f"--out {str(out)!r} is the current folder; name a folder for the run (e.g. runs/NAME)"
+        )
+    return directory
 
 
 def _run_all(
@@ -397,16 +488,48 @@ def _run_all(
     progress: bool,
     on_generation: Hook | None,
     report: bool,
+    max_memory: int | str | None,
 ) -> RunResult:
     if not isinstance(config, Config):
         config = load_config(config)
-    directory = Path(out) if out is not None else Path("runs") / config.name
+    directory = run_directory(out, config.name)
     arms = prepare(config)
+    check_workers(workers)
+    check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
+    _check_folder(directory, arms)
+    with FolderLock(directory) as lock:
+        plans = _plan(directory, config, arms, overwrite)
+        done = [p.result for p in plans.arms if p.result is not None]
+        if plans.nothing_to_do and len(done) == len(arms):
+            result = RunResult(directory=directory, config=config, arms=done)
+            if report and not (directory / "report.html").exists():
+                lock.claim()
+                result.report = _write_report(directory)
+            elif report:
+                result.report = directory / "report.html"
+            return result
+        real = preflight([plan.arm for plan in plans.arms if plan.result is None])
+        lock.claim()
+        for stale in plans.remove:
+            shutil.rmtree(stale, ignore_errors=True)
+        return _write_run(directory, config, plans, real, workers, progress, on_generation, report)
+
+
+def _write_run(
+    directory: Path,
+    config: Config,
+    plans: _RunPlan,
+    real: dict[str, RealData],
+    workers: int,
+    progress: bool,
+    on_generation: Hook | None,
+    report: bool,
+) -> RunResult:
     manifest_path = directory / "manifest.json"
     manifest = {
         "name": config.name,
         "description": config.description,
-        "arms": [arm.name for arm in arms],
+        "arms": [plan.arm.name for plan in plans.arms],
         "root_seed": config.root_seed,
         "status": "running",
         "started": _now(),
@@ -417,27 +540,180 @@ def _run_all(
     results = []
     try:
         with Progress(progress) as bar:
-            for arm in arms:
-                notifier = _notifier(arm, bar, on_generation)
-                results.append(run_arm(arm, directory / arm.name, workers, overwrite, notifier))
+            for plan in plans.arms:
+                if plan.result is not None:
+                    results.append(plan.result)
+                    continue
+                notifier = _notifier(plan.arm, bar, on_generation)
+                results.append(
+                    run_arm(
+                        plan.arm,
+                        directory / plan.arm.name,
+                        workers,
+                        overwrite=plan.replace,
+                        notifier=notifier,
+                        real_0=real.pop(plan.arm.name, None),
+                    )
+                )
     except KeyboardInterrupt:
         manifest.update(status="interrupted", interrupted=_now())
         write_json(manifest_path, manifest)
         raise
     except Exception as exc:
         manifest.update(status="failed", error=str(exc))
-        write_json(manifest_path, manifest)
+        try:
+            write_json(manifest_path, manifest)
+        except ResultsError:
+            pass  # the disk that failed the run may fail this too; the first error matters
         raise
     manifest.update(status="complete", finished=_now())
     write_json(manifest_path, manifest)
     result = RunResult(directory=directory, config=config, arms=results)
     if report:
-        from ..report.html import write_report_safely
-
-        result.report = write_report_safely(
-            [directory], directory / "report.html", directory / "figures"
-        )
+        result.report = _write_report(directory)
     return result
+
+
+def _write_report(directory: Path) -> Path | None:
+    from ..report.html import write_report_safely
+
+    return write_report_safely([directory], directory / "report.html", directory / "figures")
+
+
+def preflight(arms: list[Arm]) -> dict[str, RealData]:
+    """Seed 0's real data of each arm to run, loaded before anything is written: a
+    missing file, a corpus too small to split or unreadable data is a config error
+    here, not a failed run."""
+    real = {}
+    for arm in arms:
+        try:
+            real[arm.name] = load_real(arm.spec, 0)
+        except DataError as exc:
+            raise ConfigError(f"config field 'data' (arm {arm.name!r}): {exc}") from None
+    return real
+
+
+def check_run_folder(directory: Path, config: Config, arms: list[Arm]) -> None:
+    """Refuse, without writing, what :func:`run` would refuse about ``directory``: a
+    file, a sweep's folder, a folder of other files, another config's or other data's
+    arms, arms this config lacks (a sweep checks its points with it first)."""
+    _check_folder(directory, arms)
+    if directory.is_dir():
+        _plan(directory, config, arms, overwrite=False)
+
+
+def _check_folder(directory: Path, arms: list[Arm]) -> None:
+    """Refuse an output that is not a folder, a sweep's folder, or a folder of other
+    files (a run writes ``config.yaml`` and ``manifest.json`` at its top)."""
+    if directory.exists() and not directory.is_dir():
+        raise ResultsError(f"cannot write {str(directory)!r}: it is a file; name a folder")
+    if not directory.is_dir():
+        return
+    if (directory / "sweep.json").exists():
+        raise FolderConflict(
+            f"{str(directory)!r} is a sweep's folder (it holds sweep.json): a run there would "
+            "mix with the sweep",
+            f"choose another --out (e.g. {directory!s}-run)",
+        )
+    if (directory / "manifest.json").exists():
+        return
+    ours = {arm.name for arm in arms} | {LOCK_FILE}
+    others = sorted(
+        p.name for p in directory.iterdir() if p.name not in ours and not p.name.endswith(".tmp")
+    )
+    if others:
+        raise FolderConflict(
+            f"{str(directory)!r} holds files that are not a collapselab run (e.g. {others[0]!r})",
+            "choose a new or empty folder for --out",
+        )
+
+
+@dataclass
+class _ArmPlan:
+    arm: Arm
+    #: The arm's results when its folder holds them complete, intact, of this config and data.
+    result: ArmResult | None = None
+    #: ``--overwrite`` replaces what the arm's folder holds (another config's run).
+    replace: bool = False
+
+
+@dataclass
+class _RunPlan:
+    arms: list[_ArmPlan]
+    #: Folders of arms the folder's run had and this config does not (with ``--overwrite``).
+    remove: list[Path] = field(default_factory=list)
+    #: Every arm complete, and the folder's manifest and config say so already.
+    nothing_to_do: bool = False
+
+
+def _plan(directory: Path, config: Config, arms: list[Arm], overwrite: bool) -> _RunPlan:
+    """What the run will do with each arm, checked against the folder before any write:
+    every conflict is refused here (or, with ``overwrite``, scheduled for replacing)."""
+    try:
+        previous = read_run_manifest(directory / "manifest.json")
+    except ResultsError:
+        if not overwrite:
+            raise
+        previous = None
+    plans = [_ArmPlan(arm, *_arm_status(arm, directory / arm.name, overwrite)) for arm in arms]
+    names = {arm.name for arm in arms}
+    dropped = [a for a in (previous.arms or []) if a not in names] if previous else []
+    dropped = [a for a in dropped if (directory / a).exists()]
+    if dropped and not overwrite:
+        raise FolderConflict(
+            f"{str(directory)!r} holds arm {dropped[0]!r}, which this config does not have",
+            "run the config that has it, choose another --out, or pass --overwrite to drop it",
+        )
+    complete = all(p.result is not None for p in plans)
+    same = (
+        previous is not None
+        and previous.status == "complete"
+        and previous.arms == [arm.name for arm in arms]
+        and read_stored_config(directory / "config.yaml") == config.model_dump(mode="json")
+    )
+    return _RunPlan(plans, [directory / a for a in dropped], nothing_to_do=complete and same)
+
+
+def _arm_status(arm: Arm, directory: Path, overwrite: bool) -> tuple[ArmResult | None, bool]:
+    """``(results if complete, whether to replace the folder)``; refuses (without
+    ``overwrite``) a folder of another config, of other data, or damaged."""
+    config_hash = arm.config.config_hash()
+    try:
+        previous = read_arm_manifest(directory / "manifest.json")
+    except ResultsError as exc:
+        if overwrite:
+            return None, True
+        raise FolderConflict(str(exc).split("; the file was")[0]) from None
+    if previous is None:
+        return None, False
+    if previous.config_hash not in (None, config_hash):
+        if overwrite:
+            return None, True
+        raise FolderConflict(
+            f"{str(directory)!r} holds a run of a different config (hash "
+            f"{previous.config_hash}, now {config_hash})"
+        )
+    if previous.data_files and previous.data_files != arm.data_files:
+        if overwrite:
+            return None, True
+        changed = sorted(
+            set(previous.data_files) ^ set(arm.data_files)
+            | {k for k in previous.data_files if arm.data_files.get(k) != previous.data_files[k]}
+        )
+        raise FolderConflict(
+            f"{str(directory)!r} was run on other data: {changed[0]!r} changed since",
+            "pass --overwrite to redo it with the data as they are now, or restore them",
+        )
+    if previous.status != "complete":
+        return None, False
+    try:
+        frame = read_metrics(directory / "metrics.parquet", previous.metrics_sha256)
+    except ResultsError:
+        return None, False  # corrupt or missing results: redo them
+    halted = {int(s): g for s, g in previous.halted.items()}
+    elapsed = previous.elapsed_s or 0.0
+    result = ArmResult(arm.name, directory, arm.config, frame, arm.execution, elapsed, True, halted)
+    return result, False
 
 
 def run_arm(
@@ -446,14 +722,22 @@ def run_arm(
     workers: int = 1,
     overwrite: bool = False,
     notifier: Notifier | None = None,
+    real_0: RealData | None = None,
 ) -> ArmResult:
-    """Run (or resume, or read back when complete) one arm into ``directory``."""
+    """Run (or resume, or read back when complete) one arm into ``directory``.
+
+    Refuses (without ``overwrite``) a folder that holds another config's run or a run
+    of other data, before writing anything.
+    """
     config_hash = arm.config.config_hash()
-    done = _completed(arm, directory, config_hash, overwrite)
+    done, replace = _arm_status(arm, directory, overwrite)
     if done is not None:
         return done
+    if replace:
+        shutil.rmtree(directory, ignore_errors=True)
+    real_0 = real_0 if real_0 is not None else load_real(arm.spec, 0)
     write_yaml(directory / "config.yaml", arm.config.model_dump(mode="json"))
-    manifest = {
+    manifest: dict[str, Any] = {
         "run_id": arm.name,
         "config_hash": config_hash,
         "root_seed": arm.config.root_seed,
@@ -464,10 +748,11 @@ def run_arm(
         "started": _now(),
         "versions": versions(),
     }
+    if arm.data_files:
+        manifest["data_files"] = arm.data_files
     write_json(directory / "manifest.json", manifest)
     start = time.perf_counter()
     notifier = notifier or _notifier(arm, Progress(False), None)
-    real_0 = load_real(arm.spec, 0)  # snapshots' reference, and seed 0's chain on this process
     if arm.batched:
         values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
     else:
@@ -497,46 +782,21 @@ def _notifier(arm: Arm, progress: Progress, hook: Hook | None) -> Notifier:
     return Notifier(arm.name, seeds, generations, arm.batched, progress, hook)
 
 
-def _completed(arm: Arm, directory: Path, config_hash: str, overwrite: bool) -> ArmResult | None:
-    """The arm's results if ``directory`` holds them complete and intact; refuses (or,
-    with ``overwrite``, removes) a directory of another config."""
-    previous = read_json(directory / "manifest.json")
-    if previous is not None and previous.get("config_hash") != config_hash:
-        if not overwrite:
-            raise ResultsError(
-                f"{str(directory)!r} holds a run of a different config (hash "
-                f"{previous.get('config_hash')}, now {config_hash}); choose another --out, or "
-                "pass --overwrite to replace it"
-            )
-        shutil.rmtree(directory)
-        return None
-    if previous is None or previous.get("status") != "complete":
-        return None
-    metrics_path = directory / "metrics.parquet"
-    try:
-        check_digest(metrics_path, previous.get("metrics_sha256"))
-        frame = read_metrics(metrics_path)
-    except ResultsError:
-        return None  # corrupt or missing results: redo them
-    halted = {int(s): int(g) for s, g in (previous.get("halted") or {}).items()}
-    elapsed = previous.get("elapsed_s", 0.0)
-    return ArmResult(arm.name, directory, arm.config, frame, arm.execution, elapsed, True, halted)
-
-
 def _run_batched_arm(
     arm: Arm, directory: Path, notifier: Notifier, real_0: RealData
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Every seed in one vectorized chain."""
     config_hash = arm.config.config_hash()
     checkpoints = directory / "checkpoints"
-    checkpoint = Checkpointer(checkpoints / "batch.ckpt", arm.config, config_hash)
-    state = checkpoint.load()
+    checkpoint = Checkpointer(
+        checkpoints / "batch.ckpt", arm.config, config_hash, arm=arm.name, data=arm.data_digest
+    )
+    recorder = _recorder(arm, checkpoints, config_hash)
+    state = _resume(checkpoint, recorder, None)
     resumed = state is not None
     if state is not None:
         notifier.resumed(None, state.generation + 1)
-    observers = Observers(
-        arm.name, None, checkpoint, _recorder(arm, checkpoints, config_hash), notifier
-    )
+    observers = Observers(arm.name, None, checkpoint, recorder, notifier)
     state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
     items = {
@@ -556,7 +816,7 @@ def _run_per_seed_arm(
     resumed = False
     for seed in range(seeds):
         job = _seed_job(arm, directory, seed)
-        state = job.checkpoint.load()
+        state = _resume(job.checkpoint, job.snapshots, seed)
         if state is not None:
             resumed = True
             notifier.resumed(seed, state.generation + 1)
@@ -584,8 +844,10 @@ def _run_per_seed_arm(
 
 
 def _run_pool(jobs: list[_SeedJob], workers: int, notifier: Notifier) -> dict[int, ChainState]:
-    """Seeds across a process pool; their events come back through a queue and are
-    handed to ``notifier`` here as they arrive."""
+    """Seeds across a process pool (never more processes than seeds); their events
+    come back through a queue and are handed to ``notifier`` here as they arrive.
+    Workers exit when this process dies (:func:`~.resources.exit_with_parent`); on an
+    interrupt they are stopped at once instead of finishing their seeds."""
     events = multiprocessing.get_context().Queue()
     out: dict[int, ChainState] = {}
 
@@ -596,26 +858,37 @@ def _run_pool(jobs: list[_SeedJob], workers: int, notifier: Notifier) -> dict[in
             except queue.Empty:
                 return
 
-    with ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(events,)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)), initializer=_init_worker, initargs=(events,)
+    )
+    try:
         futures: dict[Future[ChainState], int] = {
             pool.submit(_pool_job, job): job.seed for job in jobs
         }
         remaining = set(futures)
-        try:
-            while remaining:
-                finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-                drain()
-                for future in finished:
-                    out[futures[future]] = future.result()
-            time.sleep(0.05)  # the queue's feeder thread may still be flushing
+        while remaining:
+            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
             drain()
-        except BaseException:
-            for future in remaining:
-                future.cancel()
-            raise
+            for future in finished:
+                out[futures[future]] = future.result()
+        time.sleep(0.05)  # the queue's feeder thread may still be flushing
+        drain()
+    except BaseException:
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return out
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers now (an interrupt, a failure)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _write_results(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -106,15 +107,31 @@ def _npz(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+#: What a damaged or foreign ``.npz`` raises when read (a truncated zip, a bad header).
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+#: Largest snapshot file read back, uncompressed (snapshots are bounded far below it).
+MAX_READ_BYTES = 1 << 30
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` of plain arrays (never pickles); raises one of
+    :data:`UNREADABLE` if it is damaged or would expand past :data:`MAX_READ_BYTES`."""
+    with np.load(path, allow_pickle=False) as npz:
+        size = sum(info.file_size for info in npz.zip.infolist())
+        if size > MAX_READ_BYTES:
+            raise ValueError(f"{path} expands to {size} bytes")
+        return {key: npz[key] for key in npz.files}
+
+
 def _read_part(path: Path) -> tuple[dict[str, Any], str, dict[str, np.ndarray]] | None:
     """A part file's metadata, its one entry's encoding and arrays (``None`` if missing
-    or unreadable: that generation's snapshot is then missing)."""
+    or unreadable: that generation's snapshot is then missing, as after a crash; the
+    runner recomputes nothing for it)."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
         ((name, encoding),) = meta["encodings"].items()
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except UNREADABLE:  # json.JSONDecodeError is a ValueError
         return None
     prefix = f"{name}/"
     return meta, encoding, {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
@@ -159,6 +176,21 @@ class SnapshotRecorder:
 
     def _part(self, generation: int, entry: str = "g") -> Path:
         return self.parts / f"{self.config_hash}-{entry}{generation:06d}.npz"
+
+    def intact(self, seed: int | None, state: ChainState) -> bool:
+        """Whether every part file that ``state``'s chain has written is readable, so
+        resuming from ``state`` ends with the same ``snapshots.npz`` as an uninterrupted
+        run (a damaged part means its chain is recomputed, like a damaged checkpoint)."""
+        if seed not in (None, SNAPSHOT_SEED):
+            return True
+        last = state.generation if state.halted_at is None else state.halted_at - 1
+        wanted = [("g", g) for g in self.generations if g <= last]
+        if self.kind == DataKind.TEXT:
+            wanted += [("s", g) for g in range(last + 1)]
+        return all(
+            not self._part(g, entry).exists() or _read_part(self._part(g, entry)) is not None
+            for entry, g in wanted
+        )
 
     def observe(self, seed: int | None, state: ChainState) -> None:
         """Record the output of ``state.generation`` where it is wanted.

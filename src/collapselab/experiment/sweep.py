@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -36,7 +37,7 @@ import yaml
 from ..errors import CollapseLabError, ConfigError, ResultsError
 from .backends import Task, make_backend
 from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
-from .storage import load_yaml, write_yaml
+from .storage import FolderLock, load_yaml, write_yaml
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
 DEFAULT_ROOT = "runs"
@@ -281,7 +282,7 @@ def _now() -> str:
 
 def arm_complete(arm: RunConfig, directory: Path) -> bool:
     """Whether an arm's results are complete and intact (manifest, checksum, Parquet)."""
-    from .runner import check_digest
+    from ..io import check_digest
     from .storage import read_json, read_metrics
 
     manifest = read_json(directory / "manifest.json")
@@ -298,19 +299,42 @@ def arm_complete(arm: RunConfig, directory: Path) -> bool:
 
 
 def _check_no_conflict(sweep: Sweep, point: Point) -> None:
-    """Refuse before any work if a point's folder holds another config's results."""
-    from .storage import read_json
+    """Refuse before any work what a point's run would refuse (another config's or other
+    data's results in its folder, a folder of other files), naming the point."""
+    from .runner import FolderConflict, check_run_folder, prepare
 
-    for arm in point.config.arm_configs():
-        manifest = read_json(sweep.point_dir(point) / arm.name / "manifest.json")
-        if isinstance(manifest, dict) and manifest.get("config_hash") not in (
-            None,
-            arm.config_hash(),
-        ):
-            raise ResultsError(
-                f"{str(sweep.point_dir(point) / arm.name)!r} holds a run of a different config; "
-                "choose another --out for this sweep, or remove that folder"
-            )
+    try:
+        check_run_folder(sweep.point_dir(point), point.config, prepare(point.config))
+    except FolderConflict as exc:
+        raise ResultsError(
+            f"{exc.problem}; choose another --out for this sweep, or remove that folder"
+        ) from None
+
+
+def _check_sweep_folder(directory: Path) -> None:
+    """Refuse a folder that holds a run (not a sweep): the sweep's points would mix with it."""
+    if directory.is_file():
+        raise ResultsError(f"cannot write {str(directory)!r}: it is a file; name a folder")
+    if (directory / "manifest.json").exists() and not (directory / MANIFEST).exists():
+        raise ResultsError(
+            f"{str(directory)!r} holds a run (manifest.json), not a sweep; choose another "
+            f"--out for the sweep (e.g. {directory.name}-sweep)"
+        )
+
+
+def _check_memory(sweep: Sweep, workers: int) -> None:
+    """The largest point's memory estimate, times the points that run at once."""
+    from .resources import check_memory, estimate
+    from .runner import prepare
+
+    worst = []
+    for point in sweep.points:
+        arms = prepare(point.config)
+        worst += estimate(point.config, [arm.batched for arm in arms], 1)
+    if worst:
+        top = max(worst, key=lambda e: e.bytes)
+        parallel = min(workers, len(sweep.points))
+        check_memory([dataclasses.replace(top, bytes=top.bytes * parallel)])
 
 
 def _tasks(sweep: Sweep, point: Point, granularity: str) -> list[Task]:
@@ -373,23 +397,37 @@ def run_sweep(
         (expensive models) and per arm on the batched path. ``auto``: ``seed`` on Ray,
         ``run`` locally.
     """
-    from .runner import run
-    from .storage import read_json, write_json
+    from .resources import check_workers, cpu_count
 
     if granularity not in ("auto", "run", "seed"):
         raise CollapseLabError(f"--granularity must be auto, run or seed; got {granularity!r}")
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
-        raise CollapseLabError(f"--workers must be >= 1; got {workers}")
+    if address and backend != "ray":
+        raise CollapseLabError("--address applies only to --backend ray")
+    workers = workers or cpu_count()
+    check_workers(workers)
     if granularity == "auto":
         granularity = "seed" if backend == "ray" else "run"
     start = time.perf_counter()
+    _check_sweep_folder(sweep.directory)
+    _check_memory(sweep, workers)
     for point in sweep.points:
         _check_no_conflict(sweep, point)
-    manifest_path = sweep.directory / MANIFEST
-    manifest = _manifest(sweep, status="running", started=_now(), backend=backend)
-    write_json(manifest_path, manifest)
-    write_yaml(sweep.directory / "config.yaml", sweep.base)
+    with FolderLock(sweep.directory) as lock:
+        return _run_points(sweep, lock, backend, workers, address, granularity, start)
+
+
+def _run_points(
+    sweep: Sweep,
+    lock: FolderLock,
+    backend: str,
+    workers: int,
+    address: str | None,
+    granularity: str,
+    start: float,
+) -> SweepResult:
+    from .runner import run
+    from .storage import read_json, write_json
+
     result = SweepResult(sweep.directory, sweep.points)
     todo: list[Point] = []
     for point in sweep.points:
@@ -402,10 +440,24 @@ def run_sweep(
             result.skipped.append(point.name)
         else:
             todo.append(point)
+    manifest_path = sweep.directory / MANIFEST
+    manifest = _manifest(sweep, status="running", started=_now(), backend=backend)
+    previous = read_json(manifest_path)
+    if not todo and isinstance(previous, dict) and previous.get("status") == "complete":
+        same = json.loads(json.dumps(manifest["points"], default=str)) == previous.get("points")
+        if same:  # a complete sweep, rerun: nothing to do, nothing written
+            result.elapsed = time.perf_counter() - start
+            return result
     tasks = [t for point in todo for t in _tasks(sweep, point, granularity)]
+    # The backend connects (Ray: to its cluster) before anything is written.
+    runner = (
+        make_backend(backend, workers=min(workers, len(tasks)), address=address) if tasks else None
+    )
+    lock.claim()
+    write_json(manifest_path, manifest)
+    write_yaml(sweep.directory / "config.yaml", sweep.base)
     try:
-        if tasks:
-            runner = make_backend(backend, workers=min(workers, len(tasks)), address=address)
+        if runner is not None:
             try:
                 for _ in runner.map(tasks):
                     pass
@@ -453,8 +505,10 @@ def load_sweep(directory: str | Path) -> dict[str, Any]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise CollapseLabError(f"--workers must be >= 1; got {args.workers}")
+    from .resources import check_workers
+
+    if args.workers is not None:
+        check_workers(args.workers)
     sweep = plan_sweep(args.config, args.grid, overrides=args.set, out=args.out, root=args.root)
     if args.dry_run:
         print(f"sweep {sweep.name}: {len(sweep.points)} points -> {sweep.directory}")

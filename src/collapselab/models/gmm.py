@@ -67,6 +67,9 @@ class GMM(GenerativeModel):
         self.n_init = n_init
         self.init_params = init_params
 
+    def min_samples(self) -> int:
+        return self.n_components
+
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture

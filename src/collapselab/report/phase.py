@@ -260,6 +260,17 @@ def cmd_phase(args: argparse.Namespace) -> int:
     return 0
 
 
+def _finite(text: str) -> float:
+    """``--threshold``: a finite number (NaN compares false with everything)."""
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
+_finite.__name__ = "finite number"  # argparse names the type in its one-line error
+
+
 def add_parser(sub: Any) -> None:
     """Add ``collapselab phase`` to the CLI's subcommands."""
     p = sub.add_parser("phase", help="heat map of a metric over two grid axes of a sweep")
@@ -271,6 +282,6 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--fix", action="append", metavar="KEY=VALUE", help="fix another varying grid axis"
     )
-    p.add_argument("--threshold", type=float, help="metric value where collapse sets in")
+    p.add_argument("--threshold", type=_finite, help="metric value where collapse sets in")
     p.add_argument("--out", help="figure file (default SWEEP_DIR/phase-<metric>.png)")
     p.set_defaults(func=cmd_phase)

@@ -33,7 +33,12 @@ import pandas as pd
 from .. import registry
 from ..core import Direction, Metric, Quantity
 from ..errors import CollapseLabError, ResultsError
-from ..io import read_json, read_table, read_yaml_mapping
+from ..experiment.storage import (
+    read_arm_manifest,
+    read_run_manifest,
+    read_stored_config,
+)
+from ..io import read_table
 from .snapshots import Snapshots, load_snapshots
 from .summary import arm_metrics
 
@@ -194,41 +199,51 @@ class Group:
 def load(directory: str | Path) -> Run:
     """Read a run directory (or one arm's directory) for a report.
 
+    Nothing in the folder is trusted: manifests and configs are validated against
+    their schemas (:mod:`collapselab.experiment.storage`), arm names must be arm
+    names (never a path out of the folder), and each ``metrics.parquet`` must still
+    be the bytes whose SHA-256 its manifest recorded.
+
     Raises
     ------
     ResultsError
-        If ``directory`` is not a run directory or an arm has no readable metrics.
+        If ``directory`` is not a run directory, a file in it fails its schema or its
+        checksum, or an arm has no readable metrics (one line naming the file).
     """
     directory = Path(directory)
-    manifest = read_json(directory / "manifest.json")
-    if not isinstance(manifest, dict):
-        raise ResultsError(f"{str(directory)!r} is not a run directory (no readable manifest.json)")
-    config = read_yaml_mapping(directory / "config.yaml")
-    if "arms" in manifest:
-        arm_dirs = [(name, directory / name) for name in manifest["arms"]]
-        name = str(manifest.get("name", directory.name))
+    manifest = read_run_manifest(directory / "manifest.json")
+    if manifest is None:
+        raise ResultsError(f"{str(directory)!r} is not a run directory (no manifest.json)")
+    config = read_stored_config(directory / "config.yaml")
+    if manifest.arms is not None:
+        arm_dirs = [(name, directory / name) for name in manifest.arms]
+        name = str(manifest.name or directory.name)
     else:
-        name = str(manifest.get("run_id", directory.name))
+        arm_manifest = read_arm_manifest(directory / "manifest.json")
+        name = str((arm_manifest.run_id if arm_manifest else None) or directory.name)
         arm_dirs = [(name, directory)]
     arms = []
+    raw = manifest.model_dump(mode="json", exclude_none=True)
     for arm_name, arm_dir in arm_dirs:
-        arm_manifest = read_json(arm_dir / "manifest.json")
-        arm_config = read_yaml_mapping(arm_dir / "config.yaml")
+        arm_manifest = read_arm_manifest(arm_dir / "manifest.json")
+        arm_config = read_stored_config(arm_dir / "config.yaml")
         metrics, metric_ids = declared_metrics(arm_config)
         arms.append(
             Arm(
                 name=arm_name,
                 directory=arm_dir,
                 config=arm_config,
-                manifest=arm_manifest if isinstance(arm_manifest, dict) else {},
-                frame=arm_metrics(arm_dir, manifest),
+                manifest=arm_manifest.model_dump(mode="json", exclude_none=True)
+                if arm_manifest is not None
+                else {},
+                frame=arm_metrics(arm_dir, raw),
                 snapshots=load_snapshots(arm_dir),
                 distributions=read_table(arm_dir / "distributions.parquet"),
                 metrics=metrics,
                 metric_ids=metric_ids,
             )
         )
-    return Run(directory=directory, name=name, config=config, manifest=manifest, arms=arms)
+    return Run(directory=directory, name=name, config=config, manifest=raw, arms=arms)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, str]:

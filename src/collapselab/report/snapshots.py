@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..core import DataKind
-from ..experiment.snapshots import FORMAT, SNAPSHOT_SEED, pack
+from ..experiment.snapshots import FORMAT, SNAPSHOT_SEED, UNREADABLE, pack, read_npz
 from ..io import atomic_write
 
 
@@ -77,17 +77,16 @@ def _decode(encoding: str, arrays: dict[str, np.ndarray]) -> Any:
 def _unpack(path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(meta, entries)`` of a snapshot file, or ``None`` if it is missing or unreadable."""
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
+        arrays = read_npz(path)
         meta = json.loads(str(arrays.pop("meta")))
-        if meta.get("format") != FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             return None
         entries = {}
         for name, encoding in meta["encodings"].items():
             prefix = f"{name}/"
             parts = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
             entries[name] = _decode(encoding, parts)
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except (*UNREADABLE, AttributeError, IndexError):  # a damaged or hand-made file
         return None
     return meta, entries
 
@@ -121,8 +120,8 @@ def load_snapshots(arm_directory: str | Path) -> Snapshots | None:
     meta, entries = unpacked
     try:
         kind: DataKind | str = DataKind(meta["kind"])
-    except ValueError:
-        kind = meta["kind"]
+    except (KeyError, ValueError):
+        kind = str(meta.get("kind", "unknown"))
 
     def by_generation(prefix: str) -> dict[int, Any]:
         found = {
@@ -134,7 +133,7 @@ def load_snapshots(arm_directory: str | Path) -> Snapshots | None:
 
     return Snapshots(
         kind=kind,
-        seed=int(meta.get("seed", SNAPSHOT_SEED)),
+        seed=int(meta["seed"]) if isinstance(meta.get("seed"), int) else SNAPSHOT_SEED,
         real=entries.get("real"),
         outputs=by_generation("g"),
         truncated=bool(meta.get("truncated", False)),

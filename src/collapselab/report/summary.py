@@ -15,14 +15,11 @@ from ..experiment.storage import read_json, read_metrics
 
 
 def load_run(directory: str | Path) -> dict[str, pd.DataFrame]:
-    """Each arm's metrics frame, by arm name, from a run directory (or one arm's directory)."""
-    directory = Path(directory)
-    manifest = read_json(directory / "manifest.json")
-    if manifest is None:
-        raise ResultsError(f"{str(directory)!r} is not a run directory (no readable manifest.json)")
-    if "arms" in manifest:
-        return {arm: arm_metrics(directory / arm, manifest) for arm in manifest["arms"]}
-    return {manifest["run_id"]: arm_metrics(directory)}
+    """Each arm's metrics frame, by arm name, from a run directory (or one arm's
+    directory), read and checked as :func:`collapselab.report.runs.load` does."""
+    from .runs import load
+
+    return {arm.name: arm.frame for arm in load(directory).arms}
 
 
 def arm_metrics(arm_dir: Path, run_manifest: dict | None = None) -> pd.DataFrame:
