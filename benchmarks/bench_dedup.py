@@ -64,7 +64,9 @@ def main() -> None:
         {"shared_table": lambda: run(Dedup()), "per_document": lambda: run(PerDocumentTables())},
         repeats(args),
     )
-    same = all(a == b for a, b in zip(outputs["shared_table"], outputs["per_document"]))
+    same = all(
+        a == b for a, b in zip(outputs["shared_table"], outputs["per_document"], strict=True)
+    )
     assert same, "the two paths kept different documents"
     print(f"{n_docs} documents; both paths keep the same {len(outputs['shared_table'][0])}")
     finish(
