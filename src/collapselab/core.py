@@ -30,6 +30,7 @@ required methods is a class attribute declared (with its default) on its base.
 from __future__ import annotations
 
 import abc
+import copy
 import enum
 import inspect
 import math
@@ -309,6 +310,44 @@ def choose_rows(rng: np.random.Generator, rows: int, n: int, k: int) -> np.ndarr
     return chosen
 
 
+class Deferred:
+    """A value computed on first read: ``RealData(test=Deferred(...))`` draws a held-out
+    sample only if a metric reads it (a chain whose metrics never do skips the work).
+
+    Use :meth:`draw` so the deferred sample is the one an eager draw at that point
+    would have given.
+    """
+
+    def __init__(self, compute: Any, *args: Any, **kwargs: Any) -> None:
+        self.compute, self.args, self.kwargs = compute, args, kwargs
+
+    def __call__(self) -> Any:
+        return self.compute(*self.args, **self.kwargs)
+
+    @classmethod
+    def draw(cls, source: DataSource, n: int, rng: np.random.Generator) -> Deferred:
+        """``source.draw(n, rng=rng)`` later, from a copy of ``rng``'s state now."""
+        return cls(source.draw, n, rng=copy.deepcopy(rng))
+
+
+class _DeferredAttribute:
+    """An attribute that computes a :class:`Deferred` value on first read, then keeps it."""
+
+    def __init__(self, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class RealData:
     """The real data of one seed: training split, held-out test split, known truth.
@@ -317,6 +356,7 @@ class RealData:
     known ground truth (for a Gaussian: ``mean`` and ``cov``). Metrics prefer the
     truth and fall back to ``train``. ``source`` can draw fresh real samples when
     ``source.can_draw`` (ground truths and scikit-learn generators can; tables cannot).
+    ``test`` may be given as a :class:`Deferred`: it is then drawn on first read.
     """
 
     train: Any
@@ -342,6 +382,10 @@ class RealData:
                 "use fresh with source: fixed or resample"
             )
         return self.source.draw(n, rng=rng)
+
+
+# After the dataclass is built, so that ``test`` stays a required field of __init__.
+setattr(RealData, "test", _DeferredAttribute("test"))  # noqa: B010
 
 
 class ReferenceBatch:
