@@ -518,7 +518,14 @@ class BatchedModel(Component, abc.ABC):
     of every seed's output, ``unbatch(seed)`` for one seed's fitted model, which
     metrics without a vectorized form measure. A batched class shares its fit with
     the per-seed model (one implementation with a seed axis), never a copy of it.
+
+    Declared capability: :attr:`refits_exactly`: :meth:`sufficient_refit` gives every
+    seed's model refitted on ``n`` of its own samples without drawing them, through the
+    exact law of the fit's sufficient statistics (a Gaussian's mean and scatter, a
+    categorical model's counts).
     """
+
+    refits_exactly: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
@@ -531,6 +538,11 @@ class BatchedModel(Component, abc.ABC):
     @abc.abstractmethod
     def unbatch(self, seed: int) -> GenerativeModel:
         """Seed ``seed``'s fitted model as a per-seed model."""
+
+    def sufficient_refit(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> Self:
+        """A new model: every seed's refit on ``n`` of its own samples (with ``decoding``),
+        drawn in distribution exactly, without the samples (only if :attr:`refits_exactly`)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no exact sufficient refit")
 
 
 @dataclass
@@ -623,6 +635,12 @@ class Metric(Component):
       histogram per generation.
     * :attr:`item_label`: the axis label of one item's value (a :attr:`per_item`
       metric's histogram), a format string like :attr:`label`; see :meth:`describe_item`.
+    * :attr:`model_only`: the model capabilities (:attr:`GenerativeModel.provides`)
+      with which it is computed from the fitted model and the real data alone, never
+      reading the generated items (``frozenset()``: with any model; ``None``, the
+      default: it reads them). The exact sufficient-statistic chain
+      (:func:`collapselab.chain.run_sufficient`), which draws no items, runs only such
+      metrics.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
@@ -638,6 +656,7 @@ class Metric(Component):
     uses_model_0: ClassVar[bool] = False
     per_item: ClassVar[bool] = False
     item_label: ClassVar[str] = ""
+    model_only: ClassVar[frozenset[str] | None] = None
 
     @staticmethod
     def example() -> RealData | None:
