@@ -187,3 +187,32 @@ def test_a_config_runs_the_sufficient_path_and_refuses_other_regimes(tmp_path):
         run(load_config({**base, "regime": "accumulate"}), out=tmp_path / "other")
     with pytest.raises(ConfigError, match=r"config field 'batched'.*metric 'wasserstein'"):
         run(load_config({**base, "metrics": ["wasserstein"]}), out=tmp_path / "third")
+
+
+def _model_only_metrics():
+    from collapselab.registry import list_ids
+
+    for metric_id in list_ids("metric"):
+        metric = make("metric", metric_id)
+        if metric.model_only is not None:
+            yield metric_id
+
+
+@pytest.mark.parametrize("metric_id", list(_model_only_metrics()))
+def test_a_metric_declared_model_only_never_reads_the_output(metric_id):
+    # The declaration the sufficient path trusts: the value is the same with the
+    # output and with None in its place, for a model that has the declared capabilities.
+    from collapselab.core import DataKind
+
+    metric = make("metric", metric_id)
+    if DataKind.CONTINUOUS in metric.applies_to:
+        data, model = make("data", "gaussian", dim=2, n_test=50), make("model", "gaussian")
+    else:
+        data, model = make("data", "zipf", vocabulary=30, n_test=50), make("model", "categorical")
+    assert metric.model_only <= type(model).provides
+    real = data.load(n=60, rng=np.random.default_rng(0))
+    model.fit(real.train, rng=np.random.default_rng(1))
+    output = model.sample(60, rng=np.random.default_rng(2))
+    with_output = metric(model, output, real, rng=np.random.default_rng(3))
+    without = metric(model, None, real, rng=np.random.default_rng(3))
+    np.testing.assert_equal(without, with_output)
