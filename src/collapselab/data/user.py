@@ -45,6 +45,14 @@ def read_text_file(path: Path, encoding: str = "utf-8") -> str:
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    if path.suffix.lower() == ".gz":
+        import gzip
+        import zlib
+
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error):
+            raise DataError(f"{str(path)!r} is not a readable gzip file") from None
     try:
         wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
     except LookupError:
@@ -102,7 +110,7 @@ def _column(rows: list[dict], column: str, origin: str) -> list[str]:
 def _read_jsonl(path: Path, column: str, encoding: str) -> list[str]:
     text = read_text_file(path, encoding)
     stripped = text.lstrip()
-    if path.suffix == ".json" and stripped.startswith("["):
+    if _suffix(path) == ".json" and stripped.startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -167,6 +175,14 @@ def _read_hf(path: Path, column: str, split: str) -> list[str]:
     return [v for v in loaded[column] if isinstance(v, str)]
 
 
+def _suffix(path: Path) -> str:
+    """The format suffix, looking through ``.gz`` (``a.jsonl.gz``: ``.jsonl``)."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
 def read_documents(
     path: str | Path,
     *,
@@ -179,7 +195,8 @@ def read_documents(
 
     ``path`` is a text file (one document), a folder (each text file one document,
     read recursively in sorted order), a ``.jsonl``/``.json``/``.csv``/``.parquet``
-    file (one document per row of ``column``), or a folder written by
+    file (one document per row of ``column``; text, JSON and CSV files may be
+    gzipped: ``.txt.gz``, ``.jsonl.gz``), or a folder written by
     ``datasets.Dataset.save_to_disk`` (rows of ``column``; ``split`` of a DatasetDict).
     """
     if unit not in UNITS:
@@ -200,9 +217,9 @@ def read_documents(
                 f"folder {str(p)!r} holds no text files ({', '.join(s for s in TEXT_SUFFIXES if s)})"
             )
         docs = [read_text_file(f, encoding) for f in files]
-    elif p.suffix.lower() in (".jsonl", ".json"):
+    elif _suffix(p) in (".jsonl", ".json"):
         docs = _read_jsonl(p, column, encoding)
-    elif p.suffix.lower() == ".csv":
+    elif _suffix(p) == ".csv":
         docs = _read_csv(p, column, encoding)
     elif p.suffix.lower() == ".parquet":
         docs = _read_parquet(p, column)
