@@ -321,3 +321,56 @@ def test_halted_seeds_keep_absorbing_metrics_and_no_empty_snapshot(tmp_path):
     arm = next(p for p in (tmp_path / "run").iterdir() if (p / "metrics.parquet").exists())
     snaps = load_snapshots(arm)
     assert snaps is None or all(len(x) > 0 for x in snaps.outputs.values())
+
+
+def _per_document_dedup(docs, curator):
+    """The dedup loop with a MinHash built from its seed for every document (the
+    curator before it shared one permutation table): the reference for the fast path."""
+    from datasketch import MinHash, MinHashLSH
+
+    from collapselab.curation.dedup import _normalize
+    from collapselab.tokenize import whitespace_words
+
+    lsh = MinHashLSH(threshold=curator.threshold, num_perm=curator.num_perm)
+    seen, kept, signatures = set(), [], []
+    for i, doc in enumerate(docs):
+        key = _normalize(doc)
+        if key in seen:
+            continue
+        seen.add(key)
+        words = whitespace_words(key)
+        grams = {
+            " ".join(words[j : j + curator.shingle])
+            for j in range(max(len(words) - curator.shingle + 1, 1))
+        }
+        h = MinHash(num_perm=curator.num_perm, seed=1)
+        h.update_batch([g.encode() for g in grams])
+        signatures.append(h.hashvalues)
+        if lsh.query(h):
+            continue
+        lsh.insert(str(i), h)
+        kept.append(doc)
+    return kept, signatures
+
+
+def test_dedup_shared_permutations_give_the_same_signatures_and_kept_set():
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(30)]
+    docs = []
+    for _ in range(120):
+        doc = list(rng.choice(words, size=20))
+        if docs and rng.random() < 0.4:  # a near copy of an earlier document
+            doc = docs[int(rng.integers(len(docs)))].split()
+            doc[int(rng.integers(len(doc)))] = "edited"
+        docs.append(" ".join(doc))
+    curator = make("curator", "dedup", threshold=0.7, num_perm=64)
+    out = curator(docs, provenance=generated(docs), reference=None, rng=None)
+    kept, signatures = _per_document_dedup(docs, curator)
+    assert out.kept == kept and 0 < len(kept) < len(docs)
+    from datasketch import MinHash
+
+    table = MinHash(num_perm=64, seed=1)
+    from collapselab.curation.dedup import _normalize
+
+    for doc, expected in zip(dict.fromkeys(_normalize(d) for d in docs), signatures, strict=True):
+        np.testing.assert_array_equal(curator._minhash(doc, table).hashvalues, expected)

@@ -1,5 +1,6 @@
 """``collapselab diagnose`` end to end: output, JSON, and one-line errors (exit code 2)."""
 
+import gzip
 import json
 import subprocess
 import sys
@@ -43,12 +44,14 @@ def test_diagnose_json_end_to_end(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     ref, cand = out["reference"], out["candidate"]
     assert ref["documents"]["value"] == 60 and cand["documents"]["value"] == 60
-    assert ref["rare_survival_k1"]["value"] == 1.0
+    # the reference's own rare survival is 1 by definition: not shown as a measurement
+    assert ref["rare_survival_k1"] == {"value": None, "lo": None, "hi": None}
     assert cand["rare_survival_k1"]["value"] == 0.0
+    assert out["verdict"].startswith("the candidate keeps 0% of the reference's hapaxes")
     assert cand["rare_mass"]["value"] == 0.0
     for side in (ref, cand):
         for metric, m in side.items():
-            if isinstance(m, dict) and m["value"] is not None:
+            if isinstance(m, dict) and m["lo"] is not None:
                 assert m["lo"] <= m["value"] <= m["hi"], metric
     assert out["missing_types"][0] == {"type": "frequent", "reference_count": 20}
     assert out["missing_types"][1] == {"type": "phrase", "reference_count": 20}
@@ -77,7 +80,7 @@ def test_diagnose_text_output_and_match_size(tmp_path, capsys):
         [" ".join(COMMON)] * 40, [" ".join(COMMON)] * 4, n_bootstrap=10, match_size=True
     )
     assert matched["reference"]["tokens"]["value"] == matched["candidate"]["tokens"]["value"]
-    assert matched["notes"] == []
+    assert not any("differ in size" in note for note in matched["notes"])
 
 
 @pytest.mark.parametrize(
@@ -141,3 +144,56 @@ def test_diagnose_as_a_subprocess(tmp_path):
     )
     assert failed.returncode == 2
     assert failed.stderr.startswith("error: ") and "does not exist" in failed.stderr
+
+
+def _jsonl(path, docs, column="text", compress=False):
+    lines = "".join(json.dumps({column: d}) + "\n" for d in docs).encode()
+    path.write_bytes(gzip.compress(lines) if compress else lines)
+    return path
+
+
+def test_diagnose_reads_gzip_columns_per_side_and_splits(tmp_path, capsys):
+    reference, candidate = _corpora(tmp_path)
+    ref = _jsonl(tmp_path / "ref.jsonl.gz", reference, column="body", compress=True)
+    cand = _jsonl(tmp_path / "cand.jsonl", candidate, column="output")
+    argv = ["diagnose", str(ref), str(cand), "--json", "--bootstrap", "20"]
+    assert main([*argv, "--reference-column", "body", "--candidate-column", "output"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["reference"]["documents"]["value"] == 60
+    assert out["candidate"]["documents"]["value"] == 60
+    # a gzipped plain text file is one document per paragraph by default (--unit auto)
+    (tmp_path / "ref.txt.gz").write_bytes(gzip.compress((tmp_path / "ref.txt").read_bytes()))
+    assert main(["diagnose", str(tmp_path / "ref.txt.gz"), str(cand), "--json",
+                 "--candidate-column", "output", "--bootstrap", "20"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["reference"]["documents"]["value"] == 60
+
+
+def test_diagnose_reads_a_split_of_a_saved_dataset_dict(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    reference, _ = _corpora(tmp_path)
+    datasets.DatasetDict(
+        {
+            "train": datasets.Dataset.from_dict({"text": reference}),
+            "test": datasets.Dataset.from_dict({"text": reference[:30]}),
+        }
+    ).save_to_disk(str(tmp_path / "ds"))
+    argv = ["diagnose", str(tmp_path / "ds"), str(tmp_path / "cand.txt"), "--json"]
+    assert main([*argv, "--split", "test", "--bootstrap", "20"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference"]["documents"]["value"] == 30
+    assert main([*argv, "--split", "validation"]) == 2
+    assert "no split 'validation'" in capsys.readouterr().err
+
+
+def test_diagnose_warns_when_a_side_has_too_few_documents(tmp_path, capsys):
+    _corpora(tmp_path)
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.txt").write_text(f"the cat sat on mat number {i}", encoding="utf-8")
+    assert main(["diagnose", str(tmp_path / "ref.txt"), str(folder), "--bootstrap", "20"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("verdict: ")
+    assert "warning: the candidate has 3 document(s)" in text and "--unit paragraph" in text
+    # the single reference file was split into its 60 paragraphs: no warning for it
+    assert "warning: the reference" not in text
+    assert "intervals unreliable" in text.splitlines()[0]

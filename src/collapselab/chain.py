@@ -7,6 +7,10 @@ See :mod:`collapselab.core` for the call order. Two paths run the same loop
 * :func:`run_batched` advances all seeds at once for models with a ``batched_class``
   (parameters carry a leading seed axis; one vectorized pass per generation).
 
+A third, :func:`run_sufficient`, simulates the ``replace`` chain of models whose fit
+depends only on sufficient statistics (a Gaussian, a categorical model) without drawing
+the samples at all: equal in distribution, not in values.
+
 Both resume from a :class:`ChainState` at any completed generation and give the
 same results as an uninterrupted run, because every random stream is a pure
 function of (root seed, seed, generation, component) and the regime's state is
@@ -41,7 +45,7 @@ from .core import (
     length,
     take,
 )
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .rng import BATCH, lazy_stream, metric_stream, stream
 from .stats import Moments
 
@@ -235,6 +239,12 @@ class _AllSeeds(_Path):
             rng=stream(spec.root_seed, BATCH, t, "sample"),
             decoding=spec.decoding,
         )
+        self.measure(model, output, t, state)
+        return output
+
+    def measure(self, model: Any, output: Any, t: int, state: ChainState) -> None:
+        """Record every metric of generation ``t`` for every seed."""
+        spec = self.spec
         if t == 0 and any(m.uses_model_0 for m in spec.metrics.values()):
             state.model_0 = model
         for name, metric in spec.metrics.items():
@@ -257,7 +267,6 @@ class _AllSeeds(_Path):
                 if metric.per_item:
                     state.distributions.setdefault(name, []).append([i for _, i in measured])
             _record(spec, state, name, np.asarray(values, dtype=float), t)
-        return output
 
 
 def _run(path: _Path, state: ChainState | None, on_generation: Callback | None) -> ChainState:
@@ -350,6 +359,62 @@ def run_batched(
         real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
     ]
     return _run(_AllSeeds(spec, reals), state, on_generation)
+
+
+def sufficient_problem(spec: ChainSpec) -> str | None:
+    """Why :func:`run_sufficient` cannot run ``spec`` (one line), or ``None`` if it can."""
+    batched_class = type(spec.model).batched_class
+    if batched_class is None or not batched_class.refits_exactly:
+        return f"model {spec.model.registry_id!r} has no exact sufficient-statistic refit"
+    if spec.curators:
+        return "curators read the generated items, which this path never draws"
+    for name, metric in spec.metrics.items():
+        needs = metric.model_only
+        if needs is None or not needs <= type(spec.model).provides or metric.per_item:
+            return f"metric {name!r} reads the generated items, which this path never draws"
+    return None
+
+
+def run_sufficient(
+    spec: ChainSpec,
+    n_seeds: int,
+    state: ChainState | None = None,
+    on_generation: Callback | None = None,
+    *,
+    real_0: RealData | None = None,
+) -> ChainState:
+    """Run (or resume) every seed's ``replace`` chain without drawing its samples.
+
+    Generation 0 fits the real data; each later generation is the batched model's
+    :meth:`~collapselab.core.BatchedModel.sufficient_refit`: the fit to
+    ``samples_per_generation`` of the previous model's own samples, drawn through the
+    exact law of the fit's sufficient statistics. The chain is equal in distribution
+    to :func:`run_batched` with the ``replace`` regime (``spec.regime`` is not used),
+    at a cost independent of the sample size. Only for specs without a
+    :func:`sufficient_problem`; metrics see ``None`` for the output.
+    """
+    problem = sufficient_problem(spec)
+    if problem is not None:
+        raise ConfigError(f"the sufficient-statistic path cannot run this chain: {problem}")
+    reals = [
+        real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
+    ]
+    path = _AllSeeds(spec, reals)
+    state = state or ChainState()
+    for t in range(state.generation + 1, spec.generations):
+        if t == 0:
+            model = path.fit(path.real.train, t, state)
+        else:
+            model = state.model.sufficient_refit(
+                spec.samples_per_generation,
+                rng=stream(spec.root_seed, BATCH, t, "sample"),
+                decoding=spec.decoding,
+            )
+        path.measure(model, None, t, state)
+        state.model, state.generation = model, t
+        if on_generation is not None:
+            on_generation(state)
+    return state
 
 
 class _BatchedRealData(RealData):

@@ -310,6 +310,51 @@ def choose_rows(rng: np.random.Generator, rows: int, n: int, k: int) -> np.ndarr
     return chosen
 
 
+class Deferred:
+    """A value computed on first read: ``RealData(test=Deferred(...))`` draws a held-out
+    sample only if a metric reads it (a chain whose metrics never do skips the work).
+
+    Use :meth:`draw` so the deferred sample is the one an eager draw at that point
+    would have given.
+    """
+
+    def __init__(self, compute: Any, *args: Any, **kwargs: Any) -> None:
+        self.compute, self.args, self.kwargs = compute, args, kwargs
+
+    def __call__(self) -> Any:
+        return self.compute(*self.args, **self.kwargs)
+
+    @classmethod
+    def draw(cls, source: DataSource, n: int, rng: np.random.Generator) -> Deferred:
+        """``source.draw(n, rng=rng)`` later, from a copy of ``rng``'s state now."""
+        # The state alone: copying it is 10x cheaper than deep-copying the Generator.
+        return cls(_draw_from_state, source, n, type(rng.bit_generator), rng.bit_generator.state)
+
+
+def _draw_from_state(source: DataSource, n: int, kind: type, state: dict[str, Any]) -> Any:
+    bit_generator = kind()
+    bit_generator.state = state
+    return source.draw(n, rng=np.random.Generator(bit_generator))
+
+
+class _DeferredAttribute:
+    """An attribute that computes a :class:`Deferred` value on first read, then keeps it."""
+
+    def __init__(self, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.slot]
+        if isinstance(value, Deferred):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class RealData:
     """The real data of one seed: training split, held-out test split, known truth.
@@ -318,6 +363,7 @@ class RealData:
     known ground truth (for a Gaussian: ``mean`` and ``cov``). Metrics prefer the
     truth and fall back to ``train``. ``source`` can draw fresh real samples when
     ``source.can_draw`` (ground truths and scikit-learn generators can; tables cannot).
+    ``test`` may be given as a :class:`Deferred`: it is then drawn on first read.
     """
 
     train: Any
@@ -343,6 +389,10 @@ class RealData:
                 "use fresh with source: fixed or resample"
             )
         return self.source.draw(n, rng=rng)
+
+
+# After the dataclass is built, so that ``test`` stays a required field of __init__.
+setattr(RealData, "test", _DeferredAttribute("test"))  # noqa: B010
 
 
 class ReferenceBatch:
@@ -502,9 +552,14 @@ class BatchedModel(Component, abc.ABC):
     :attr:`provides` names the vectorized methods it offers, which batched metrics
     may use (``moments``: every seed's mean and covariance; ``gaussian``: the fitted
     distributions are Gaussian with those moments, so their marginals are exact).
+    :attr:`refits_exactly`: :meth:`sufficient_refit` gives every seed's model refitted
+    on ``n`` of its own samples without drawing them, through the exact law of the
+    fit's sufficient statistics (a Gaussian's mean and scatter, a categorical model's
+    counts).
     """
 
     provides: ClassVar[frozenset[str]] = frozenset()
+    refits_exactly: ClassVar[bool] = False
 
     @abc.abstractmethod
     def fit(self, data: Any, *, rng: np.random.Generator) -> Self:
@@ -517,6 +572,11 @@ class BatchedModel(Component, abc.ABC):
     @abc.abstractmethod
     def unbatch(self, seed: int) -> GenerativeModel:
         """Seed ``seed``'s fitted model as a per-seed model."""
+
+    def sufficient_refit(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> Self:
+        """A new model: every seed's refit on ``n`` of its own samples (with ``decoding``),
+        drawn in distribution exactly, without the samples (only if :attr:`refits_exactly`)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no exact sufficient refit")
 
 
 @dataclass
@@ -615,6 +675,12 @@ class Metric(Component):
       histogram per generation.
     * :attr:`item_label`: the axis label of one item's value (a :attr:`per_item`
       metric's histogram), a format string like :attr:`label`; see :meth:`describe_item`.
+    * :attr:`model_only`: the model capabilities (:attr:`GenerativeModel.provides`)
+      with which it is computed from the fitted model and the real data alone, never
+      reading the generated items (``frozenset()``: with any model; ``None``, the
+      default: it reads them). The exact sufficient-statistic chain
+      (:func:`collapselab.chain.run_sufficient`), which draws no items, runs only such
+      metrics.
     """
 
     applies_to: ClassVar[frozenset[DataKind]] = frozenset({DataKind.CONTINUOUS})
@@ -630,6 +696,7 @@ class Metric(Component):
     uses_model_0: ClassVar[bool] = False
     per_item: ClassVar[bool] = False
     item_label: ClassVar[str] = ""
+    model_only: ClassVar[frozenset[str] | None] = None
 
     @staticmethod
     def example() -> RealData | None:

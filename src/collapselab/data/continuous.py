@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..core import NONE, DataKind, DataSource, InstanceOf, Interval, RealData
+from ..core import NONE, DataKind, DataSource, Deferred, InstanceOf, Interval, RealData
 from ..errors import InvalidParameterError, parameter_message
 from ..registry import register
 from ..rng import child_seed
@@ -117,7 +117,7 @@ class GaussianTruth(DataSource):
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         train = self.draw(n, rng=rng)
-        test = self.draw(self.n_test, rng=rng)
+        test = Deferred.draw(self, self.n_test, rng)  # drawn only if a metric reads it
         truth = {"mean": self.mean_vector, "cov": self.cov_matrix}
         return RealData(train=train, test=test, kind=self.kind, truth=truth, source=self)
 
@@ -180,12 +180,9 @@ class ShapeSource(DataSource):
         return type(self).generator(n, child_seed(rng), noise=noise, **self._extra())
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
-        return RealData(
-            train=self.draw(n, rng=rng),
-            test=self.draw(self.n_test, rng=rng),
-            kind=self.kind,
-            source=self,
-        )
+        train = self.draw(n, rng=rng)
+        test = Deferred.draw(self, self.n_test, rng)  # drawn only if a metric reads it
+        return RealData(train=train, test=test, kind=self.kind, source=self)
 
 
 @register("data", "moons")

@@ -28,7 +28,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..core import NONE, DataKind, DataSource, InstanceOf, Interval, Options, RealData
+from ..core import NONE, DataKind, DataSource, Deferred, InstanceOf, Interval, Options, RealData
 from ..errors import DataError, MissingDependencyError, require
 from ..registry import register
 from .user import UNITS, read_documents, source_files, split_units
@@ -259,14 +259,11 @@ class CategoricalTruth(DataSource):
         return draw_categorical(self.probs(), n, rng)
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
-        p = self.probs()
-        return RealData(
-            train=draw_categorical(p, n, rng),
-            test=draw_categorical(p, self.n_test, rng),
-            kind=self.kind,
-            truth=self.truth(),
-            source=self,
-        )
+        train = self.draw(n, rng=rng)
+        # Drawn only if a metric reads it: a chain of a small vocabulary spent most of
+        # its time on n_test draws its metrics never used.
+        test = Deferred.draw(self, self.n_test, rng)
+        return RealData(train=train, test=test, kind=self.kind, truth=self.truth(), source=self)
 
     def truth(self) -> dict:
         return {"probs": self.probs()}

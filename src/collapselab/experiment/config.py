@@ -108,8 +108,9 @@ class RunConfig(BaseModel):
     seeds: Count = Field(gt=0, le=MAX_COUNT["seeds"])
     root_seed: Count = Field(default=0, ge=0)
     metrics: list[ComponentSpec] = Field(min_length=1)
-    #: ``auto`` takes the vectorized all-seeds path where the model offers one.
-    batched: Literal["auto", "yes", "no"] = "auto"
+    #: ``auto`` takes the vectorized all-seeds path where the model offers one;
+    #: ``sufficient``, the exact sufficient-statistic chain (``replace``, no samples drawn).
+    batched: Literal["auto", "yes", "no", "sufficient"] = "auto"
     #: Checkpoint every k generations (default: every 10 s of work).
     checkpoint_every: Count | None = Field(default=None, gt=0)
     #: Curators applied in order to each generation's output before it is trained on.

@@ -48,11 +48,20 @@ import pandas as pd
 
 from .. import theory
 from .._version import __version__
-from ..chain import ChainSpec, ChainState, load_real, run_batched, run_seed
+from ..chain import (
+    ChainSpec,
+    ChainState,
+    load_real,
+    run_batched,
+    run_seed,
+    run_sufficient,
+    sufficient_problem,
+)
 from ..core import RealData
 from ..decoding import Decoding
 from ..errors import ConfigError, DataError, ResultsError
 from ..io import file_sha256
+from ..regimes import Replace
 from .config import Config, RunConfig, build_components, load_config
 from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
 from .resources import check_memory, check_workers, estimate, exit_with_parent
@@ -116,6 +125,8 @@ class Arm:
 
     @property
     def execution(self) -> str:
+        if self.config.batched == "sufficient":
+            return "sufficient"
         return "batched" if self.batched else "per-seed"
 
     @functools.cached_property
@@ -184,6 +195,13 @@ def prepare(config: Config) -> list[Arm]:
 
 
 def uses_batched_path(config: RunConfig, spec: ChainSpec) -> bool:
+    if config.batched == "sufficient":
+        problem = sufficient_problem(spec)
+        if problem is None and not isinstance(spec.regime, Replace):
+            problem = f"it simulates the replace chain, not regime {config.regime.id!r}"
+        if problem is not None:
+            raise ConfigError(f"config field 'batched': sufficient cannot run here: {problem}")
+        return True
     per_seed_regime = not type(spec.regime).batched
     available = (
         type(spec.model).batched_class is not None and not spec.curators and not per_seed_regime
@@ -797,7 +815,8 @@ def _run_batched_arm(
     if state is not None:
         notifier.resumed(None, state.generation + 1)
     observers = Observers(arm.name, None, checkpoint, recorder, notifier)
-    state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
+    run = run_sufficient if arm.config.batched == "sufficient" else run_batched
+    state = run(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
     items = {
         seed: {name: [g[seed] for g in gens] for name, gens in state.distributions.items()}

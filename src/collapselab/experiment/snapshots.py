@@ -200,8 +200,8 @@ class SnapshotRecorder:
         """
         if seed not in (None, SNAPSHOT_SEED) or state.halted_at is not None:
             return  # a halted chain generated nothing (or its curators kept nothing)
-        if length(state.output) == 0:
-            return
+        if state.output is None or length(state.output) == 0:
+            return  # the sufficient-statistic path draws no output
         output = _seed_zero(state.output)
         if self.kind == DataKind.TEXT:
             self._write(state.generation, "s", bound(output, SAMPLE_DOCUMENTS)[0], False)

@@ -61,6 +61,8 @@ def _logdet(cov: np.ndarray) -> np.ndarray:
 class Variance(Metric):
     """Trace of the fitted covariance divided by d (sigma^2 in 1-D)."""
 
+    model_only = frozenset({"moments"})
+
     applies_to = CONTINUOUS
     label = "variance tr(Σ)/d (data units²)"
     unit = "data units²"
@@ -129,6 +131,8 @@ class LogVariance(Variance):
 class MeanShift(Metric):
     """Squared distance ||mu_t - mu_real||^2 between the model's and the real mean."""
 
+    model_only = frozenset({"moments"})
+
     applies_to = CONTINUOUS
     label = "‖μ_t − μ_real‖² (data units²)"
     unit = "data units²"
@@ -165,6 +169,8 @@ class MeanShift(Metric):
 class LogdetRatio(Metric):
     """log det(Sigma_t) - log det(Sigma_real): 0 when the spread is kept, -> -inf on collapse."""
 
+    model_only = frozenset({"moments"})
+
     applies_to = CONTINUOUS
     label = "log det Σ_t − log det Σ_real (nats)"
     unit = "nats"
@@ -199,6 +205,8 @@ class LogdetRatio(Metric):
 @register("metric", "nll_real")
 class NLLReal(Metric):
     """Mean negative log-likelihood of the held-out real test data under model t."""
+
+    model_only = frozenset()
 
     applies_to = CONTINUOUS
     label = "NLL of real test data (nats per sample)"
@@ -400,6 +408,8 @@ class TailMass(Metric):
     Carlo estimate from ``n_mc`` fresh samples.
     """
 
+    model_only = frozenset()
+
     applies_to = CONTINUOUS
     label = "tail mass ÷ real tail mass ({mode})"
     unit = "ratio"
@@ -516,6 +526,8 @@ class CollapsedNow(Metric):
     ``ever_collapsed`` for the absorbing state and :func:`first_passage` for the
     generation at which a chain first fell below.
     """
+
+    model_only = frozenset({"moments"})
 
     applies_to = CONTINUOUS
     label = "collapsed now: tr Σ_t < {tolerance:g} tr Σ_real (0/1)"

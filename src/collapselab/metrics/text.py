@@ -254,6 +254,8 @@ class PerplexityReal(Metric):
     ``perplexity_covered``.
     """
 
+    model_only = frozenset()
+
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
     parameter_constraints: ClassVar = {"floor": [Interval(0, 1, closed="neither")]}
@@ -289,6 +291,8 @@ class PerplexityCovered(Metric):
     replace 12.6 against accumulate 15.3 while their coverage is 0.068 against
     0.178). Read it only beside ``coverage_real``; ``perplexity_real`` is the loss.
     """
+
+    model_only = frozenset()
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
@@ -369,6 +373,8 @@ class PerplexityGen0(Metric):
 @register("metric", "coverage_real")
 class CoverageReal(Metric):
     """Share of the held-out real test tokens to which model t gives a non-zero probability."""
+
+    model_only = frozenset()
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("token_log_probs",)
@@ -487,6 +493,8 @@ class RareSupport(RareSurvival):
 
     Registered with ``k`` fixed as ``rare_support_k1`` and ``rare_support_k5``."""
 
+    model_only = frozenset()
+
     requires: ClassVar[tuple[str, ...]] = ("type_probs",)
     label = "share of real types seen ≤ {k} times still in the model's support"
     headline = 100
@@ -511,6 +519,8 @@ class RareMass(Metric):
     other than drift removes the tail (top-p decoding, a filter): read the loss of rare
     types from ``rare_survival`` and ``rare_support``.
     """
+
+    model_only = frozenset()
 
     applies_to = DISCRETE
     requires: ClassVar[tuple[str, ...]] = ("type_probs",)
@@ -551,6 +561,8 @@ class RareMass(Metric):
 class Entropy(Metric):
     """Shannon entropy (nats): of model t's distribution where it has one in closed
     form (a categorical model), else of the word frequencies of its output."""
+
+    model_only = frozenset({"probabilities"})
 
     applies_to = DISCRETE
     label = "entropy (nats)"
@@ -657,6 +669,8 @@ for _k in (1, 5):
 class Support(Metric):
     """Number of token ids to which model t gives a non-zero probability."""
 
+    model_only = frozenset()
+
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
     label = "token ids with p > 0"
@@ -680,6 +694,8 @@ class Support(Metric):
 @register("metric", "heterozygosity")
 class Heterozygosity(Metric):
     """1 - Σ p_k² of model t: the chance two draws differ (Wright–Fisher's H)."""
+
+    model_only = frozenset()
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
@@ -707,6 +723,8 @@ class Heterozygosity(Metric):
 @register("metric", "tv_real")
 class TVReal(Metric):
     """Total variation ½ Σ |p_t - p_real| between model t and the real distribution."""
+
+    model_only = frozenset()
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)
@@ -736,6 +754,8 @@ class TVReal(Metric):
 class KLReal(Metric):
     """KL(p_t ‖ p_real) in nats: finite while the model stays inside the real support
     (inf if it puts mass where the real distribution has none)."""
+
+    model_only = frozenset()
 
     applies_to = TOKENS
     requires: ClassVar[tuple[str, ...]] = ("probabilities",)

@@ -147,6 +147,23 @@ class BatchedCategorical(_CategoricalFit, BatchedModel):
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         return SeedBatch(draw_rows(_decoded(self.probs_, decoding), n, rng))
 
+    refits_exactly = True
+
+    def sufficient_refit(
+        self, n: int, *, rng: np.random.Generator, decoding: Any = None
+    ) -> BatchedCategorical:
+        """Every seed refitted on ``n`` of its own samples (with ``decoding``), drawn
+        through the fit's sufficient statistic: the counts ~ Multinomial(n, p)."""
+        probs = _decoded(self.probs_, decoding)
+        counts = rng.multinomial(n, probs / probs.sum(axis=1, keepdims=True))
+        if self.vocabulary_size is None:  # as fitting on the ids: up to the largest one drawn
+            counts = counts[:, : int(np.flatnonzero(counts.any(axis=0))[-1]) + 1]
+        v = counts.shape[1]
+        refit = BatchedCategorical(vocabulary_size=self.vocabulary_size, smoothing=self.smoothing)
+        refit.counts_ = counts
+        refit.probs_ = (counts + self.smoothing) / (n + self.smoothing * v)
+        return refit
+
     def unbatch(self, seed: int) -> Categorical:
         """Seed ``seed``'s model as a plain :class:`Categorical`."""
         model = Categorical(vocabulary_size=self.vocabulary_size, smoothing=self.smoothing)

@@ -103,10 +103,50 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
         if d == 1:
             z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
         else:
-            _, _, root = sqrt_psd(self.cov_)
-            z = np.einsum("snj,sij->sni", z, root)
+            z = z @ np.swapaxes(_batched_root(self.cov_), 1, 2)  # batched BLAS, not einsum
         z += self.mean_[:, None, :]
         return SeedBatch(z)
+
+    refits_exactly = True
+
+    def sufficient_refit(
+        self, n: int, *, rng: np.random.Generator, decoding: Any = None
+    ) -> BatchedGaussian:
+        """Every seed refitted on ``n`` of its own samples, drawn through the fit's
+        sufficient statistics: the sample mean ~ N(mu, lambda^2 Sigma / n) and, independent
+        of it, the scatter ~ lambda^2 Wishart(n - 1, Sigma) (in 1-D, lambda^2 sigma^2
+        chi^2(n - 1)), where lambda is the decoding's sampling bias (1 without one)."""
+        ddof = 1 if self.unbiased else 0
+        if n <= ddof:
+            raise DataError(
+                f"Gaussian(unbiased={self.unbiased}) needs at least {ddof + 1} samples to fit; "
+                f"got {n}"
+            )
+        s, d = self.mean_.shape
+        bias = sampling_bias(decoding)
+        if d == 1:  # few passes over S numbers: this path is about the RNG's cost
+            var = np.maximum(self.cov_[:, 0, 0], 0.0)
+            if bias != 1.0:
+                var = var * bias**2
+            shift = rng.standard_normal((s,))
+            shift *= np.sqrt(var / n)
+            mean = self.mean_ + shift[:, None]
+            # chi^2(n - 1) = 2 Gamma((n - 1) / 2): the same draws as rng.chisquare
+            gamma = rng.standard_gamma((n - 1) / 2, size=s) if n > 1 else np.zeros(s)
+            gamma *= 2 * var
+            scatter = gamma[:, None, None]
+        else:
+            root = _batched_root(self.cov_)
+            if bias != 1.0:
+                root = root * bias
+            z = rng.standard_normal((s, d, 1))
+            mean = self.mean_ + (root @ z)[:, :, 0] / np.sqrt(n)
+            factor = root @ _wishart_factor(n - 1, s, d, rng)
+            scatter = factor @ np.swapaxes(factor, 1, 2)
+        refit = BatchedGaussian(unbiased=self.unbiased)
+        refit.mean_, refit.cov_ = mean, scatter / (n - ddof)
+        refit.n_features_in_ = d
+        return refit
 
     def unbatch(self, seed: int) -> Gaussian:
         """Seed ``seed``'s model as a plain :class:`Gaussian`."""
@@ -115,6 +155,31 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
         model.cov_ = self.cov_[seed]
         model.n_features_in_ = self.n_features_in_
         return model
+
+
+def _batched_root(cov: np.ndarray) -> np.ndarray:
+    """A square root ``R`` (``R R^T = cov``) of every seed's covariance: Cholesky
+    factors (20x faster than eigendecompositions of a stack of 10 x 10 matrices), or
+    the PSD root of :func:`~collapselab.stats.sqrt_psd` when some covariance is
+    singular (a collapsed chain), which Cholesky cannot factor."""
+    try:
+        return np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return sqrt_psd(cov)[2]
+
+
+def _wishart_factor(df: int, s: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """``s`` matrices ``A`` (d x d) with ``A A^T`` ~ Wishart(df, I_d): Bartlett's lower
+    triangular factor (chi variates on the diagonal, normals below) where df >= d, and
+    the df x d normal matrix itself (a singular Wishart) below that."""
+    if df < d:
+        return np.swapaxes(rng.standard_normal((s, df, d)), 1, 2)
+    factor = np.zeros((s, d, d))
+    below = np.tril_indices(d, k=-1)
+    factor[:, below[0], below[1]] = rng.standard_normal((s, len(below[0])))
+    diagonal = np.arange(d)
+    factor[:, diagonal, diagonal] = np.sqrt(rng.chisquare(df - diagonal, size=(s, d)))
+    return factor
 
 
 Gaussian.batched_class = BatchedGaussian

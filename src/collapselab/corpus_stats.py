@@ -1,0 +1,871 @@
+"""Streaming statistics of text corpora: the engine of ``collapselab diagnose``.
+
+One pass over each corpus, in batches of documents, keeps only what the statistics
+need, so memory is bounded by the vocabulary and by fixed budgets (:class:`Budget`),
+not by the size of the corpus or by the number of bootstrap resamples:
+
+* the vocabulary (word types in order of first appearance over both corpora, as one
+  joint tokenization numbers them) and each corpus's type counts;
+* the *units* the bootstrap resamples, each with its type counts (a sparse
+  unit x type table): units are documents while that table fits its budget; beyond
+  it, neighbouring units are merged two by two into blocks of consecutive documents,
+  as often as needed (a block bootstrap);
+* for 2-, 3- and 4-grams, the distinct n-grams of each unit, for the n-grams whose
+  hash falls below a threshold (a coordinated sample, as a bottom-k sketch keeps):
+  all of them while they fit the budget, else the threshold is lowered to keep a
+  uniform sample of the distinct n-grams;
+* the reference's bigram counts (exact up to a budget of distinct bigrams, then a
+  Misra-Gries summary), for the frequent bigrams a candidate lost;
+* the gzip size of the text, and a fixed random sample of documents for self-BLEU.
+
+Large corpora are tokenized (and compressed) in a second process while the first
+counts, so the pass runs at about the tokenizer's own speed on two cores.
+
+Exactness. Where no budget is exceeded every count is exact: the point values equal
+those of a one-shot computation over the whole corpora. N-grams are identified by
+64-bit hashes of their word ids (bigrams exactly, by the pair of ids); two distinct
+n-grams share a hash with probability about 2^-64 per pair. Beyond a budget, what
+changes is stated in the result: a block bootstrap resamples blocks of documents
+(intervals can only widen where neighbouring documents are alike); a sampled
+distinct-n-gram count is the sample's count divided by the sampling rate, with
+relative standard error ``sqrt((1 - rate) / kept)`` (below 0.1% once a million
+n-grams are kept); a Misra-Gries bigram count is low by at most ``bigrams /
+(budget + 1)``.
+
+Two bootstraps (:func:`bootstrap`), both over multinomial resamples of the units
+drawn in chunks of rows (the same stream as one ``Generator.multinomial`` call):
+
+* ``exact`` recomputes every metric from each resample's full type and n-gram
+  counts; its cost grows as resamples x (vocabulary + non-zero pairs), so it serves
+  small corpora, where it gives the same intervals as earlier versions, bit for bit;
+* ``fast`` costs resamples x units plus one pass over the pairs: sums over units
+  (documents, tokens, rare mass) are exact; a type or n-gram seen in one unit only is
+  present in a resample exactly when that unit is drawn (counted per unit, exactly);
+  one seen in at least :data:`ALWAYS_PRESENT` units is counted present (it is absent
+  with probability below e^-40); those in between are checked one by one, on a
+  uniform sample of at most :data:`CHECKED` of them; entropy is exact for types seen
+  in one unit and first order (the delta method) in the counts of the others; the
+  Zipf exponent is first order in every count, its ranks held fixed.
+  ``tests/test_corpus_stats.py`` holds its intervals to the exact ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import heapq
+import math
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
+from .tokenize import encode_documents, tokenize_words
+
+#: Characters per batch of documents: bounds the tokenizer's per-character arrays.
+BATCH_CHARS = 1 << 22
+#: Corpora of more characters than this are tokenized in a second process.
+PARALLEL_CHARS = 2 * BATCH_CHARS
+#: Bootstrap resamples computed at once: bounds the dense (resamples x types) counts.
+RESAMPLE_CHUNK = 8
+#: Orders of the distinct-n statistics; n = 1 comes from the type counts.
+ORDERS = (2, 3, 4)
+#: Documents sampled per corpus for self-BLEU.
+SELF_BLEU_DOCUMENTS = 100
+#: gzip level of the compression ratio: ``gzip.compress``'s default, as Shaib et al. use.
+GZIP_LEVEL = 9
+#: Characters of text compressed per corpus: all of a smaller corpus, else a uniform
+#: sample of its documents (the ratio is a density: a sample estimates it).
+GZIP_CHARS = 1 << 21
+#: The fast bootstrap counts an item seen in this many units as present in every resample.
+ALWAYS_PRESENT = 40
+#: The fast bootstrap checks at most this many items one by one (a uniform sample).
+CHECKED = 1 << 16
+#: Bootstrap work (resamples x (types + pairs)) up to which ``auto`` takes ``exact``.
+EXACT_WORK = 2 * 10**8
+_MAX64 = np.uint64(2**64 - 1)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Sizes beyond which exact structures give way to blocks, samples and summaries.
+
+    Every corpus within them (about 100 MB of ordinary text, depending on its
+    vocabulary) is counted exactly; the defaults hold a pair of corpora's statistics
+    in about 1 GB.
+    """
+
+    #: (unit, type, count) triples, 12 bytes each.
+    type_pairs: int = 1 << 24
+    #: (unit, n-gram) pairs kept per order, 16 bytes each.
+    gram_pairs: int = 1 << 23
+    #: Distinct reference bigrams counted exactly (Misra-Gries beyond).
+    bigrams: int = 1 << 22
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finalizer: a bijective, well-mixed 64-bit hash of each value."""
+    z = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _runs(sorted_keys: np.ndarray) -> np.ndarray:
+    """Start of every run of equal values in a sorted array."""
+    if not len(sorted_keys):
+        return np.zeros(0, np.int64)
+    return np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+
+
+def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` (sorted) and the sum of ``counts`` of each (sorting: cheaper
+    than a hash table for millions of random 64-bit keys)."""
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    starts = _runs(keys)
+    return keys[starts], np.add.reduceat(counts[order], starts) if len(starts) else counts[:0]
+
+
+def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``keys`` (sorted) and how often each occurs."""
+    keys = np.sort(keys)
+    starts = _runs(keys)
+    return keys[starts], np.diff(np.append(starts, len(keys)))
+
+
+# ---------------------------------------------------------------------------
+# Tokenizing batches (in this process or a second one)
+# ---------------------------------------------------------------------------
+
+
+def batches(documents: Iterable[str], chars: int | None = None) -> Iterator[list[str]]:
+    """Consecutive documents in lists of about ``chars`` characters (at least one each;
+    by default :data:`BATCH_CHARS`)."""
+    chars = BATCH_CHARS if chars is None else chars
+    current: list[str] = []
+    size = 0
+    for doc in documents:
+        current.append(doc)
+        size += len(doc) + 1
+        if size >= chars:
+            yield current
+            current, size = [], 0
+    if current:
+        yield current
+
+
+@dataclass
+class _Encoded:
+    """A tokenized batch: word ids local to it, its types, words per document."""
+
+    ids: np.ndarray
+    types: list[str]
+    lengths: np.ndarray
+    documents: list[str]
+
+
+def _encode(documents: list[str]) -> _Encoded:
+    ids, types, ptr = encode_documents(documents)
+    return _Encoded(ids.astype(np.int32), types.tolist(), np.diff(ptr), [])
+
+
+def encoded_batches(documents: list[str], *, parallel: bool | None = None) -> Iterator[_Encoded]:
+    """Every batch of ``documents`` tokenized, in order; in a second process for a large
+    corpus (``parallel=None``), two batches ahead of the caller."""
+    size = sum(len(d) for d in documents)
+    # fork: a spawned worker would re-import the caller's __main__ (a script without a
+    # main guard would run again); without fork the batches are tokenized here.
+    can_fork = "fork" in multiprocessing.get_all_start_methods()
+    if not can_fork or parallel is False or (parallel is None and size <= PARALLEL_CHARS):
+        for batch in batches(documents):
+            encoded = _encode(batch)
+            encoded.documents = batch
+            yield encoded
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        ahead: list[tuple[list[str], Future[_Encoded]]] = []
+        for batch in batches(documents):
+            ahead.append((batch, pool.submit(_encode, batch)))
+            if len(ahead) > 2:
+                done_batch, future = ahead.pop(0)
+                encoded = future.result()
+                encoded.documents = done_batch
+                yield encoded
+        for done_batch, future in ahead:
+            encoded = future.result()
+            encoded.documents = done_batch
+            yield encoded
+
+
+class Vocabulary:
+    """Word types of every corpus seen so far, numbered in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.types: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    def global_ids(self, batch: _Encoded) -> np.ndarray:
+        """The batch's word ids in this vocabulary (new types appended in order)."""
+        index, types = self.index, self.types
+        mapping = np.empty(len(batch.types), dtype=np.int64)
+        for i, word in enumerate(batch.types):
+            found = index.get(word)
+            if found is None:
+                found = index[word] = len(types)
+                types.append(word)
+            mapping[i] = found
+        return mapping[batch.ids]
+
+    def words(self) -> np.ndarray:
+        out = np.empty(len(self.types), dtype=object)
+        out[:] = self.types
+        return out
+
+
+# ---------------------------------------------------------------------------
+# What a pass keeps
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Grams:
+    """The sampled n-grams of one order, per unit: the n-grams whose mixed key is below
+    ``threshold`` (all of them until the budget is exceeded), as ``distinct`` keys and
+    (``codes``, ``units``) pairs, one per distinct n-gram of a unit, plus the pairs of
+    the batches not yet consolidated."""
+
+    threshold: np.uint64 = _MAX64
+    pending_keys: list[np.ndarray] = field(default_factory=list)
+    pending_units: list[np.ndarray] = field(default_factory=list)
+    pending: int = 0
+    distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.threshold != _MAX64)
+
+    @property
+    def rate(self) -> float:
+        """The share of all distinct n-grams kept (1 when none was dropped)."""
+        return 1.0 if not self.sampled else float(self.threshold) / 2.0**64
+
+    def add(self, keys: np.ndarray, units: np.ndarray, budget: int) -> None:
+        """Every n-gram of a batch with its unit (repeats are dropped when consolidating)."""
+        if self.sampled:
+            inside = _mix(keys) < self.threshold
+            keys, units = keys[inside], units[inside]
+        self.pending_keys.append(keys)
+        self.pending_units.append(units)
+        self.pending += len(keys)
+        if self.pending + len(self.codes) > budget:
+            self.consolidate(budget)
+
+    def consolidate(self, budget: int | None, shift: int = 0) -> None:
+        """One pair per distinct (n-gram, unit) (units first merged by ``shift``), then,
+        over ``budget`` pairs, the threshold lowered until half the budget is kept: a
+        uniform sample of the distinct n-grams, whatever their order of arrival."""
+        import pandas as pd
+
+        keys = np.concatenate([self.distinct[self.codes], *self.pending_keys])
+        units = np.concatenate([self.units, *self.pending_units]) >> shift
+        self.pending_keys, self.pending_units, self.pending = [], [], 0
+        codes, distinct = pd.factorize(keys)
+        pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
+        pair = pair[_runs(pair)]
+        codes, units = pair >> 32, pair & 0xFFFFFFFF
+        distinct = np.asarray(distinct, dtype=np.uint64)
+        if budget is not None and len(pair) > budget:
+            mixed = _mix(distinct)
+            order = np.argsort(mixed)
+            pairs_per_gram = np.bincount(codes, minlength=len(distinct))[order]
+            keep = int(np.searchsorted(np.cumsum(pairs_per_gram), budget // 2, side="right"))
+            self.threshold = mixed[order[keep]] if keep < len(order) else self.threshold
+            kept = mixed < self.threshold
+            renumber = np.cumsum(kept) - 1
+            inside = kept[codes]
+            codes, units, distinct = renumber[codes[inside]], units[inside], distinct[kept]
+        self.distinct, self.codes, self.units = distinct, codes, units
+
+
+@dataclass
+class CorpusStats:
+    """What one pass over a corpus keeps (see the module docstring)."""
+
+    n_documents: int = 0
+    #: Documents per unit are ``2 ** shift`` (the last unit may hold fewer).
+    shift: int = 0
+    type_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    unit_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    unit_documents: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    #: (unit, type, count) triples: one per pair.
+    pair_units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_types: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    grams: dict[int, _Grams] = field(default_factory=lambda: {n: _Grams() for n in ORDERS})
+    #: n-grams inside documents, per unit (all of them, sampled or not).
+    unit_grams: dict[int, np.ndarray] = field(
+        default_factory=lambda: {n: np.zeros(0, np.int64) for n in ORDERS}
+    )
+    #: UTF-8 bytes of the compressed text and of its gzip form (see :data:`GZIP_CHARS`).
+    raw_bytes: int = 0
+    gzip_bytes: int = 0
+    #: (-priority, index, document) of the documents sampled for self-BLEU (a heap).
+    bleu_sample: list[tuple[int, int, str]] = field(default_factory=list)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_tokens)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.type_counts.sum())
+
+
+class BigramCounts:
+    """Counts of exact bigram keys (``id1 << 32 | id2``), sorted by key: exact up to
+    ``capacity`` distinct bigrams, then a Misra-Gries summary (each count low by at
+    most ``error``, itself at most total / (capacity + 1))."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.keys = np.zeros(0, np.uint64)
+        self.counts = np.zeros(0, np.int64)
+        self.error = 0
+        self._pending: list[np.ndarray] = []
+        self._size = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        self._pending.append(keys)
+        self._size += len(keys)
+        if self._size > 4 * self.capacity:
+            self.consolidate()
+
+    def consolidate(self) -> None:
+        new_keys, new_counts = _count_keys(np.concatenate([np.zeros(0, np.uint64), *self._pending]))
+        self._pending, self._size = [], 0
+        keys, total = _sum_by_key(
+            np.concatenate([self.keys, new_keys]), np.concatenate([self.counts, new_counts])
+        )
+        if len(keys) > self.capacity:
+            cut = int(np.partition(total, len(total) - self.capacity - 1)[-self.capacity - 1])
+            total = total - cut
+            self.error += cut
+            keys, total = keys[total > 0], total[total > 0]
+        self.keys, self.counts = keys, total
+
+
+class CorpusPass:
+    """One streaming pass over a corpus: :meth:`feed` tokenized batches, then :meth:`finish`."""
+
+    def __init__(
+        self,
+        vocabulary: Vocabulary,
+        budget: Budget,
+        *,
+        bigrams: BigramCounts | None = None,
+        watch_bigrams: np.ndarray | None = None,
+    ) -> None:
+        self.vocabulary = vocabulary
+        self.budget = budget
+        self.stats = CorpusStats()
+        self.bigrams = bigrams
+        #: Sorted bigram keys whose presence in this corpus is recorded (``present``).
+        self.watch_bigrams = watch_bigrams
+        self.present = (
+            np.zeros(len(watch_bigrams), dtype=bool) if watch_bigrams is not None else None
+        )
+        self._pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pair_count = 0
+        self._gzip_rate = 1.0
+        self._gzip_text: list[str] = []
+
+    def expect(self, characters: int) -> None:
+        """Size of the corpus, which sets the share of its text that is compressed."""
+        self._gzip_rate = min(1.0, GZIP_CHARS / max(characters, 1))
+
+    def feed(self, batch: _Encoded) -> None:
+        """Add the next tokenized batch of documents (in corpus order)."""
+        st = self.stats
+        ids = self.vocabulary.global_ids(batch)
+        first_doc = st.n_documents
+        st.n_documents += len(batch.lengths)
+        self._sample_for_bleu(batch.documents, first_doc)
+        self._sample_for_gzip(batch.documents, first_doc)
+        doc = np.repeat(np.arange(first_doc, st.n_documents), batch.lengths)
+        unit = doc >> st.shift
+        st.type_counts = _add_counts(
+            st.type_counts, np.bincount(ids, minlength=len(self.vocabulary))
+        )
+        n_units = ((st.n_documents - 1) >> st.shift) + 1
+        doc_units = np.arange(first_doc, st.n_documents) >> st.shift
+        st.unit_documents = _add_counts(
+            st.unit_documents, np.bincount(doc_units, minlength=n_units)
+        )
+        st.unit_tokens = _add_counts(st.unit_tokens, np.bincount(unit, minlength=n_units))
+        self._add_type_pairs(unit, ids)
+        self._add_grams(ids, doc, unit, n_units)
+        while self._pair_count > self.budget.type_pairs:
+            self._merge_units()
+
+    def _sample_for_bleu(self, documents: list[str], first: int) -> None:
+        # The documents with the smallest hashes of their index: a fixed random sample.
+        index = np.arange(first, first + len(documents), dtype=np.uint64)
+        priorities = _mix(index ^ np.uint64(0xB1E)).tolist()
+        heap = self.stats.bleu_sample
+        if len(heap) == SELF_BLEU_DOCUMENTS:
+            worst = -heap[0][0]
+            candidates = [i for i, p in enumerate(priorities) if p < worst]
+        else:
+            candidates = list(range(len(documents)))
+        for offset in candidates:
+            item = (-priorities[offset], first + offset, documents[offset])
+            if len(heap) < SELF_BLEU_DOCUMENTS:
+                heapq.heappush(heap, item)
+            elif item > heap[0]:
+                heapq.heapreplace(heap, item)
+
+    def _sample_for_gzip(self, documents: list[str], first: int) -> None:
+        if self._gzip_rate >= 1.0:
+            self._gzip_text.extend(documents)
+            return
+        index = np.arange(first, first + len(documents), dtype=np.uint64)
+        chosen = _mix(index ^ np.uint64(0x6219)) < np.uint64(self._gzip_rate * 2.0**64)
+        self._gzip_text.extend(documents[i] for i in np.flatnonzero(chosen).tolist())
+
+    def _add_type_pairs(self, unit: np.ndarray, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        base = int(unit[0])
+        width = len(self.vocabulary)
+        key, count = _count_keys((unit - base) * width + ids)
+        self._pairs.append((key // width + base, key % width, count))
+        self._pair_count += len(key)
+
+    def _add_grams(self, ids: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int) -> None:
+        st = self.stats
+        token = ids.astype(np.uint64)
+        key = np.zeros(0, np.uint64)
+        for n in ORDERS:
+            m = len(ids) - n + 1
+            if m <= 0:
+                st.unit_grams[n] = _add_counts(st.unit_grams[n], np.zeros(n_units, np.int64))
+                continue
+            if n == 2:
+                key = (token[:-1] << np.uint64(32)) | token[1:]
+            else:
+                key = _mix(key[:m] ^ _mix(token[n - 1 :] + np.uint64(n)))
+            inside = doc[:m] == doc[n - 1 :]
+            gram_keys, gram_units = key[inside], unit[:m][inside]
+            st.unit_grams[n] = _add_counts(
+                st.unit_grams[n], np.bincount(gram_units, minlength=n_units)
+            )
+            if n == 2:
+                if self.bigrams is not None:
+                    self.bigrams.add(gram_keys)
+                if self.watch_bigrams is not None and self.present is not None:
+                    self._watch(gram_keys)
+            st.grams[n].add(gram_keys, gram_units, self.budget.gram_pairs)
+
+    def _watch(self, keys: np.ndarray) -> None:
+        watched = self.watch_bigrams
+        if watched is None or self.present is None or not len(watched):
+            return
+        keys = np.sort(keys)  # sorted needles: a cache-friendly search
+        at = np.minimum(np.searchsorted(watched, keys), len(watched) - 1)
+        self.present[at[watched[at] == keys]] = True
+
+    def _consolidate_pairs(self) -> None:
+        """Merge the batches' (unit, type, count) triples; units shared by two batches
+        (blocks of documents) get one triple per type."""
+        if not self._pairs:
+            return
+        st = self.stats
+        units = np.concatenate([st.pair_units, *(p[0] for p in self._pairs)])
+        types = np.concatenate([st.pair_types, *(p[1] for p in self._pairs)])
+        counts = np.concatenate([st.pair_counts, *(p[2] for p in self._pairs)])
+        self._pairs = []
+        if st.shift:
+            self._set_pairs(units, types, counts)
+        else:  # one document per unit: no unit spans two batches
+            st.pair_units, st.pair_types, st.pair_counts = units, types, counts
+            self._pair_count = len(units)
+
+    def _merge_units(self) -> None:
+        """Merge units two by two (units 2k and 2k+1 become unit k)."""
+        st = self.stats
+        self._consolidate_pairs()
+        st.shift += 1
+        self._set_pairs(st.pair_units >> 1, st.pair_types, st.pair_counts)
+        st.unit_tokens = _halve(st.unit_tokens)
+        st.unit_documents = _halve(st.unit_documents)
+        for n in ORDERS:
+            st.unit_grams[n] = _halve(st.unit_grams[n])
+            st.grams[n].consolidate(None, shift=1)
+
+    def _set_pairs(self, units: np.ndarray, types: np.ndarray, counts: np.ndarray) -> None:
+        """Store (unit, type, count) triples with one triple per (unit, type) pair."""
+        st = self.stats
+        width = len(self.vocabulary)
+        key, total = _sum_by_key(units * width + types, counts)
+        st.pair_units, st.pair_types, st.pair_counts = key // width, key % width, total
+        self._pair_count = len(key)
+
+    def finish(self) -> CorpusStats:
+        from concurrent.futures import ThreadPoolExecutor
+
+        st = self.stats
+        self._consolidate_pairs()
+        text = " ".join(self._gzip_text).encode("utf-8", errors="surrogatepass")
+        self._gzip_text = []
+        # numpy's sorts and zlib release the GIL: the orders consolidate side by side
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            compressed = pool.submit(gzip.compress, text, GZIP_LEVEL, mtime=0)
+            for future in [
+                pool.submit(st.grams[n].consolidate, self.budget.gram_pairs) for n in ORDERS
+            ]:
+                future.result()
+            st.raw_bytes, st.gzip_bytes = len(text), len(compressed.result())
+        if self.bigrams is not None:
+            self.bigrams.consolidate()
+        return self.stats
+
+
+def _add_counts(total: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """``total + more`` for count vectors of possibly different lengths."""
+    if len(total) < len(more):
+        total = np.concatenate([total, np.zeros(len(more) - len(total), total.dtype)])
+    total[: len(more)] += more
+    return total
+
+
+def _halve(counts: np.ndarray) -> np.ndarray:
+    if len(counts) % 2:
+        counts = np.concatenate([counts, [0]])
+    return counts.reshape(-1, 2).sum(axis=1)
+
+
+def measure_pass(
+    documents: list[str],
+    vocabulary: Vocabulary,
+    budget: Budget,
+    *,
+    bigrams: BigramCounts | None = None,
+    watch_bigrams: np.ndarray | None = None,
+    parallel: bool | None = None,
+) -> tuple[CorpusStats, np.ndarray | None]:
+    """One pass over ``documents``: its statistics, and which ``watch_bigrams`` it holds."""
+    run = CorpusPass(vocabulary, budget, bigrams=bigrams, watch_bigrams=watch_bigrams)
+    run.expect(sum(len(d) for d in documents))
+    for batch in encoded_batches(documents, parallel=parallel):
+        run.feed(batch)
+    return run.finish(), run.present
+
+
+# ---------------------------------------------------------------------------
+# Metrics of resamples
+# ---------------------------------------------------------------------------
+
+#: The metrics of one corpus, in the order they are reported.
+METRICS = (
+    "documents",
+    "tokens",
+    "types",
+    "rare_survival_k1",
+    "rare_survival_k5",
+    "rare_mass",
+    "entropy",
+    "zipf_exponent",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "distinct_4",
+)
+
+
+def _zipf_rows(counts: np.ndarray) -> np.ndarray:
+    return np.array([zipf_exponent_of_counts(row[row > 0]) for row in counts])
+
+
+class Resampler:
+    """The metrics of weighted resamples of one corpus's units: ``measure(weights)``
+    with one row of weights (how often each unit is drawn) per resample."""
+
+    def __init__(
+        self, stats: CorpusStats, width: int, rare1: np.ndarray, rare5: np.ndarray
+    ) -> None:
+        from scipy.sparse import csr_matrix
+
+        self.stats = stats
+        self.width = width
+        self.rare1, self.rare5 = rare1, rare5
+        k = stats.n_units
+        # (types x units): a resample's counts are this matrix times its weights
+        self.type_table = csr_matrix(
+            (stats.pair_counts.astype(np.float64), (stats.pair_types, stats.pair_units)),
+            shape=(width, k),
+        )
+        self.gram_tables = {
+            n: csr_matrix((np.ones(len(g.codes)), (g.codes, g.units)), shape=(len(g.distinct), k))
+            for n, g in stats.grams.items()
+        }
+
+    def work(self, n_bootstrap: int) -> int:
+        """The cost of the exact bootstrap: resamples x (types + pairs)."""
+        pairs = self.type_table.nnz + sum(t.nnz for t in self.gram_tables.values())
+        return n_bootstrap * (self.width + pairs)
+
+    def measure(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric for each row of ``weights`` (resamples x units), exactly."""
+        w = np.asarray(weights, dtype=np.float64)
+        counts = np.ascontiguousarray((self.type_table @ w.T).T)
+        tokens = counts.sum(axis=1)
+        rare1, rare5 = self.rare1, self.rare5
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = {
+                "documents": w @ self.stats.unit_documents.astype(np.float64),
+                "tokens": tokens,
+                "types": (counts > 0).sum(axis=1).astype(float),
+                "rare_survival_k1": (counts[:, rare1] > 0).mean(axis=1) if len(rare1) else None,
+                "rare_survival_k5": (counts[:, rare5] > 0).mean(axis=1) if len(rare5) else None,
+                "rare_mass": counts[:, rare5].sum(axis=1) / tokens,
+                "entropy": entropy_of_probs(counts / tokens[:, None], axis=1),
+                "zipf_exponent": _zipf_rows(counts),
+                "distinct_1": np.where(tokens > 0, (counts > 0).sum(axis=1) / tokens, np.nan),
+            }
+            present = (w > 0).astype(np.float64).T
+            for n in ORDERS:
+                total = w @ self.stats.unit_grams[n].astype(np.float64)
+                distinct = ((self.gram_tables[n] @ present) > 0).sum(axis=0).astype(float)
+                distinct /= self.stats.grams[n].rate
+                out[f"distinct_{n}"] = np.where(total > 0, distinct / total, np.nan)
+        nan = np.full(len(w), np.nan)
+        return {k: nan if v is None else np.asarray(v, dtype=float) for k, v in out.items()}
+
+    def linearized(self) -> _Linearized:
+        return _Linearized(self)
+
+
+class _Presence:
+    """How many items of a set (rows of an items x units table) a resample holds:
+    exactly for items of one unit, always for items of many, checked for the rest."""
+
+    def __init__(self, table: Any, scale: float = 1.0) -> None:
+        df = np.diff(table.indptr)
+        single = df == 1
+        units = table.indices[table.indptr[:-1][single]]
+        self.single = np.bincount(units, minlength=table.shape[1]).astype(np.float64)
+        self.always = float((df >= ALWAYS_PRESENT).sum())
+        middle = np.flatnonzero((df > 1) & (df < ALWAYS_PRESENT))
+        self.factor = scale
+        if len(middle) > CHECKED:
+            keep = np.argsort(_mix(middle.astype(np.uint64)))[:CHECKED]
+            self.factor = scale * len(middle) / CHECKED
+            middle = np.sort(middle[keep])
+        self.middle = table[middle]
+
+    def __call__(self, drawn: np.ndarray) -> np.ndarray:
+        """Items held by each resample, from ``drawn`` (units x resamples, 1 if drawn)."""
+        checked = ((self.middle @ drawn) > 0).sum(axis=0)
+        return (self.single @ drawn + self.always + self.factor * checked) * 1.0
+
+
+class _Linearized:
+    """The ``fast`` bootstrap's metrics (see the module docstring)."""
+
+    def __init__(self, r: Resampler) -> None:
+        st = r.stats
+        self.r = r
+        table = r.type_table  # types x units
+        counts = np.asarray(table.sum(axis=1)).ravel()
+        self.units_of_tokens = st.unit_tokens.astype(np.float64)
+        rare5_mask = np.zeros(r.width, bool)
+        rare5_mask[r.rare5] = True
+        self.unit_rare5 = np.bincount(
+            st.pair_units,
+            weights=st.pair_counts * rare5_mask[st.pair_types],
+            minlength=st.n_units,
+        )
+        self.types = _Presence(table)
+        self.rare = {
+            k: (_Presence(table[ids]), len(ids)) for k, ids in ((1, r.rare1), (5, r.rare5))
+        }
+        self.grams = {n: _Presence(t, 1.0 / st.grams[n].rate) for n, t in r.gram_tables.items()}
+        # Entropy: S = sum c log c, exact for the types of one unit, first order for the rest.
+        df = np.diff(table.indptr)
+        single = df == 1
+        rows = np.repeat(np.arange(r.width), df)
+        pair_units, pair_counts = table.indices, table.data
+        one = single[rows]
+        # types of one unit, grouped by (unit, count): sum c log c exactly per resample
+        top = int(pair_counts[one].max()) + 1 if one.any() else 1
+        group, self.single_multiplicity = _count_keys(
+            pair_units[one].astype(np.int64) * top + pair_counts[one].astype(np.int64)
+        )
+        self.single_units, self.single_counts = group // top, (group % top).astype(np.float64)
+        many = ~one
+        with np.errstate(divide="ignore"):
+            slope = np.where(counts > 0, np.log(np.where(counts > 0, counts, 1.0)) + 1.0, 0.0)
+        self.psi_entropy = np.bincount(
+            pair_units[many], weights=pair_counts[many] * slope[rows[many]], minlength=st.n_units
+        )
+        self.many_s = float(np.sum(_xlogx(counts[~single & (counts > 0)])))
+        # Zipf: beta = -slope of log count on log rank (types with count > 0), ranks fixed.
+        present = np.flatnonzero(counts > 0)
+        c = counts[present]
+        order = np.argsort(-c, kind="stable")
+        x = np.log(np.arange(1, len(c) + 1, dtype=float))
+        # tied counts share the mean log rank of their block
+        sorted_c = c[order]
+        starts = _runs(sorted_c)
+        sizes = np.diff(np.append(starts, len(sorted_c)))
+        block_x = np.add.reduceat(x, starts) / sizes if len(starts) else x
+        x_of = np.empty(len(c))
+        x_of[order] = np.repeat(block_x, sizes)
+        sxx = float(((x - x.mean()) ** 2).sum())
+        derivative = np.zeros(r.width)
+        if len(c) >= 2 and sxx > 0:
+            derivative[present] = -(x_of - x.mean()) / (sxx * c)
+        self.psi_zipf = np.bincount(
+            pair_units, weights=pair_counts * derivative[rows], minlength=st.n_units
+        )
+
+    def measure(self, weights: np.ndarray, point: dict[str, float]) -> dict[str, np.ndarray]:
+        st = self.r.stats
+        w = np.asarray(weights, dtype=np.float64)
+        drawn = (w > 0).astype(np.float64).T
+        tokens = w @ self.units_of_tokens
+        types = self.types(drawn)
+        out: dict[str, Any] = {
+            "documents": w @ st.unit_documents.astype(np.float64),
+            "tokens": tokens,
+            "types": types,
+            "distinct_1": types / tokens,
+            "rare_mass": (w @ self.unit_rare5) / tokens,
+        }
+        for k, (presence, size) in self.rare.items():
+            out[f"rare_survival_k{k}"] = presence(drawn) / size if size else None
+        for n, presence in self.grams.items():
+            total = w @ st.unit_grams[n].astype(np.float64)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"distinct_{n}"] = np.where(total > 0, presence(drawn) / total, np.nan)
+        single_s = _xlogx(self.single_counts[None, :] * w[:, self.single_units]) @ (
+            self.single_multiplicity.astype(np.float64)
+        )
+        s = single_s + self.many_s + (w - 1.0) @ self.psi_entropy
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["entropy"] = np.log(tokens) - s / tokens
+        out["zipf_exponent"] = point["zipf_exponent"] + (w - 1.0) @ self.psi_zipf
+        nan = np.full(len(w), np.nan)
+        return {k: nan if v is None else np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def _xlogx(c: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0)
+
+
+def bootstrap(
+    resampler: Resampler,
+    n_bootstrap: int,
+    rng: np.random.Generator,
+    *,
+    method: str = "auto",
+    point: dict[str, float] | None = None,
+) -> tuple[dict[str, np.ndarray], str]:
+    """Every metric of ``n_bootstrap`` multinomial resamples of the units, drawn from
+    ``rng`` in chunks of rows (the same stream as one ``multinomial`` call), and the
+    method used: ``exact``, ``fast``, or ``auto`` (exact while its work is within
+    :data:`EXACT_WORK`). ``point`` (the metrics of the corpus itself) anchors the
+    fast bootstrap's first-order terms."""
+    if method == "auto":
+        method = "exact" if resampler.work(n_bootstrap) <= EXACT_WORK else "fast"
+    measure: Callable[[np.ndarray], dict[str, np.ndarray]]
+    if method == "exact":
+        measure = resampler.measure
+    else:
+        fast = resampler.linearized()
+        ones = np.ones((1, resampler.stats.n_units))
+        anchor = point or {k: float(v[0]) for k, v in resampler.measure(ones).items()}
+        measure = lambda w: fast.measure(w, anchor)  # noqa: E731
+    k = resampler.stats.n_units
+    probs = np.full(k, 1.0 / k)
+    parts: list[dict[str, np.ndarray]] = []
+    done = 0
+    chunk = RESAMPLE_CHUNK if method == "exact" else 64
+    while done < n_bootstrap:
+        size = min(chunk, n_bootstrap - done)
+        parts.append(measure(rng.multinomial(k, probs, size=size)))
+        done += size
+    return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}, method
+
+
+# ---------------------------------------------------------------------------
+# Self-BLEU
+# ---------------------------------------------------------------------------
+
+
+def self_bleu(documents: list[str], max_n: int = 4) -> float:
+    """Self-BLEU (Zhu et al. 2018): the mean BLEU-``max_n`` of each document against all
+    the others as references (uniform weights, brevity penalty from the closest
+    reference length, NLTK's smoothing ``method1`` for empty precisions). Higher
+    means more alike: 1 for identical documents. NaN with fewer than 2 documents."""
+    from collections import Counter
+
+    tokens = [tokenize_words(d) for d in documents]
+    if len(tokens) < 2:
+        return float("nan")
+    counts = [
+        [Counter(tuple(t[i : i + n]) for i in range(len(t) - n + 1)) for n in range(1, max_n + 1)]
+        for t in tokens
+    ]
+    # For each n-gram, its two largest counts over documents (and who holds the largest),
+    # so the clip count over "every other document" is one lookup.
+    best: list[dict[tuple[str, ...], tuple[int, int, int]]] = [{} for _ in range(max_n)]
+    for d, per_n in enumerate(counts):
+        for n, counter in enumerate(per_n):
+            table = best[n]
+            for gram, c in counter.items():
+                first, holder, second = table.get(gram, (0, -1, 0))
+                if c > first:
+                    table[gram] = (c, d, first)
+                elif c > second:
+                    table[gram] = (first, holder, c)
+    lengths = np.array([len(t) for t in tokens])
+    scores = []
+    for d, per_n in enumerate(counts):
+        length = lengths[d]
+        if length == 0:
+            continue
+        log_precision = 0.0
+        for n, counter in enumerate(per_n):
+            total = sum(counter.values())
+            if total == 0:
+                log_precision = -math.inf
+                break
+            matched = 0
+            for gram, c in counter.items():
+                first, holder, second = best[n][gram]
+                matched += min(c, second if holder == d else first)
+            log_precision += math.log((matched or 0.1) / total) / max_n  # method1: epsilon 0.1
+        others = np.delete(lengths, d)
+        closest = int(others[np.lexsort((others, np.abs(others - length)))][0])
+        brevity = 1.0 if length > closest else math.exp(1 - closest / length)
+        scores.append(brevity * math.exp(log_precision))
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def bleu_documents(stats: CorpusStats) -> list[str]:
+    """The documents sampled for self-BLEU, in corpus order."""
+    return [doc for _, _, doc in sorted(stats.bleu_sample, key=lambda item: item[1])]

@@ -1,0 +1,174 @@
+"""The streaming engine of ``diagnose`` (collapselab.corpus_stats).
+
+Where no budget is exceeded, its results equal those of the one-shot implementation it
+replaced (tests/diagnose_reference.py), value and interval, bit for bit; beyond a
+budget, its stated error bounds hold; its fast bootstrap stays close to the exact one.
+"""
+
+import gzip
+import math
+
+import numpy as np
+import pytest
+
+import collapselab.corpus_stats as cs
+from collapselab.corpus_stats import BigramCounts, Budget, self_bleu
+from collapselab.diagnose import diagnose
+from collapselab.metrics.text import ngram_ids, tokenize_corpus
+from diagnose_reference import diagnose as one_shot
+
+WORDS = "the cat sat on the mat and the dog sat on the log while a bird sang".split()
+
+
+def _corpus(rng, docs, vocabulary, exponent=1.1, length=40):
+    """Documents of Zipfian words over ``vocabulary`` made-up words, with punctuation."""
+    weights = np.arange(1, vocabulary + 1, dtype=float) ** -exponent
+    ids = rng.choice(vocabulary, size=(docs, length), p=weights / weights.sum())
+    return [" ".join(f"w{i}" if i % 7 else f"w{i}." for i in row) for row in ids]
+
+
+def _pydoc(n):
+    from collapselab.data.text import _units
+
+    return list(_units("pydoc", "paragraph"))[:n]
+
+
+def _assert_same(new, old):
+    for side in ("reference", "candidate"):
+        for metric, value in old[side].items():
+            if side == "reference" and metric.startswith("rare_survival"):
+                assert new[side][metric] == {"value": None, "lo": None, "hi": None}
+                continue
+            assert new[side][metric] == value, (side, metric)
+    assert new["missing_types"] == old["missing_types"]
+    assert new["missing_bigrams"] == old["missing_bigrams"]
+
+
+CASES = {
+    "pydoc": lambda rng: (_pydoc(600), [d[: len(d) // 2] for d in _pydoc(1200)[600:]]),
+    "zipf": lambda rng: (_corpus(rng, 300, 3000), _corpus(rng, 200, 300, exponent=1.4)),
+    "repeats": lambda rng: (
+        [" ".join(WORDS)] * 30 + ["rare words here"],
+        [" ".join(WORDS[:8])] * 25,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("match_size", [False, True])
+def test_exact_results_equal_the_one_shot_implementation(case, match_size):
+    reference, candidate = CASES[case](np.random.default_rng(1))
+    kwargs = {"n_bootstrap": 30, "seed": 3, "match_size": match_size, "top": 10}
+    new = diagnose(reference, candidate, bootstrap_method="exact", **kwargs)
+    _assert_same(new, one_shot(reference, candidate, **kwargs))
+    assert new["settings"]["bootstrap_method"] == {"reference": "exact", "candidate": "exact"}
+
+
+def test_many_batches_and_a_second_process_change_nothing(monkeypatch):
+    reference, candidate = CASES["zipf"](np.random.default_rng(2))
+    expected = one_shot(reference, candidate, n_bootstrap=20)
+    monkeypatch.setattr(cs, "BATCH_CHARS", 700)  # dozens of batches per corpus
+    _assert_same(diagnose(reference, candidate, n_bootstrap=20, bootstrap_method="exact"), expected)
+    monkeypatch.setattr(cs, "PARALLEL_CHARS", 0)  # tokenized in a forked process
+    _assert_same(diagnose(reference, candidate, n_bootstrap=20, bootstrap_method="exact"), expected)
+
+
+def test_blocks_of_documents_keep_the_point_values():
+    reference, candidate = CASES["zipf"](np.random.default_rng(4))
+    old = one_shot(reference, candidate, n_bootstrap=20)
+    new = diagnose(reference, candidate, n_bootstrap=20, budget=Budget(type_pairs=2000))
+    units = new["settings"]["reference_units"]
+    assert units["documents_per_unit"] > 1 and units["units"] < len(reference)
+    assert any("blocks of" in note for note in new["notes"])
+    for side in ("reference", "candidate"):
+        for metric, value in old[side].items():
+            if new[side][metric]["value"] is not None:
+                assert new[side][metric]["value"] == pytest.approx(value["value"], rel=1e-12)
+
+
+def test_a_sampled_distinct_count_is_within_its_stated_error():
+    # Threshold sampling keeps each distinct 4-gram with probability `rate`: the
+    # estimate kept / rate has relative standard error sqrt((1 - rate) / kept).
+    z = []
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        docs = _corpus(rng, 400, 5000, exponent=0.8)
+        truth = len(np.unique(ngram_ids(tokenize_corpus(docs), 4)[0]))
+        vocabulary = cs.Vocabulary()
+        stats, _ = cs.measure_pass(docs, vocabulary, Budget(gram_pairs=2000))
+        grams = stats.grams[4]
+        assert grams.sampled and 0 < grams.rate < 0.5
+        kept = len(grams.distinct)
+        estimate = kept / grams.rate
+        rse = math.sqrt((1 - grams.rate) / kept)
+        z.append((estimate - truth) / (truth * rse))
+    z = np.array(z)
+    assert np.all(np.abs(z) < 4), z
+    assert np.mean(z**2) < 3, z  # about 1 if the stated error is right
+
+
+def test_the_sketch_error_widens_the_interval_and_is_noted():
+    rng = np.random.default_rng(5)
+    reference, candidate = _corpus(rng, 300, 5000, exponent=0.8), _corpus(rng, 300, 400)
+    exact = diagnose(reference, candidate, n_bootstrap=30)
+    sampled = diagnose(reference, candidate, n_bootstrap=30, budget=Budget(gram_pairs=3000))
+    assert any("uniform sample" in note for note in sampled["notes"])
+    e, s = exact["reference"]["distinct_4"], sampled["reference"]["distinct_4"]
+    assert s["hi"] - s["lo"] > e["hi"] - e["lo"]
+    assert s["lo"] <= e["value"] <= s["hi"]
+
+
+def test_misra_gries_counts_are_low_by_at_most_the_stated_error():
+    rng = np.random.default_rng(6)
+    keys = rng.zipf(1.3, size=50_000).astype(np.uint64)
+    counts = BigramCounts(capacity=200)
+    for part in np.array_split(keys, 17):
+        counts.add(part)
+    counts.consolidate()
+    true_keys, true_counts = np.unique(keys, return_counts=True)
+    truth = dict(zip(true_keys.tolist(), true_counts.tolist(), strict=True))
+    assert 0 < counts.error <= len(keys) / (200 + 1)
+    for key, count in zip(counts.keys.tolist(), counts.counts.tolist(), strict=True):
+        assert truth[key] - counts.error <= count <= truth[key]
+    # every key more frequent than the error bound is kept
+    assert set(true_keys[true_counts > counts.error].tolist()) <= set(counts.keys.tolist())
+
+
+def test_the_fast_bootstrap_is_close_to_the_exact_one():
+    reference = _pydoc(2000)
+    candidate = [d[: len(d) // 3] for d in reference[::2]]
+    exact = diagnose(reference, candidate, n_bootstrap=200, bootstrap_method="exact")
+    fast = diagnose(reference, candidate, n_bootstrap=200, bootstrap_method="fast")
+    for side in ("reference", "candidate"):
+        for metric in cs.METRICS:
+            e, f = exact[side][metric], fast[side][metric]
+            if e["value"] is None:
+                continue
+            assert f["value"] == e["value"], (side, metric)  # point values are exact
+            width_e, width_f = e["hi"] - e["lo"], f["hi"] - f["lo"]
+            if metric == "zipf_exponent":  # first order in every count: conservative
+                assert width_e <= width_f <= 2 * width_e, (side, metric)
+            elif metric == "entropy":
+                assert width_f == pytest.approx(width_e, rel=0.1), (side, metric)
+            else:
+                assert width_f == pytest.approx(width_e, rel=0.05, abs=1e-12), (side, metric)
+
+
+def test_self_bleu():
+    same = ["the cat sat on the mat today"] * 5
+    assert self_bleu(same) == pytest.approx(1.0)
+    disjoint = [" ".join(f"w{d}x{i}" for i in range(8)) for d in range(5)]
+    assert self_bleu(disjoint) < 0.05
+    rng = np.random.default_rng(7)
+    varied, narrow = _corpus(rng, 50, 2000), _corpus(rng, 50, 30)
+    assert self_bleu(narrow) > self_bleu(varied)
+    assert math.isnan(self_bleu(["one document"]))
+
+
+def test_compression_ratio_is_gzip_of_the_joined_text():
+    docs = _pydoc(300)
+    out = diagnose(docs, docs[:150], n_bootstrap=5)
+    text = " ".join(docs).encode()
+    assert out["reference"]["compression_ratio"]["value"] == pytest.approx(
+        len(text) / len(gzip.compress(text, 9, mtime=0))
+    )
