@@ -181,8 +181,12 @@ def _network_class() -> type:
         def forward(self, x: Any, cache: KVCache | None, layer: int) -> Any:
             b, t, c = x.shape
             q, k, v = self.qkv(x).split(c, dim=2)
+            # Attention in float32 whatever the autocast: torch's CPU flash-attention
+            # backward in bfloat16 is about 6x slower than in float32 (torch 2.13,
+            # measured), which made bf16 training slower than fp32. A no-op in fp32.
             q, k, v = (
-                z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v)
+                z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2).float()
+                for z in (q, k, v)
             )
             past = 0
             if cache is not None:
@@ -195,7 +199,8 @@ def _network_class() -> type:
             # may attend to all keys. (The cache is fed one prompt, then one token a step.)
             if past and t > 1:
                 raise ValueError("the KV cache takes one prompt, then one token at a time")
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0)
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0)
             return self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
 
     class Block(nn.Module):
@@ -303,8 +308,10 @@ class GPT(DocumentScores, GenerativeModel):
     kv_cache : bool, default True
         Sample with a key/value cache (same samples, fewer operations).
     precision : {"auto", "bf16", "fp32"}, default "auto"
-        bfloat16 autocast for training and sampling (scoring is always float32);
-        ``auto`` uses it only on CPUs with native bf16.
+        bfloat16 autocast for training (attention stays float32; sampling and
+        scoring are always float32, so the KV cache changes no sample); ``auto``
+        uses it on CPUs with native bf16 for ``n_embd`` of at least
+        :data:`~collapselab.neural.AUTO_BF16_MIN_WIDTH`, where it is faster.
     tokenizer : {"char", "bpe"}, default "char"
         Characters, or a byte-level BPE trained on generation 0's text (needs the
         ``tokenizers`` package, in the ``neural`` extra).
@@ -485,7 +492,7 @@ class GPT(DocumentScores, GenerativeModel):
         return self
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator, steps: int) -> np.ndarray:
-        bf16 = use_bf16(self.precision)
+        bf16 = use_bf16(self.precision, self.n_embd)
         return train_next_token(
             self.network_,
             self.network_,
@@ -576,7 +583,6 @@ class GPT(DocumentScores, GenerativeModel):
         lengths = np.array([len(p) for p in prompts])
         uniforms = rng.random((len(prompts), steps))
         out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
-        bf16 = use_bf16(self.precision)
         for length in np.unique(lengths):
             rows = np.flatnonzero(lengths == length)
             idx = torch.from_numpy(
@@ -588,8 +594,9 @@ class GPT(DocumentScores, GenerativeModel):
             ended = np.zeros(len(rows), dtype=bool)
             with torch.no_grad(), matching_threads():
                 for step in range(steps):
-                    with autocast(bf16):
-                        logits = self.network_(step_input if self.kv_cache else idx, cache)
+                    # float32, as scoring: in bf16 the cached one-token steps round
+                    # differently from recomputing every position, and samples differ.
+                    logits = self.network_(step_input if self.kv_cache else idx, cache)
                     probs = torch.softmax(logits[:, -1].double(), dim=-1).numpy()
                     token = self._draw(probs, uniforms[rows, step], decoding)
                     new[:, step] = token

@@ -62,7 +62,6 @@ from ..neural import (
     PRECISIONS,
     import_torch,
     matching_threads,
-    use_bf16,
     weights_to_bytes,
 )
 from ..registry import register
@@ -323,7 +322,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         Weights each generation starts from (see the module docstring).
     precision : {"auto", "bf16", "fp32"}, default "auto"
         bfloat16 autocast for training and sampling (scoring is always float32); ``auto``
-        uses it on GPUs with bf16 and on CPUs with native bf16.
+        uses it on GPUs with bf16 only: on CPUs, transformers' attention runs torch's
+        bfloat16 flash-attention backward, several times slower than float32's.
     device : {"auto", "cpu", "cuda"}, default "auto"
         ``auto`` is ``cuda`` where a GPU is available.
     inference_batch_size : int, default 64
@@ -534,7 +534,7 @@ class HFCausalLM(DocumentScores, GenerativeModel):
                 self.precision == "auto" and torch.cuda.is_bf16_supported()
             )
         else:
-            enabled = use_bf16(self.precision)
+            enabled = self.precision == "bf16"
         if not enabled:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=torch.bfloat16)
