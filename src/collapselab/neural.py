@@ -61,12 +61,13 @@ def bf16_supported() -> bool:
 AUTO_BF16_MIN_WIDTH = 64
 
 
-def use_bf16(precision: str, width: int) -> bool:
+def use_bf16(precision: str, width: int | None = None) -> bool:
     """Whether ``precision`` (one of :data:`PRECISIONS`) means bfloat16 autocast here
     for a network ``width`` wide: ``"bf16"`` always; ``"auto"`` on CPUs with native
-    bf16 for widths of at least :data:`AUTO_BF16_MIN_WIDTH`."""
+    bf16, for widths of at least :data:`AUTO_BF16_MIN_WIDTH` where ``width`` is given."""
     if precision == "auto":
-        return width >= AUTO_BF16_MIN_WIDTH and bf16_supported()
+        wide = width is None or width >= AUTO_BF16_MIN_WIDTH
+        return wide and bf16_supported()
     return precision == "bf16"
 
 
