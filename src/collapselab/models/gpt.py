@@ -53,7 +53,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
-from ..decoding import DISCRETE_CONTROLS, Decoding
+from ..decoding import BEAM_CONTROLS, DISCRETE_CONTROLS, Decoding
 from ..errors import InvalidParameterError, parameter_message, require
 from ..neural import (
     PRECISIONS,
@@ -69,6 +69,7 @@ from ..registry import register
 from .lm import (
     DocumentScores,
     active_decoding,
+    beam_search,
     documents,
     draw_tokens,
     prompts,
@@ -86,6 +87,8 @@ BPE_SPECIAL = ("<|endoftext|>",)
 MIN_BPE_VOCAB = len(BPE_SPECIAL) + 256
 #: Rows scored at once by ``log_prob`` (bounds memory: rows x block_size x vocabulary).
 _EVAL_ROWS = 64
+#: Hypotheses (prompts x beams) searched at once by beam search (bounds the KV cache).
+_BEAM_ROWS = 1024
 
 
 # ---------------------------------------------------------------------------
@@ -170,6 +173,11 @@ def _network_class() -> type:
         @property
         def length(self) -> int:
             return 0 if self.keys[0] is None else self.keys[0].shape[2]
+
+        def select(self, rows: Any) -> None:
+            """Keep the cached rows ``rows`` (a beam search's surviving hypotheses)."""
+            self.keys = [k[rows] for k in self.keys]
+            self.values = [v[rows] for v in self.values]
 
     class CausalSelfAttention(nn.Module):
         def __init__(self, n_embd: int, n_head: int) -> None:
@@ -334,9 +342,13 @@ class GPT(DocumentScores, GenerativeModel):
     """
 
     kind = DataKind.TEXT
-    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
+    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS | BEAM_CONTROLS
     #: The chain passes ``previous=`` (model t-1) and ``first=`` (model 0) to ``fit``.
+    takes_ancestors: ClassVar[bool] = True
+    #: The name the chain reads until it reads ``takes_ancestors``.
     fit_accepts_ancestors: ClassVar[bool] = True
+    provides: ClassVar[frozenset[str]] = frozenset({"token_log_probs", "document_token_log_probs"})
+    extra: ClassVar[str | None] = "neural"
     #: Small enough for the conformance checks to run in about a second.
     conformance_params: ClassVar[dict[str, Any]] = {
         "n_layer": 1,
@@ -577,8 +589,12 @@ class GPT(DocumentScores, GenerativeModel):
         step from ``rng`` in a fixed order, so the result is the same with or without
         the KV cache. In ``free`` mode a row is done at its first separator (the
         returned ids run on past it, padded with separators once every row is done;
-        :meth:`sample` cuts there).
+        :meth:`sample` cuts there). With ``decoding.beams > 1``, each prompt's
+        continuation is found by :func:`~collapselab.models.lm.beam_search` instead
+        (``rng`` is not used).
         """
+        if decoding is not None and decoding.is_beam_search:
+            return self._beam_search(prompts, steps, decoding)
         torch = import_torch("the 'gpt' model")
         lengths = np.array([len(p) for p in prompts])
         uniforms = rng.random((len(prompts), steps))
@@ -615,12 +631,70 @@ class GPT(DocumentScores, GenerativeModel):
     def _draw(
         self, probs: np.ndarray, uniforms: np.ndarray, decoding: Decoding | None
     ) -> np.ndarray:
-        masked = np.zeros(probs.shape[1], dtype=bool)
+        return draw_tokens(probs, uniforms, decoding, self._never_sampled())
+
+    def _never_sampled(self) -> np.ndarray:
+        """Token ids never generated: the unknown-character placeholder (never text)
+        and, in prefix mode, the separator (fixed length: the document does not end)."""
+        masked = np.zeros(len(self.vocab_), dtype=bool)
         if self.tokenizer_ is None:
-            masked[UNK] = True  # the unknown-character placeholder is never text
+            masked[UNK] = True
         if self.mode == "prefix":
-            masked[SEP] = True  # fixed length: condition on the document not ending
-        return draw_tokens(probs, uniforms, decoding, masked)
+            masked[SEP] = True
+        return masked
+
+    def _beam_search(
+        self, prompts: list[np.ndarray], steps: int, decoding: Decoding
+    ) -> list[np.ndarray]:
+        """Each prompt's best continuation by beam search, prompts of equal length
+        together (at most ``_BEAM_ROWS`` hypotheses at a time), float32 as sampling."""
+        torch = import_torch("the 'gpt' model")
+        lengths = np.array([len(p) for p in prompts])
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
+        masked = self._never_sampled()
+        end = SEP if self.mode == "free" else None
+        per_chunk = max(1, _BEAM_ROWS // decoding.beams)
+        for length in np.unique(lengths):
+            same = np.flatnonzero(lengths == length)
+            for rows in np.array_split(same, -(-len(same) // per_chunk)):
+                start = np.stack([np.concatenate([[SEP], prompts[r]]) for r in rows])
+                advance = self._advance(torch.from_numpy(start.astype(np.int64)))
+                with torch.no_grad(), matching_threads():
+                    best = beam_search(
+                        advance,
+                        steps,
+                        beams=decoding.beams,
+                        length_penalty=decoding.length_penalty,
+                        masked=masked,
+                        end=end,
+                        fill=SEP,
+                    )
+                for j, r in enumerate(rows):
+                    out[r] = best[j]
+        return out
+
+    def _advance(self, idx: Any) -> Any:
+        """The ``advance`` function of :func:`~collapselab.models.lm.beam_search` from
+        prompts ``idx`` (rows x tokens), with the KV cache when ``kv_cache``."""
+        torch = import_torch("the 'gpt' model")
+        cache = self.network_.new_cache() if self.kv_cache else None
+        rows = idx
+
+        def advance(parents: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+            nonlocal rows
+            step_input = rows
+            if parents is not None:
+                keep = torch.from_numpy(parents)
+                new = torch.from_numpy(tokens)[:, None]
+                rows = torch.cat([rows[keep], new], dim=1)
+                step_input = rows
+                if cache is not None:
+                    cache.select(keep)
+                    step_input = new
+            logits = self.network_(step_input, cache)[:, -1]
+            return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+        return advance
 
     # -- pickling: weights as safetensors, the tokenizer as JSON, never torch objects ---
 
