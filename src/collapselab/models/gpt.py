@@ -47,11 +47,17 @@ give identical weights and samples.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import time
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from .. import cache as cache_store
+from .. import neural as neural_module
 from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
 from ..decoding import BEAM_CONTROLS, DISCRETE_CONTROLS, Decoding
 from ..errors import InvalidParameterError, parameter_message, require
@@ -66,6 +72,7 @@ from ..neural import (
     weights_to_bytes,
 )
 from ..registry import register
+from . import lm as lm_module
 from .lm import (
     DocumentScores,
     active_decoding,
@@ -87,6 +94,8 @@ BPE_SPECIAL = ("<|endoftext|>",)
 MIN_BPE_VOCAB = len(BPE_SPECIAL) + 256
 #: Rows scored at once by ``log_prob`` (bounds memory: rows x block_size x vocabulary).
 _EVAL_ROWS = 64
+#: The kind of generation 0's entries in :mod:`collapselab.cache`.
+_CACHE_KIND = "gpt-generation0"
 #: Hypotheses (prompts x beams) searched at once by beam search (bounds the KV cache).
 _BEAM_ROWS = 1024
 
@@ -459,7 +468,9 @@ class GPT(DocumentScores, GenerativeModel):
         self.validate_params()
         import_torch("the 'gpt' model")  # fail early, before any work
         docs = documents(data)
-        if first is not None:
+        if first is None:
+            self._fit_generation0(docs, rng)
+        else:
             fitted_with = "char" if getattr(first, "tokenizer_", None) is None else "bpe"
             if fitted_with != self.tokenizer:
                 raise ValueError(
@@ -468,40 +479,137 @@ class GPT(DocumentScores, GenerativeModel):
                 )
             self.tokenizer_ = getattr(first, "tokenizer_", None)
             self.vocab_ = first.vocab_
-        elif self.tokenizer == "bpe":
-            self.tokenizer_ = fit_bpe(docs, self.vocab_size)
-            self.vocab_ = bpe_vocabulary(self.tokenizer_)
-        else:
-            self.tokenizer_ = None
-            self.vocab_ = fit_vocabulary(docs)
-        encoded = self._encode(docs)
+            start = {"generation0": first, "previous": previous}.get(self.init)
+            self._fit_network(self._encode(docs), rng, start, self.steps)
         if self.mode == "prefix":
             # generation 0's (real) prompts, for every generation
             self.prefixes_ = (
                 first.prefixes_
                 if first is not None and getattr(first, "prefixes_", None) is not None
-                else [e[: self.prefix_length] for e in encoded]
+                else [e[: self.prefix_length] for e in self._encode(docs)]
             )
-        # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
-        stream = np.concatenate([np.array([SEP]), *[np.append(e, SEP) for e in encoded]])
+        return self
 
-        network = _network_class()(
+    def _new_network(self) -> Any:
+        return _network_class()(
             len(self.vocab_), self.block_size, self.n_layer, self.n_head, self.n_embd
         )
+
+    def _fit_network(
+        self, encoded: list[np.ndarray], rng: np.random.Generator, start: GPT | None, steps: int
+    ) -> None:
+        """Train the network ``steps`` steps on ``encoded``, from ``start``'s weights or
+        fresh ones (drawn from ``rng`` either way, so the stream advances alike)."""
+        # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
+        stream = np.concatenate([np.array([SEP]), *[np.append(e, SEP) for e in encoded]])
+        network = self._new_network()
         generator = torch_generator(rng)
-        start = {"generation0": first, "previous": previous}.get(self.init)
         if start is not None:
             network.load_state_dict(start.network_.state_dict())
         else:
             network.init_weights(generator)
         self.network_ = network
         with matching_threads():
-            first_generation = first is None
-            steps = self.steps
-            if first_generation and self.generation0_steps is not None:
-                steps = self.generation0_steps
             self.losses_ = self._train(stream, rng, steps)
-        return self
+
+    # -- generation 0: pretraining, paid once (collapselab.cache) -------------------
+
+    def _generation0_steps(self) -> int:
+        return self.steps if self.generation0_steps is None else self.generation0_steps
+
+    def _fit_generation0(self, docs: list[str], rng: np.random.Generator) -> None:
+        """Fit the tokenizer and train generation 0, or take both from the cache.
+
+        The cached result is exactly what training gives (same tokenizer, weights and
+        losses, and ``rng`` left in the state training leaves it in), so a run that
+        reuses it is bit-identical to one that trains.
+        """
+
+        def train() -> None:
+            if self.tokenizer == "bpe":
+                self.tokenizer_ = fit_bpe(docs, self.vocab_size)
+                self.vocab_ = bpe_vocabulary(self.tokenizer_)
+            else:
+                self.tokenizer_ = None
+                self.vocab_ = fit_vocabulary(docs)
+            self._fit_network(self._encode(docs), rng, None, self._generation0_steps())
+
+        if not cache_store.enabled():
+            train()
+            return
+        key = self._generation0_key(docs, rng)
+
+        def compute() -> dict[str, bytes]:
+            started = time.perf_counter()
+            train()
+            state = {
+                "vocab": list(self.vocab_),
+                "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_str(),
+                "losses": self.losses_.tolist(),
+                "rng_after": rng.bit_generator.state,
+                "seconds": time.perf_counter() - started,
+            }
+            return {
+                "weights.safetensors": weights_to_bytes(self.network_),
+                "state.json": json.dumps(state).encode(),
+            }
+
+        info = {
+            "model": "gpt",
+            "documents": len(docs),
+            "steps": self._generation0_steps(),
+            **{name: key["params"][name] for name in ("n_layer", "n_embd", "tokenizer")},
+        }
+        files, hit = cache_store.compute_once(_CACHE_KIND, key, compute, info)
+        if hit:
+            state = json.loads(files["state.json"])
+            self.tokenizer_ = None if state["tokenizer"] is None else load_bpe(state["tokenizer"])
+            self.vocab_ = tuple(state["vocab"])
+            network = self._new_network()
+            weights_from_bytes(network, files["weights.safetensors"])
+            self.network_ = network.eval()
+            self.losses_ = np.array(state["losses"], dtype=float)
+            rng.bit_generator.state = state["rng_after"]
+
+    def _generation0_key(self, docs: list[str], rng: np.random.Generator) -> dict[str, Any]:
+        """Everything generation 0's training depends on: the parameters it reads, the
+        documents, the random stream, the precision and threads it runs with, and the
+        versions of the code and libraries that compute it."""
+        torch = import_torch("the 'gpt' model")
+        data = hashlib.sha256()
+        for doc in docs:
+            encoded = doc.encode("utf-8", "surrogatepass")
+            data.update(len(encoded).to_bytes(8, "little") + encoded)
+        params = {
+            name: getattr(self, name)
+            for name in (
+                "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                "learning_rate", "weight_decay", "tokenizer",
+            )
+        }  # fmt: skip
+        params["steps"] = self._generation0_steps()
+        if self.tokenizer == "bpe":
+            params["vocab_size"] = self.vocab_size
+        with matching_threads():
+            threads = torch.get_num_threads()
+        code = hashlib.sha256()
+        for module in (__file__, lm_module.__file__, neural_module.__file__):
+            code.update(Path(module).read_bytes())
+        return {
+            "params": params,
+            "bf16": use_bf16(self.precision, self.n_embd),
+            "data": data.hexdigest(),
+            "rng": rng.bit_generator.state,
+            "threads": threads,
+            "cpu": torch.backends.cpu.get_cpu_capability(),
+            "versions": {
+                "collapselab": cache_store.library_version(),
+                "code": code.hexdigest(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "tokenizers": _tokenizers().__version__ if self.tokenizer == "bpe" else None,
+            },
+        }
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator, steps: int) -> np.ndarray:
         bf16 = use_bf16(self.precision, self.n_embd)
