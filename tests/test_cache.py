@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from collapselab import cache
@@ -71,26 +70,18 @@ def test_clear_by_kind(cache_dir):
 # -- gpt's generation 0 ----------------------------------------------------------
 
 
+TINY_GPT = {
+    "n_layer": 1, "n_head": 2, "n_embd": 16, "block_size": 24, "steps": 3,
+    "generation0_steps": 6, "batch_size": 4, "mode": "prefix",
+    "prefix_length": 8, "continuation_length": 8, "init": "generation0",
+}  # fmt: skip
+
+
 def tiny_config(name):
     return {
         "name": name,
         "data": {"id": "pydoc", "params": {"unit": "paragraph", "test_fraction": 0.01}},
-        "model": {
-            "id": "gpt",
-            "params": {
-                "n_layer": 1,
-                "n_head": 2,
-                "n_embd": 16,
-                "block_size": 24,
-                "steps": 3,
-                "generation0_steps": 6,
-                "batch_size": 4,
-                "mode": "prefix",
-                "prefix_length": 8,
-                "continuation_length": 8,
-                "init": "generation0",
-            },
-        },  # fmt: skip
+        "model": {"id": "gpt", "params": TINY_GPT},
         "samples_per_generation": 12,
         "real_samples": 12,
         "generations": 2,
