@@ -1,5 +1,5 @@
 """Metrics: fidelity, tails and diversity; importing registers them."""
 
-from . import continuous, images, supervised, tasks, text
+from . import continuous, fluency, images, supervised, tasks, text
 
-__all__ = ["continuous", "images", "supervised", "tasks", "text"]
+__all__ = ["continuous", "fluency", "images", "supervised", "tasks", "text"]
