@@ -156,3 +156,16 @@ def test_gpt_beam_search_same_with_and_without_kv_cache(gpt_ab, mode):
     assert all(isinstance(d, str) for d in cached)
     if mode == "prefix":
         assert all(len(d) == 9 for d in cached)
+
+
+def test_a_model_without_beam_search_refuses_beams():
+    from collapselab.errors import ConfigError
+    from collapselab.experiment.config import load_config
+
+    config = {
+        "name": "x", "data": {"id": "pydoc"}, "model": {"id": "ngram"},
+        "samples_per_generation": 10, "generations": 2, "seeds": 1, "metrics": ["types"],
+        "decoding": {"beams": 3},
+    }  # fmt: skip
+    with pytest.raises(ConfigError, match="decoding.beams.*'ngram' has no 'beams' control"):
+        load_config(config)

@@ -33,10 +33,24 @@ keeps generation 0's prompts (through ``first``), whatever the regime mixed into
 its training data, so the prompts never lose variety and only the continuations
 can collapse.
 
+Decoding: sampling (temperature, top-k, top-p) or beam search (``beams``,
+``length_penalty``: each prompt's most likely continuation, as Shumailov et al.
+decoded with 5-way beam search), both with the key/value cache and both in
+float32 (see ``precision``).
+
 Initialization across generations (``init``): ``scratch`` trains each generation
 from fresh random weights; ``generation0`` starts each generation from generation
 0's trained weights; ``previous`` continues from the last generation's weights
 (fine-tuning on the new data, as Shumailov et al. did).
+
+Generation 0 is pretraining (``generation0_steps`` may make it much longer than
+the rest), and it is paid once: its tokenizer, weights and losses are stored in
+:mod:`collapselab.cache` under a key that holds everything they depend on (the
+parameters generation 0 reads, a digest of its documents, the state of its random
+stream, the precision, torch's thread count, the CPU kind and the versions of this
+code and its libraries). Every run and arm with the same key reuses them, and the
+random stream is left where training leaves it, so a run is bit-identical with or
+without the cache (``collapselab run --no-cache`` turns it off).
 
 Randomness: initial weights come from a :class:`torch.Generator` derived from the
 ``rng`` given to ``fit``, training batches and sampled tokens from ``rng`` itself;
