@@ -167,5 +167,5 @@ def test_a_model_without_beam_search_refuses_beams():
         "samples_per_generation": 10, "generations": 2, "seeds": 1, "metrics": ["types"],
         "decoding": {"beams": 3},
     }  # fmt: skip
-    with pytest.raises(ConfigError, match="decoding.beams.*'ngram' has no 'beams' control"):
+    with pytest.raises(ConfigError, match=r"decoding\.beams.*'ngram' has no 'beams' control"):
         load_config(config)
