@@ -70,7 +70,7 @@ def main() -> None:
     params = {"n_layer": 2, "n_head": 4, "n_embd": 64, "block_size": 128, "batch_size": 32}
     params |= {"tokenizer": args.tokenizer, "vocab_size": args.vocab_size}
     GPT(**params, steps=3).fit(docs, rng=np.random.default_rng(0))  # warm-up
-    auto = "bf16" if use_bf16("auto") else "fp32"
+    auto = "bf16" if use_bf16("auto", params["n_embd"]) else "fp32"
     other = "fp32" if auto == "bf16" else "bf16"
     dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     models = {p: GPT(**params, steps=args.steps, precision=p) for p in dtypes}

@@ -42,3 +42,10 @@ def small_config():
             },
         ],
     }
+
+
+@pytest.fixture(autouse=True)
+def no_result_cache(monkeypatch):
+    """Tests train what they test: the cache of pretrained results (collapselab.cache)
+    is off unless a test turns it on (tests/test_cache.py)."""
+    monkeypatch.setenv("COLLAPSELAB_NO_CACHE", "1")

@@ -206,16 +206,16 @@ def test_run_then_show_with_overrides(tmp_path, capsys):
 def test_set_a_new_component_id_drops_the_old_parameters():
     from collapselab.experiment.config import load_config
 
-    # nature-lm's gpt parameters would be unknown to ngram: a new id starts from defaults.
-    config = load_config(
-        "nature-lm", ["model.id=ngram", "model.params.order=3", "arms.1.regime.id=accumulate"]
-    )
+    # nature-lm's gpt parameters would be unknown to ngram: a new id starts from defaults
+    # (and ngram samples: it has no beam search).
+    overrides = ["model.id=ngram", "model.params.order=3", "decoding.beams=1"]
+    config = load_config("nature-lm", [*overrides, "arms.2.regime.id=accumulate"])
     assert config.model.id == "ngram" and config.model.params == {"order": 3}
-    arm = {a.name: a for a in config.arm_configs()}["real-10pct"]
+    arm = {a.name: a for a in config.arm_configs()}["real-10pct-beam"]
     assert arm.regime.id == "accumulate" and not arm.regime.params
     # the same id keeps its parameters
     same = load_config("nature-lm", ["model.id=gpt"])
-    assert same.model.params["n_layer"] == 2
+    assert same.model.params["n_layer"] == 3
 
 
 def test_yaml_reads_exponent_floats(tmp_path):

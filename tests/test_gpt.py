@@ -47,10 +47,12 @@ def test_same_seed_same_weights_and_samples(docs):
     assert not torch.equal(a.network_.wte.weight, fitted(docs, seed=1).network_.wte.weight)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("mode", ["free", "prefix"])
 @pytest.mark.parametrize("decoding", [None, Decoding(temperature=0.8, top_k=20, top_p=0.9)])
-def test_kv_cache_samples_equal_full_recompute(docs, mode, decoding):
-    params = {"mode": mode, "prefix_length": 8, "continuation_length": 12}
+def test_kv_cache_samples_equal_full_recompute(docs, mode, decoding, precision):
+    # bf16 trains in bfloat16 but samples in float32: the cache changes nothing either way
+    params = {"mode": mode, "prefix_length": 8, "continuation_length": 12, "precision": precision}
     cached = fitted(docs, **params)
     plain = fitted(docs, kv_cache=False, **params)
     rng_seed = 11
@@ -185,6 +187,14 @@ def test_runner_checkpoint_holds_the_model_and_rejects_corruption(docs, tmp_path
     )
     path.write_bytes(path.read_bytes()[:-100])  # truncated: ignored, so recomputed
     assert load_checkpoint(path) is None
+
+
+def test_auto_precision_is_bf16_only_where_native_and_wide_enough():
+    from collapselab.neural import AUTO_BF16_MIN_WIDTH, bf16_supported, use_bf16
+
+    assert use_bf16("bf16", 8) and not use_bf16("fp32", 4096)
+    assert not use_bf16("auto", AUTO_BF16_MIN_WIDTH - 1)
+    assert use_bf16("auto", AUTO_BF16_MIN_WIDTH) == bf16_supported()
 
 
 def test_bf16_autocast_trains_and_samples(docs):

@@ -181,8 +181,8 @@ def test_runner_two_generations_with_bpe(tmp_path):
     data = load_config("nature-lm").model_dump(mode="json")
     data.update(seeds=1, generations=2, samples_per_generation=24, real_samples=24, arms=[])
     data["model"]["params"].update(
-        n_layer=1, n_embd=16, n_head=2, block_size=24, steps=4, batch_size=4,
-        prefix_length=8, continuation_length=8, tokenizer="bpe", vocab_size=320,
+        n_layer=1, n_embd=16, n_head=2, block_size=24, steps=4, generation0_steps=4,
+        batch_size=4, prefix_length=8, continuation_length=8, tokenizer="bpe", vocab_size=320,
     )  # fmt: skip
     data["metrics"] = ["perplexity_real", "coverage_real", "types"]
     result = run(load_config(data), tmp_path / "bpe", report=False)

@@ -358,3 +358,34 @@ def test_sizes_beyond_the_context_fail_before_loading(model_dir):
         model.validate_params()
     with pytest.raises(InvalidParameterError, match=r"'block_size'.*128"):
         HFCausalLM(path=model_dir, block_size=129).validate_params()
+
+
+@pytest.mark.parametrize("mode", ["free", "prefix"])
+def test_beam_search_uses_the_cache_faithfully(model_dir, docs, mode):
+    from collapselab.models.lm import beam_search
+
+    model = fitted(model_dir, docs, mode=mode, prefix_length=4, continuation_length=6)
+    prompts = model.prefixes_[:5] if mode == "prefix" else [np.zeros(0, dtype=np.int64)] * 2
+    beam = Decoding(beams=3, length_penalty=0.5 if mode == "free" else 1.0)
+    got = model.generate(prompts, 6, rng=None, decoding=beam)
+
+    # the same search, recomputing every position instead of reordering the cache
+    rows = torch.from_numpy(np.stack([model._frame(p)[:-1] for p in prompts]))
+
+    def recompute(parents, tokens):
+        nonlocal rows
+        if parents is not None:
+            rows = torch.cat(
+                [rows[torch.from_numpy(parents)], torch.from_numpy(tokens)[:, None]], 1
+            )
+        with torch.no_grad():
+            logits = model.network_(input_ids=rows, use_cache=False).logits[:, -1]
+        return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+    eos = model.special_ids_["eos"]
+    want = beam_search(
+        recompute, 6, beams=3, length_penalty=beam.length_penalty,
+        masked=model._never_sampled(), end=eos if mode == "free" else None, fill=eos,
+    )  # fmt: skip
+    np.testing.assert_array_equal(np.stack(got), want)
+    assert model.generate(prompts, 6, rng=None, decoding=beam)[0].tolist() == want[0].tolist()

@@ -1,5 +1,5 @@
 """The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query,
-verdict.
+verdict, cache.
 
 Every user error prints one line, ``error: ...``, and exits with code 2.
 """
@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if isinstance(arm, dict):
                     arm[key] = value
     config = load_config(data, overrides)
+    _cache_switch(args)
     result = run(
         config,
         args.out,
@@ -353,6 +354,45 @@ def _one_line_warnings() -> None:
     warnings.showwarning = show
 
 
+def _cache_switch(args: argparse.Namespace) -> None:
+    """``run --no-cache``: neither read nor write pretrained results (worker processes
+    inherit the switch with the environment)."""
+    if args.no_cache:
+        import os
+
+        from .cache import NO_CACHE_ENV
+
+        os.environ[NO_CACHE_ENV] = "1"
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """``collapselab cache list`` and ``collapselab cache clear [--kind KIND]``."""
+    from . import cache
+
+    if args.action == "clear":
+        removed = cache.clear(args.kind)
+        print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'} from {cache.root()}")
+        return 0
+    found = cache.entries()
+    if args.kind:
+        found = [e for e in found if e.kind == args.kind]
+    total = sum(e.bytes for e in found)
+    print(f"cache: {cache.root()} ({len(found)} entries, {total / 1e6:.1f} MB)")
+    for e in found:
+        info = " ".join(f"{k}={v}" for k, v in e.info.items())
+        print(f"  {e.kind:18s} {e.digest[:12]}  {e.bytes / 1e6:7.2f} MB  {e.created}  {info}")
+    return 0
+
+
+def _add_cache_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cache", help="list or clear the cache of pretrained results (generation 0, references)"
+    )
+    p.add_argument("action", choices=("list", "clear"))
+    p.add_argument("--kind", help="only entries of this kind (e.g. gpt-generation0)")
+    p.set_defaults(func=cmd_cache)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="collapselab", description="Simulate, measure and mitigate model collapse."
@@ -373,6 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="print only the results path")
     add_memory_option(p)
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="retrain generation 0 and reference models instead of reusing cached ones",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -421,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_phase_parser(sub)
     add_query_parser(sub)
     add_verdict_parser(sub)
+    _add_cache_parser(sub)
     return parser
 
 

@@ -418,8 +418,9 @@ class DataSource(Component, abc.ABC):
     * :attr:`can_draw`: ``draw(n, rng=...)`` gives new real samples (ground truths and
       generators can; fixed tables and corpora cannot).
     * :attr:`provides`: the optional methods it implements, which curators and metrics
-      may use: ``log_prob(items)`` (the true log-density of a known ground truth) and
-      ``verify(items)`` (a task's exact check of each item).
+      may use: ``log_prob(items)`` (the true log-density of a known ground truth),
+      ``verify(items)`` (a task's exact check of each item) and ``documents()`` (every
+      document of a finite corpus, for reference models of the whole corpus).
 
     Declared methods with defaults, read before a run starts:
 

@@ -9,6 +9,11 @@ distribution it samples from, in the order Hugging Face's samplers use:
 3. top-p: keep the smallest set of most probable tokens whose mass reaches ``p``
    (the token that crosses ``p`` is kept).
 
+Beam search (``beams`` > 1, with ``length_penalty``) replaces sampling instead of
+changing the distribution: the model keeps the ``beams`` most likely continuations
+of each prompt and returns the best one (Shumailov et al. 2024 decoded with 5-way
+beam search). It excludes the sampling controls above.
+
 Truncation is what speeds up tail loss across generations (Dohmatob et al. 2024,
 "A Tale of Tails"): the removed tokens are exactly the rare ones. Both forms work
 on any number of leading axes: :meth:`Decoding.apply` on dense rows ``(..., V)``
@@ -35,11 +40,15 @@ _CONSTRAINTS = {
     "top_k": [NONE, Interval(1, None, integer=True)],
     "top_p": [Interval(0, 1, closed="right")],
     "bias": [Interval(0, None, closed="neither")],
+    "beams": [Interval(1, None, integer=True)],
+    "length_penalty": [Interval(None, None)],
 }
 
 #: Controls of discrete models (their next-token distribution) and of continuous ones.
 DISCRETE_CONTROLS = frozenset({"temperature", "top_k", "top_p"})
 CONTINUOUS_CONTROLS = frozenset({"bias"})
+#: Controls of beam search, for discrete models that implement it.
+BEAM_CONTROLS = frozenset({"beams", "length_penalty"})
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,21 @@ class Decoding:
         The sampling bias lambda of continuous models (Alemohammad et al., "Go MAD"):
         each sample's deviation from its mode is scaled by ``bias``, so ``bias < 1``
         trades diversity for quality (a Gaussian samples N(mu, bias^2 Sigma)).
+    beams : int, default 1
+        Beam width; above 1, beam search instead of sampling (no temperature, top-k
+        or top-p then).
+    length_penalty : float, default 1.0
+        Beam search ranks a finished continuation by its log-probability divided by
+        its length in tokens to this power (as Hugging Face's ``generate``): above 0
+        favours longer text. Only with ``beams`` > 1.
     """
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float = 1.0
     bias: float = 1.0
+    beams: int = 1
+    length_penalty: float = 1.0
 
     def __post_init__(self) -> None:
         for name, constraints in _CONSTRAINTS.items():
@@ -71,6 +89,16 @@ class Decoding:
             if not any(c.is_satisfied_by(value) for c in constraints):
                 requirement = " or ".join(str(c) for c in constraints)
                 raise InvalidParameterError(parameter_message("Decoding", name, requirement, value))
+        sampling = sorted(self.changed() & {"temperature", "top_k", "top_p"})
+        if self.beams > 1 and sampling:
+            raise InvalidParameterError(
+                f"decoding.{sampling[0]} is a sampling control; beam search (beams > 1) "
+                "does not sample: leave it out or set beams to 1"
+            )
+        if self.beams == 1 and self.length_penalty != 1.0:
+            raise InvalidParameterError(
+                "decoding.length_penalty applies to beam search only: set beams > 1"
+            )
 
     @classmethod
     def from_config(cls, value: Decoding | dict[str, Any] | None) -> Decoding | None:
@@ -96,7 +124,13 @@ class Decoding:
             and self.top_k is None
             and self.top_p >= 1.0
             and self.bias == 1.0
+            and self.beams == 1
         )
+
+    @property
+    def is_beam_search(self) -> bool:
+        """True when decoding searches for the most likely continuation (``beams`` > 1)."""
+        return self.beams > 1
 
     def changed(self) -> set[str]:
         """The controls set away from their defaults."""
@@ -105,11 +139,12 @@ class Decoding:
     def apply(self, probs: np.ndarray) -> np.ndarray:
         """The decoded distribution of each row of ``probs`` (last axis), renormalised.
 
-        Rows must be non-negative with a positive sum; zero entries stay zero.
+        Rows must be non-negative with a positive sum; zero entries stay zero. Beam
+        search leaves the distribution as it is (it ranks continuations instead).
         """
         p = np.asarray(probs, dtype=float)
         p = p / p.sum(axis=-1, keepdims=True)
-        if self.is_identity:
+        if self.is_identity or self.is_beam_search:
             return p
         p = self._temperature(p)
         if self.top_k is not None or self.top_p < 1.0:
@@ -195,10 +230,17 @@ def decode(probs: np.ndarray, decoding: Decoding | dict[str, Any] | None) -> np.
     return resolved.apply(probs)
 
 
-__all__ = ["Decoding", "decode"]
+__all__ = ["BEAM_CONTROLS", "Decoding", "decode"]
 
 
-DEFAULTS = {"temperature": 1.0, "top_k": None, "top_p": 1.0, "bias": 1.0}
+DEFAULTS = {
+    "temperature": 1.0,
+    "top_k": None,
+    "top_p": 1.0,
+    "bias": 1.0,
+    "beams": 1,
+    "length_penalty": 1.0,
+}
 
 
 def sampling_bias(decoding: Decoding | dict[str, Any] | None) -> float:

@@ -111,6 +111,7 @@ class CorpusSource(DataSource):
 
     kind = DataKind.TEXT
     can_draw = False
+    provides: ClassVar[frozenset[str]] = frozenset({"documents"})
     parameter_constraints: ClassVar = {
         "unit": [Options(UNITS)],
         "test_fraction": [Interval(0, 1, closed="neither")],

@@ -84,6 +84,9 @@ class DecodingSpec(BaseModel):
     top_k: Count | None = Field(default=None, gt=0)
     top_p: float = Field(default=1.0, gt=0, le=1)
     bias: float = Field(default=1.0, gt=0)
+    #: Beam search (beams > 1) instead of sampling, and its length penalty.
+    beams: int = Field(default=1, ge=1)
+    length_penalty: float = Field(default=1.0, allow_inf_nan=False)
 
 
 def _component(value: Any) -> Any:
@@ -143,6 +146,10 @@ class RunConfig(BaseModel):
             data.pop(key)
         if data.get("decoding") is None:  # keeps hashes of configs from before the field
             data.pop("decoding", None)
+        else:  # likewise for the beam-search fields, at their defaults
+            for name, default in (("beams", 1), ("length_penalty", 1.0)):
+                if data["decoding"].get(name) == default:
+                    data["decoding"].pop(name)
         if not data.get("curators"):
             data.pop("curators", None)
             data.pop("oversample", None)

@@ -27,15 +27,6 @@ from .ngram import NGram
 from .subliminal import BatchedSubliminalMLP, SubliminalMLP
 from .vae import VAE
 
-# TRANSITIONAL, to delete when models/gpt.py and hf.py declare these
-# themselves (another branch): the chain, the config checks and the conformance
-# suite read only declared capabilities.
-for _lm in (GPT, HFCausalLM):
-    _lm.provides = frozenset({"token_log_probs", "document_token_log_probs"})
-    _lm.takes_ancestors = True
-    _lm.extra = "neural"
-HFCausalLM.conformance_example = HFCausalLM.conformance_fixture  # type: ignore[method-assign]
-
 __all__ = [
     "DDPM",
     "GMM",

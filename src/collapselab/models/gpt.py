@@ -7,7 +7,7 @@ input/output embeddings, a key/value cache for sampling), then the
 Tokens are characters by default (``tokenizer="char"``). The vocabulary is fitted
 on generation 0's training text and then frozen for the whole chain: later
 generations receive generation 0's model through the chain's ancestor hook (see
-:attr:`GPT.fit_accepts_ancestors`), so a character that synthetic text lost is
+:attr:`GPT.takes_ancestors`), so a character that synthetic text lost is
 still in the vocabulary and the real test text stays scorable. Id 0 is the
 document separator (it starts and ends every document, like GPT-2's
 ``<|endoftext|>``) and id 1 stands for characters outside the vocabulary: the
@@ -33,10 +33,24 @@ keeps generation 0's prompts (through ``first``), whatever the regime mixed into
 its training data, so the prompts never lose variety and only the continuations
 can collapse.
 
+Decoding: sampling (temperature, top-k, top-p) or beam search (``beams``,
+``length_penalty``: each prompt's most likely continuation, as Shumailov et al.
+decoded with 5-way beam search), both with the key/value cache and both in
+float32 (see ``precision``).
+
 Initialization across generations (``init``): ``scratch`` trains each generation
 from fresh random weights; ``generation0`` starts each generation from generation
 0's trained weights; ``previous`` continues from the last generation's weights
 (fine-tuning on the new data, as Shumailov et al. did).
+
+Generation 0 is pretraining (``generation0_steps`` may make it much longer than
+the rest), and it is paid once: its tokenizer, weights and losses are stored in
+:mod:`collapselab.cache` under a key that holds everything they depend on (the
+parameters generation 0 reads, a digest of its documents, the state of its random
+stream, the precision, torch's thread count, the CPU kind and the versions of this
+code and its libraries). Every run and arm with the same key reuses them, and the
+random stream is left where training leaves it, so a run is bit-identical with or
+without the cache (``collapselab run --no-cache`` turns it off).
 
 Randomness: initial weights come from a :class:`torch.Generator` derived from the
 ``rng`` given to ``fit``, training batches and sampled tokens from ``rng`` itself;
@@ -47,13 +61,19 @@ give identical weights and samples.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import time
+from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from .. import cache as cache_store
+from .. import neural as neural_module
 from ..core import BOOLEAN, NONE, DataKind, GenerativeModel, Interval, Options
-from ..decoding import DISCRETE_CONTROLS, Decoding
+from ..decoding import BEAM_CONTROLS, DISCRETE_CONTROLS, Decoding
 from ..errors import InvalidParameterError, parameter_message, require
 from ..neural import (
     PRECISIONS,
@@ -66,9 +86,11 @@ from ..neural import (
     weights_to_bytes,
 )
 from ..registry import register
+from . import lm as lm_module
 from .lm import (
     DocumentScores,
     active_decoding,
+    beam_search,
     documents,
     draw_tokens,
     prompts,
@@ -86,6 +108,10 @@ BPE_SPECIAL = ("<|endoftext|>",)
 MIN_BPE_VOCAB = len(BPE_SPECIAL) + 256
 #: Rows scored at once by ``log_prob`` (bounds memory: rows x block_size x vocabulary).
 _EVAL_ROWS = 64
+#: The kind of generation 0's entries in :mod:`collapselab.cache`.
+_CACHE_KIND = "gpt-generation0"
+#: Hypotheses (prompts x beams) searched at once by beam search (bounds the KV cache).
+_BEAM_ROWS = 1024
 
 
 # ---------------------------------------------------------------------------
@@ -171,6 +197,11 @@ def _network_class() -> type:
         def length(self) -> int:
             return 0 if self.keys[0] is None else self.keys[0].shape[2]
 
+        def select(self, rows: Any) -> None:
+            """Keep the cached rows ``rows`` (a beam search's surviving hypotheses)."""
+            self.keys = [k[rows] for k in self.keys]
+            self.values = [v[rows] for v in self.values]
+
     class CausalSelfAttention(nn.Module):
         def __init__(self, n_embd: int, n_head: int) -> None:
             super().__init__()
@@ -181,8 +212,12 @@ def _network_class() -> type:
         def forward(self, x: Any, cache: KVCache | None, layer: int) -> Any:
             b, t, c = x.shape
             q, k, v = self.qkv(x).split(c, dim=2)
+            # Attention in float32 whatever the autocast: torch's CPU flash-attention
+            # backward in bfloat16 is about 6x slower than in float32 (torch 2.13,
+            # measured), which made bf16 training slower than fp32. A no-op in fp32.
             q, k, v = (
-                z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v)
+                z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2).float()
+                for z in (q, k, v)
             )
             past = 0
             if cache is not None:
@@ -195,7 +230,8 @@ def _network_class() -> type:
             # may attend to all keys. (The cache is fed one prompt, then one token a step.)
             if past and t > 1:
                 raise ValueError("the KV cache takes one prompt, then one token at a time")
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0)
+            with torch.autocast("cpu", enabled=False):
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=past == 0)
             return self.proj(y.transpose(1, 2).contiguous().view(b, t, c))
 
     class Block(nn.Module):
@@ -303,8 +339,10 @@ class GPT(DocumentScores, GenerativeModel):
     kv_cache : bool, default True
         Sample with a key/value cache (same samples, fewer operations).
     precision : {"auto", "bf16", "fp32"}, default "auto"
-        bfloat16 autocast for training and sampling (scoring is always float32);
-        ``auto`` uses it only on CPUs with native bf16.
+        bfloat16 autocast for training (attention stays float32; sampling and
+        scoring are always float32, so the KV cache changes no sample); ``auto``
+        uses it on CPUs with native bf16 for ``n_embd`` of at least
+        :data:`~collapselab.neural.AUTO_BF16_MIN_WIDTH`, where it is faster.
     tokenizer : {"char", "bpe"}, default "char"
         Characters, or a byte-level BPE trained on generation 0's text (needs the
         ``tokenizers`` package, in the ``neural`` extra).
@@ -327,9 +365,11 @@ class GPT(DocumentScores, GenerativeModel):
     """
 
     kind = DataKind.TEXT
-    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
+    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS | BEAM_CONTROLS
     #: The chain passes ``previous=`` (model t-1) and ``first=`` (model 0) to ``fit``.
-    fit_accepts_ancestors: ClassVar[bool] = True
+    takes_ancestors: ClassVar[bool] = True
+    provides: ClassVar[frozenset[str]] = frozenset({"token_log_probs", "document_token_log_probs"})
+    extra: ClassVar[str | None] = "neural"
     #: Small enough for the conformance checks to run in about a second.
     conformance_params: ClassVar[dict[str, Any]] = {
         "n_layer": 1,
@@ -440,7 +480,9 @@ class GPT(DocumentScores, GenerativeModel):
         self.validate_params()
         import_torch("the 'gpt' model")  # fail early, before any work
         docs = documents(data)
-        if first is not None:
+        if first is None:
+            self._fit_generation0(docs, rng)
+        else:
             fitted_with = "char" if getattr(first, "tokenizer_", None) is None else "bpe"
             if fitted_with != self.tokenizer:
                 raise ValueError(
@@ -449,43 +491,140 @@ class GPT(DocumentScores, GenerativeModel):
                 )
             self.tokenizer_ = getattr(first, "tokenizer_", None)
             self.vocab_ = first.vocab_
-        elif self.tokenizer == "bpe":
-            self.tokenizer_ = fit_bpe(docs, self.vocab_size)
-            self.vocab_ = bpe_vocabulary(self.tokenizer_)
-        else:
-            self.tokenizer_ = None
-            self.vocab_ = fit_vocabulary(docs)
-        encoded = self._encode(docs)
+            start = {"generation0": first, "previous": previous}.get(self.init)
+            self._fit_network(self._encode(docs), rng, start, self.steps)
         if self.mode == "prefix":
             # generation 0's (real) prompts, for every generation
             self.prefixes_ = (
                 first.prefixes_
                 if first is not None and getattr(first, "prefixes_", None) is not None
-                else [e[: self.prefix_length] for e in encoded]
+                else [e[: self.prefix_length] for e in self._encode(docs)]
             )
-        # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
-        stream = np.concatenate([np.array([SEP]), *[np.append(e, SEP) for e in encoded]])
+        return self
 
-        network = _network_class()(
+    def _new_network(self) -> Any:
+        return _network_class()(
             len(self.vocab_), self.block_size, self.n_layer, self.n_head, self.n_embd
         )
+
+    def _fit_network(
+        self, encoded: list[np.ndarray], rng: np.random.Generator, start: GPT | None, steps: int
+    ) -> None:
+        """Train the network ``steps`` steps on ``encoded``, from ``start``'s weights or
+        fresh ones (drawn from ``rng`` either way, so the stream advances alike)."""
+        # One stream: SEP doc SEP doc ... SEP, so the model learns where documents start and end.
+        stream = np.concatenate([np.array([SEP]), *[np.append(e, SEP) for e in encoded]])
+        network = self._new_network()
         generator = torch_generator(rng)
-        start = {"generation0": first, "previous": previous}.get(self.init)
         if start is not None:
             network.load_state_dict(start.network_.state_dict())
         else:
             network.init_weights(generator)
         self.network_ = network
         with matching_threads():
-            first_generation = first is None
-            steps = self.steps
-            if first_generation and self.generation0_steps is not None:
-                steps = self.generation0_steps
             self.losses_ = self._train(stream, rng, steps)
-        return self
+
+    # -- generation 0: pretraining, paid once (collapselab.cache) -------------------
+
+    def _generation0_steps(self) -> int:
+        return self.steps if self.generation0_steps is None else self.generation0_steps
+
+    def _fit_generation0(self, docs: list[str], rng: np.random.Generator) -> None:
+        """Fit the tokenizer and train generation 0, or take both from the cache.
+
+        The cached result is exactly what training gives (same tokenizer, weights and
+        losses, and ``rng`` left in the state training leaves it in), so a run that
+        reuses it is bit-identical to one that trains.
+        """
+
+        def train() -> None:
+            if self.tokenizer == "bpe":
+                self.tokenizer_ = fit_bpe(docs, self.vocab_size)
+                self.vocab_ = bpe_vocabulary(self.tokenizer_)
+            else:
+                self.tokenizer_ = None
+                self.vocab_ = fit_vocabulary(docs)
+            self._fit_network(self._encode(docs), rng, None, self._generation0_steps())
+
+        if not cache_store.enabled():
+            train()
+            return
+        key = self._generation0_key(docs, rng)
+
+        def compute() -> dict[str, bytes]:
+            started = time.perf_counter()
+            train()
+            state = {
+                "vocab": list(self.vocab_),
+                "tokenizer": None if self.tokenizer_ is None else self.tokenizer_.to_str(),
+                "losses": self.losses_.tolist(),
+                "rng_after": rng.bit_generator.state,
+                "seconds": time.perf_counter() - started,
+            }
+            return {
+                "weights.safetensors": weights_to_bytes(self.network_),
+                "state.json": json.dumps(state).encode(),
+            }
+
+        info = {
+            "model": "gpt",
+            "documents": len(docs),
+            "steps": self._generation0_steps(),
+            **{name: key["params"][name] for name in ("n_layer", "n_embd", "tokenizer")},
+        }
+        files, hit = cache_store.compute_once(_CACHE_KIND, key, compute, info)
+        if hit:
+            state = json.loads(files["state.json"])
+            self.tokenizer_ = None if state["tokenizer"] is None else load_bpe(state["tokenizer"])
+            self.vocab_ = tuple(state["vocab"])
+            network = self._new_network()
+            weights_from_bytes(network, files["weights.safetensors"])
+            self.network_ = network.eval()
+            self.losses_ = np.array(state["losses"], dtype=float)
+            rng.bit_generator.state = state["rng_after"]
+
+    def _generation0_key(self, docs: list[str], rng: np.random.Generator) -> dict[str, Any]:
+        """Everything generation 0's training depends on: the parameters it reads, the
+        documents, the random stream, the precision and threads it runs with, and the
+        versions of the code and libraries that compute it."""
+        torch = import_torch("the 'gpt' model")
+        data = hashlib.sha256()
+        for doc in docs:
+            encoded = doc.encode("utf-8", "surrogatepass")
+            data.update(len(encoded).to_bytes(8, "little") + encoded)
+        params = {
+            name: getattr(self, name)
+            for name in (
+                "n_layer", "n_head", "n_embd", "block_size", "batch_size",
+                "learning_rate", "weight_decay", "tokenizer",
+            )
+        }  # fmt: skip
+        params["steps"] = self._generation0_steps()
+        if self.tokenizer == "bpe":
+            params["vocab_size"] = self.vocab_size
+        with matching_threads():
+            threads = torch.get_num_threads()
+        code = hashlib.sha256()
+        for module in (__file__, lm_module.__file__, neural_module.__file__):
+            code.update(Path(module).read_bytes())
+        return {
+            "params": params,
+            "bf16": use_bf16(self.precision, self.n_embd),
+            "data": data.hexdigest(),
+            "rng": rng.bit_generator.state,
+            "threads": threads,
+            "cpu": torch.backends.cpu.get_cpu_capability(),
+            "versions": {
+                "collapselab": cache_store.library_version(),
+                "code": code.hexdigest(),
+                "torch": torch.__version__,
+                "numpy": np.__version__,
+                "tokenizers": _tokenizers().__version__ if self.tokenizer == "bpe" else None,
+            },
+        }
 
     def _train(self, stream: np.ndarray, rng: np.random.Generator, steps: int) -> np.ndarray:
-        bf16 = use_bf16(self.precision)
+        bf16 = use_bf16(self.precision, self.n_embd)
         return train_next_token(
             self.network_,
             self.network_,
@@ -570,13 +709,16 @@ class GPT(DocumentScores, GenerativeModel):
         step from ``rng`` in a fixed order, so the result is the same with or without
         the KV cache. In ``free`` mode a row is done at its first separator (the
         returned ids run on past it, padded with separators once every row is done;
-        :meth:`sample` cuts there).
+        :meth:`sample` cuts there). With ``decoding.beams > 1``, each prompt's
+        continuation is found by :func:`~collapselab.models.lm.beam_search` instead
+        (``rng`` is not used).
         """
+        if decoding is not None and decoding.is_beam_search:
+            return self._beam_search(prompts, steps, decoding)
         torch = import_torch("the 'gpt' model")
         lengths = np.array([len(p) for p in prompts])
         uniforms = rng.random((len(prompts), steps))
         out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
-        bf16 = use_bf16(self.precision)
         for length in np.unique(lengths):
             rows = np.flatnonzero(lengths == length)
             idx = torch.from_numpy(
@@ -588,8 +730,9 @@ class GPT(DocumentScores, GenerativeModel):
             ended = np.zeros(len(rows), dtype=bool)
             with torch.no_grad(), matching_threads():
                 for step in range(steps):
-                    with autocast(bf16):
-                        logits = self.network_(step_input if self.kv_cache else idx, cache)
+                    # float32, as scoring: in bf16 the cached one-token steps round
+                    # differently from recomputing every position, and samples differ.
+                    logits = self.network_(step_input if self.kv_cache else idx, cache)
                     probs = torch.softmax(logits[:, -1].double(), dim=-1).numpy()
                     token = self._draw(probs, uniforms[rows, step], decoding)
                     new[:, step] = token
@@ -608,12 +751,70 @@ class GPT(DocumentScores, GenerativeModel):
     def _draw(
         self, probs: np.ndarray, uniforms: np.ndarray, decoding: Decoding | None
     ) -> np.ndarray:
-        masked = np.zeros(probs.shape[1], dtype=bool)
+        return draw_tokens(probs, uniforms, decoding, self._never_sampled())
+
+    def _never_sampled(self) -> np.ndarray:
+        """Token ids never generated: the unknown-character placeholder (never text)
+        and, in prefix mode, the separator (fixed length: the document does not end)."""
+        masked = np.zeros(len(self.vocab_), dtype=bool)
         if self.tokenizer_ is None:
-            masked[UNK] = True  # the unknown-character placeholder is never text
+            masked[UNK] = True
         if self.mode == "prefix":
-            masked[SEP] = True  # fixed length: condition on the document not ending
-        return draw_tokens(probs, uniforms, decoding, masked)
+            masked[SEP] = True
+        return masked
+
+    def _beam_search(
+        self, prompts: list[np.ndarray], steps: int, decoding: Decoding
+    ) -> list[np.ndarray]:
+        """Each prompt's best continuation by beam search, prompts of equal length
+        together (at most ``_BEAM_ROWS`` hypotheses at a time), float32 as sampling."""
+        torch = import_torch("the 'gpt' model")
+        lengths = np.array([len(p) for p in prompts])
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
+        masked = self._never_sampled()
+        end = SEP if self.mode == "free" else None
+        per_chunk = max(1, _BEAM_ROWS // decoding.beams)
+        for length in np.unique(lengths):
+            same = np.flatnonzero(lengths == length)
+            for rows in np.array_split(same, -(-len(same) // per_chunk)):
+                start = np.stack([np.concatenate([[SEP], prompts[r]]) for r in rows])
+                advance = self._advance(torch.from_numpy(start.astype(np.int64)))
+                with torch.no_grad(), matching_threads():
+                    best = beam_search(
+                        advance,
+                        steps,
+                        beams=decoding.beams,
+                        length_penalty=decoding.length_penalty,
+                        masked=masked,
+                        end=end,
+                        fill=SEP,
+                    )
+                for j, r in enumerate(rows):
+                    out[r] = best[j]
+        return out
+
+    def _advance(self, idx: Any) -> Any:
+        """The ``advance`` function of :func:`~collapselab.models.lm.beam_search` from
+        prompts ``idx`` (rows x tokens), with the KV cache when ``kv_cache``."""
+        torch = import_torch("the 'gpt' model")
+        cache = self.network_.new_cache() if self.kv_cache else None
+        rows = idx
+
+        def advance(parents: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+            nonlocal rows
+            step_input = rows
+            if parents is not None:
+                keep = torch.from_numpy(parents)
+                new = torch.from_numpy(tokens)[:, None]
+                rows = torch.cat([rows[keep], new], dim=1)
+                step_input = rows
+                if cache is not None:
+                    cache.select(keep)
+                    step_input = new
+            logits = self.network_(step_input, cache)[:, -1]
+            return torch.log_softmax(logits.double(), dim=-1).numpy()
+
+        return advance
 
     # -- pickling: weights as safetensors, the tokenizer as JSON, never torch objects ---
 

@@ -56,13 +56,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from ..core import DataKind, GenerativeModel, InstanceOf, Interval, Options
-from ..decoding import DISCRETE_CONTROLS, Decoding
+from ..decoding import BEAM_CONTROLS, DISCRETE_CONTROLS, Decoding
 from ..errors import DataError, InvalidParameterError, parameter_message, require
 from ..neural import (
     PRECISIONS,
     import_torch,
     matching_threads,
-    use_bf16,
     weights_to_bytes,
 )
 from ..registry import register
@@ -70,6 +69,7 @@ from ..rng import child_seed
 from .lm import (
     DocumentScores,
     active_decoding,
+    beam_search,
     documents,
     draw_tokens,
     prompts,
@@ -323,7 +323,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         Weights each generation starts from (see the module docstring).
     precision : {"auto", "bf16", "fp32"}, default "auto"
         bfloat16 autocast for training and sampling (scoring is always float32); ``auto``
-        uses it on GPUs with bf16 and on CPUs with native bf16.
+        uses it on GPUs with bf16 only: on CPUs, transformers' attention runs torch's
+        bfloat16 flash-attention backward, several times slower than float32's.
     device : {"auto", "cpu", "cuda"}, default "auto"
         ``auto`` is ``cuda`` where a GPU is available.
     inference_batch_size : int, default 64
@@ -342,9 +343,11 @@ class HFCausalLM(DocumentScores, GenerativeModel):
     """
 
     kind = DataKind.TEXT
-    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS
+    decoding_controls: ClassVar[frozenset[str]] = DISCRETE_CONTROLS | BEAM_CONTROLS
     #: The chain passes ``previous=`` (model t-1) and ``first=`` (model 0) to ``fit``.
-    fit_accepts_ancestors: ClassVar[bool] = True
+    takes_ancestors: ClassVar[bool] = True
+    provides: ClassVar[frozenset[str]] = frozenset({"token_log_probs", "document_token_log_probs"})
+    extra: ClassVar[str | None] = "neural"
     parameter_constraints: ClassVar = {
         "path": [InstanceOf((str, os.PathLike), _PATH_REQUIREMENT)],
         "steps": [Interval(0, None, integer=True)],
@@ -396,7 +399,7 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         self.inference_batch_size = inference_batch_size
 
     @classmethod
-    def conformance_fixture(cls) -> dict[str, Any]:
+    def conformance_example(cls) -> dict[str, Any]:
         """Small parameters for :mod:`collapselab.testing`, with a tiny random model on disk."""
         return {
             "path": str(_conformance_directory()),
@@ -534,7 +537,7 @@ class HFCausalLM(DocumentScores, GenerativeModel):
                 self.precision == "auto" and torch.cuda.is_bf16_supported()
             )
         else:
-            enabled = use_bf16(self.precision)
+            enabled = self.precision == "bf16"
         if not enabled:
             return contextlib.nullcontext()
         return torch.autocast(device.type, dtype=torch.bfloat16)
@@ -622,8 +625,12 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         ``inference_batch_size`` at a time), with the network's key/value cache. Each
         row draws one uniform per step from ``rng``, all up front, so stopping early
         changes nothing. In ``free`` mode a row is done at its first EOS (the returned
-        ids run on past it; :meth:`sample` cuts there).
+        ids run on past it; :meth:`sample` cuts there). With ``decoding.beams > 1``,
+        each prompt's continuation is found by
+        :func:`~collapselab.models.lm.beam_search` instead (``rng`` is not used).
         """
+        if decoding is not None and decoding.is_beam_search:
+            return self._beam_search(prompts, steps, decoding)
         torch = import_torch(_FEATURE)
         network = self.network_
         device = next(network.parameters()).device
@@ -632,9 +639,8 @@ class HFCausalLM(DocumentScores, GenerativeModel):
         out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
         eos = self.special_ids_["eos"]
         masked = self._never_sampled()
-        # Only the last position's logits are needed (the prompt's would be rows x length x V).
-        last_only = "logits_to_keep" in inspect.signature(network.forward).parameters
-        keep = {"logits_to_keep": 1} if last_only else {}
+        keep = self._last_only()
+        last_only = bool(keep)
         with torch.no_grad(), matching_threads():
             for length in np.unique(lengths):
                 same = np.flatnonzero(lengths == length)
@@ -665,6 +671,70 @@ class HFCausalLM(DocumentScores, GenerativeModel):
                     for j, r in enumerate(rows):
                         out[r] = new[j]
         return out
+
+    def _last_only(self) -> dict[str, int]:
+        """Ask for the last position's logits only, where the network can (the prompt's
+        would be rows x length x vocabulary)."""
+        parameters = inspect.signature(self.network_.forward).parameters
+        return {"logits_to_keep": 1} if "logits_to_keep" in parameters else {}
+
+    def _beam_search(
+        self, prompts: list[np.ndarray], steps: int, decoding: Decoding
+    ) -> list[np.ndarray]:
+        """Each prompt's best continuation by beam search, prompts of equal length together
+        (at most ``inference_batch_size`` hypotheses at a time), with the network's cache."""
+        torch = import_torch(_FEATURE)
+        lengths = np.array([len(p) for p in prompts])
+        out: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * len(prompts)
+        eos = self.special_ids_["eos"]
+        masked = self._never_sampled()
+        keep = self._last_only()
+        with torch.no_grad(), matching_threads():
+            for length in np.unique(lengths):
+                same = np.flatnonzero(lengths == length)
+                hypotheses = self._rows_per_chunk(1 if keep else int(length) + 1)
+                per_chunk = max(1, hypotheses // decoding.beams)
+                for rows in np.array_split(same, -(-len(same) // per_chunk)):
+                    idx = np.stack([self._frame(prompts[r])[:-1] for r in rows])
+                    best = beam_search(
+                        self._advance(idx, keep),
+                        steps,
+                        beams=decoding.beams,
+                        length_penalty=decoding.length_penalty,
+                        masked=masked,
+                        end=eos if self.mode == "free" else None,
+                        fill=eos,
+                    )
+                    for j, r in enumerate(rows):
+                        out[r] = best[j]
+        return out
+
+    def _advance(self, idx: np.ndarray, keep: dict[str, int]) -> Any:
+        """The ``advance`` function of :func:`~collapselab.models.lm.beam_search` from
+        prompts ``idx`` (rows x tokens), with the network's key/value cache."""
+        torch = import_torch(_FEATURE)
+        network = self.network_
+        device = next(network.parameters()).device
+        cache = None
+
+        def advance(parents: np.ndarray | None, tokens: np.ndarray | None) -> np.ndarray:
+            nonlocal cache
+            step_input = torch.from_numpy(idx).to(device)
+            if parents is not None:
+                rows = torch.from_numpy(parents).to(device)
+                if hasattr(cache, "reorder_cache"):  # a transformers Cache
+                    cache.reorder_cache(rows)
+                else:  # the legacy tuple of (key, value) per layer
+                    cache = tuple(tuple(t.index_select(0, rows) for t in kv) for kv in cache)
+                step_input = torch.from_numpy(tokens[:, None]).to(device)
+            with self._autocast(device):
+                result = network(
+                    input_ids=step_input, past_key_values=cache, use_cache=True, **keep
+                )
+            cache = result.past_key_values
+            return torch.log_softmax(result.logits[:, -1].double(), dim=-1).cpu().numpy()
+
+        return advance
 
     def _never_sampled(self) -> np.ndarray:
         """Token ids masked out of sampling: special tokens other than EOS (EOS too in

@@ -18,6 +18,9 @@
 * :func:`draw_tokens` draws one token per row from next-token probabilities with
   pre-drawn uniforms, after masking tokens that are never text and applying the
   decoding controls (the same draw with or without a key/value cache).
+* :func:`beam_search` finds each prompt's most likely continuation with a beam of
+  ``beams`` hypotheses (Hugging Face's rules: length penalty, early stop), driven by
+  a model's ``advance`` function, so both models share it with their own KV cache.
 
 Nothing here imports torch at import time.
 """
@@ -153,6 +156,115 @@ def draw_tokens(
     cdf = np.cumsum(p, axis=1)
     token = (cdf < uniforms[:, None] * cdf[:, -1:]).sum(axis=1)
     return np.minimum(token, p.shape[1] - 1)
+
+
+def masked_log_probs(log_probs: np.ndarray, masked: np.ndarray) -> np.ndarray:
+    """Next-token log-probabilities with the ``masked`` tokens removed and the rest
+    renormalized (what :func:`draw_tokens` samples from, in logs)."""
+    logp = np.array(log_probs[:, : len(masked)], dtype=float)
+    logp[:, masked] = -np.inf
+    top = logp.max(axis=1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        return logp - top - np.log(np.exp(logp - top).sum(axis=1, keepdims=True))
+
+
+def beam_search(
+    advance: Callable[[np.ndarray | None, np.ndarray | None], np.ndarray],
+    steps: int,
+    *,
+    beams: int,
+    length_penalty: float,
+    masked: np.ndarray,
+    end: int | None,
+    fill: int,
+) -> np.ndarray:
+    """The best continuation of at most ``steps`` tokens after each prompt, by beam search.
+
+    ``advance(None, None)`` returns the next-token log-probabilities (prompts x
+    vocabulary) after each prompt; ``advance(parents, tokens)`` keeps the rows
+    ``parents`` of the last call (in that order, repeats allowed), appends
+    ``tokens`` (one per kept row) and returns the next-token log-probabilities of
+    each new row. ``masked`` tokens are removed (the rest renormalized, as in
+    sampling). ``end`` (``None`` when the end token is masked: fixed lengths) ends
+    a hypothesis. A continuation of ``m`` tokens (its end included) with
+    log-probability ``L`` scores ``L / m ** length_penalty``.
+
+    Each step extends every running hypothesis by every token and keeps the
+    ``2 * beams`` best candidates per prompt (by log-probability, ties by lower
+    candidate index): those ending with ``end`` among the first ``beams`` are
+    finished, and the first ``beams`` others run on. A prompt is done when it has
+    ``beams`` finished hypotheses and its best running one, scored at its current
+    length, cannot beat the worst of them; hypotheses still running after ``steps``
+    count as finished (Hugging Face ``generate``'s rules with ``early_stopping=False``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (prompts, steps) token ids of the best hypothesis of each prompt, padded
+        after its end with ``fill``.
+    """
+    logp = masked_log_probs(advance(None, None), masked)
+    n, vocabulary = logp.shape
+    prompt = np.arange(n)[:, None]
+    scores = np.zeros((n, 1))  # log-probabilities of the running hypotheses
+    history = np.zeros((n, 1, 0), dtype=np.int64)  # their tokens
+    finished = np.full((n, beams), -np.inf)  # the best finished scores, descending
+    best = np.full((n, steps), fill, dtype=np.int64)
+    best_score = np.full(n, -np.inf)
+    done = np.zeros(n, dtype=bool)
+    for step in range(steps):
+        length = step + 1
+        flat = (scores[:, :, None] + logp.reshape(n, -1, vocabulary)).reshape(n, -1)
+        width = min(2 * beams, flat.shape[1])
+        top = np.argpartition(-flat, width - 1, axis=1)[:, :width]
+        top_scores = np.take_along_axis(flat, top, axis=1)
+        order = np.lexsort((top, -top_scores), axis=1)
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        parent, token = np.divmod(top, vocabulary)
+        keep = np.isfinite(top_scores)
+        if end is not None:
+            ends = keep & (token == end)
+            finishing = ends & (np.arange(width) < beams) & ~done[:, None]
+            final = np.where(finishing, top_scores / length**length_penalty, -np.inf)
+            sequences = np.concatenate([history[prompt, parent], token[:, :, None]], axis=2)
+            _keep_best(best, best_score, final, sequences, fill)
+            finished = -np.sort(-np.concatenate([finished, final], axis=1), axis=1)[:, :beams]
+            keep &= ~ends
+        chosen = np.argsort(~keep, axis=1, kind="stable")[:, : min(beams, width)]
+        scores = np.where(
+            np.take_along_axis(keep, chosen, axis=1),
+            np.take_along_axis(top_scores, chosen, axis=1),
+            -np.inf,
+        )
+        parent = np.take_along_axis(parent, chosen, axis=1)
+        token = np.take_along_axis(token, chosen, axis=1)
+        rows = prompt * history.shape[1] + parent  # rows of the last advance call
+        history = np.concatenate([history[prompt, parent], token[:, :, None]], axis=2)
+        if end is not None:
+            running = scores.max(axis=1) / length**length_penalty
+            done |= np.isfinite(finished[:, -1]) & (running <= finished[:, -1])
+            if done.all():
+                break
+        if step < steps - 1:
+            logp = masked_log_probs(advance(rows.ravel(), token.ravel()), masked)
+    else:  # hypotheses still running after ``steps`` count as finished
+        final = np.where(done[:, None], -np.inf, scores / steps**length_penalty)
+        _keep_best(best, best_score, final, history, fill)
+    return best
+
+
+def _keep_best(
+    best: np.ndarray, best_score: np.ndarray, scores: np.ndarray, sequences: np.ndarray, fill: int
+) -> None:
+    """Where a prompt's best candidate (``scores``: prompts x candidates) beats its best
+    so far, make it the best: ``sequences[prompt, candidate]``, padded with ``fill``."""
+    j = scores.argmax(axis=1)
+    value = scores[np.arange(len(j)), j]
+    better = np.flatnonzero(value > best_score)
+    best_score[better] = value[better]
+    best[better] = fill
+    best[better, : sequences.shape[2]] = sequences[better, j[better]]
 
 
 def train_next_token(

@@ -104,6 +104,12 @@ def check_model(model_id: str, params: dict[str, Any] | None = None, n: int = 50
 
 #: A value away from the default for each decoding control, which must change samples.
 _DECODING_PROBES: dict[str, Any] = {"temperature": 0.3, "top_k": 1, "top_p": 0.3, "bias": 0.3}
+#: Beam search replaces sampling: probed against the plain sample.
+_BEAM_PROBES: dict[str, dict[str, Any]] = {"beams": {"beams": 3}}
+#: Controls whose effect a generic example cannot force (a length penalty acts only
+#: where beams end at different lengths): run here, their effect tested by the model's
+#: own tests (tests/test_beam_search.py for gpt and hf-causal-lm).
+_RUN_ONLY: dict[str, dict[str, Any]] = {"length_penalty": {"beams": 3, "length_penalty": 2.0}}
 
 
 def _check_decoding(model: Any, plain: Any) -> None:
@@ -112,11 +118,21 @@ def _check_decoding(model: Any, plain: Any) -> None:
     from ..decoding import Decoding
 
     n = length(plain)
+
+    def draw(**controls: Any) -> Any:
+        decoded = model.sample(n, rng=np.random.default_rng(7), decoding=Decoding(**controls))
+        assert length(decoded) == n, f"sample with {controls} must still return n items"
+        return decoded
+
     for control in sorted(type(model).decoding_controls):
-        decoding = Decoding(**{control: _DECODING_PROBES[control]})
-        decoded = model.sample(n, rng=np.random.default_rng(7), decoding=decoding)
-        assert length(decoded) == n, f"sample with {control} must still return n items"
-        assert not _same(decoded, plain), (
+        if control in _RUN_ONLY:
+            draw(**_RUN_ONLY[control])
+            continue
+        if control in _BEAM_PROBES:
+            changed = not _same(draw(**_BEAM_PROBES[control]), plain)
+        else:
+            changed = not _same(draw(**{control: _DECODING_PROBES[control]}), plain)
+        assert changed, (
             f"the model declares the decoding control {control!r} but sampling ignores it"
         )
 
