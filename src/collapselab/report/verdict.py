@@ -1410,6 +1410,27 @@ def cmd_verdict(args: argparse.Namespace) -> int:
         for f in fields(Thresholds)
         if getattr(args, f.name) is not None
     }
+    if args.threshold_of is not None:
+        from .threshold import print_threshold, threshold_of
+
+        found = threshold_of(
+            args.run_dir,
+            args.threshold_of,
+            arm=args.arm,
+            definition=args.definition,
+            low=args.range[0],
+            high=args.range[1],
+            steps=args.steps,
+            out=args.out,
+            workers=args.workers,
+            state_only=args.state_only,
+            **thresholds,
+        )
+        if args.json:
+            print(json.dumps(plain(found.to_dict()), indent=2))
+        else:
+            print_threshold(found)
+        return 0
     result = verdict(args.run_dir, baseline=args.baseline, size_key=args.size_key, **thresholds)
     if args.json:
         print(json.dumps(plain(result.to_dict()), indent=2))
@@ -1443,6 +1464,33 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--size-key", metavar="KEY", help="the sweep axis that is the data size")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--matrix", action="store_true", help="print only the arms x definitions matrix")
+    g = p.add_argument_group(
+        "how much real data is enough (issue 16f): bisect a field of one arm for where a "
+        "definition stops firing; each value tried is a run of its own under --out"
+    )
+    g.add_argument(
+        "--threshold-of",
+        metavar="FIELD",
+        help="e.g. regime.params.real_fraction (or samples_per_generation, real_samples)",
+    )
+    g.add_argument("--arm", help="the arm to rerun (default: the run's first)")
+    g.add_argument("--definition", type=int, default=4, help="definition 1-7 (default 4)")
+    g.add_argument(
+        "--range",
+        type=float,
+        nargs=2,
+        default=(0.0, 1.0),
+        metavar=("LOW", "HIGH"),
+        help="the values searched (default 0 1)",
+    )
+    g.add_argument("--steps", type=int, default=6, help="halvings of the bracket (default 6)")
+    g.add_argument("--out", help="folder of the runs tried (default RUN_DIR-threshold)")
+    g.add_argument("--workers", type=int, default=1, help="worker processes per run")
+    g.add_argument(
+        "--state-only",
+        action="store_true",
+        help="judge definition 4 by the collapsed state alone (what the closed forms bound)",
+    )
     defaults = Thresholds()
     for f in fields(Thresholds):
         p.add_argument(
