@@ -165,7 +165,27 @@ def test_a_subliminal_run_is_a_run_like_any_chain(tmp_path, capsys):
     frame = result.metrics()
     assert set(frame["run_id"]) == {"same-init", "different-init"}
     assert sorted(frame["generation"].unique()) == [0, 1]
-    assert frame["value"].between(0, 1).all() and len(frame) == 2 * 2 * 2
+    assert frame["value"].between(0, 1).all()
+    sim = frame[frame["source"] == "simulation"]
+    assert len(sim) == 2 * 2 * 2
+    # the chance line: the test set's most common class, one row per arm and generation
+    chance = frame[frame["source"] == "chance"]
+    assert len(chance) == 2 * 2 and (chance["seed"] == -1).all()
+    assert chance["value"].nunique() == 1 and 0.1 <= chance["value"].iloc[0] < 0.2
+    # the confusion matrices' predictions: seed 0's classes on the stored real test
+    # pairs, whose accuracy is the recorded one
+    from collapselab.report.snapshots import load_snapshots
+
+    for arm in ("same-init", "different-init"):
+        snap = load_snapshots(tmp_path / "run" / arm)
+        assert sorted(snap.predictions) == [0, 1]
+        _, labels = snap.real
+        for generation, predicted in snap.predictions.items():
+            assert predicted.shape == labels.shape
+            recorded = sim[
+                (sim["run_id"] == arm) & (sim["seed"] == 0) & (sim["generation"] == generation)
+            ]["value"].item()
+            assert np.mean(predicted == labels) == pytest.approx(recorded)
     assert {arm.execution for arm in result.arms} == {"batched"}
     capsys.readouterr()
     assert main(["show", str(tmp_path / "run")]) == 0

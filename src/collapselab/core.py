@@ -705,6 +705,12 @@ class Metric(Component):
         source (a task with a verifier); ``None``: the example data of its kind."""
         return None
 
+    def chance(self, reference: RealData) -> float | None:
+        """The value a model that ignores its input reaches on ``reference`` (an
+        accuracy's constant guess), drawn as the chance line and stored as rows of
+        source ``chance``; ``None`` (the default) where no such level exists."""
+        return None
+
     def describe(self) -> str:
         """The axis label, filled with this metric's parameters (its id if none is declared)."""
         return self.label.format(**self.get_params()) if self.label else self.registry_id

@@ -68,6 +68,7 @@ from .resources import check_memory, check_workers, estimate, exit_with_parent
 from .snapshots import SnapshotRecorder
 from .storage import (
     LOCK_FILE,
+    METRIC_COLUMNS,
     FolderLock,
     data_digests,
     read_arm_manifest,
@@ -304,7 +305,11 @@ def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
 
 def _recorder(arm: Arm, checkpoints: Path, config_hash: str) -> SnapshotRecorder:
     return SnapshotRecorder(
-        checkpoints / "snapshots", arm.config.generations, arm.spec.model.kind, config_hash
+        checkpoints / "snapshots",
+        arm.config.generations,
+        arm.spec.model.kind,
+        config_hash,
+        spec=arm.spec,
     )
 
 
@@ -910,6 +915,23 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
+def chance_frame(
+    arm: Arm, config_hash: str, real_0: RealData, generations: list[int]
+) -> pd.DataFrame | None:
+    """Rows of source ``chance`` (seed -1, each recorded generation) for each metric
+    that declares a chance level on seed 0's real data (:meth:`Metric.chance`)."""
+    rows = []
+    for name, metric in arm.spec.metrics.items():
+        level = metric.chance(real_0)
+        if level is None:
+            continue
+        for generation in generations:
+            rows.append((arm.name, config_hash, -1, int(generation), name, level, "chance"))
+    if not rows:
+        return None
+    return pd.DataFrame(rows, columns=list(METRIC_COLUMNS))
+
+
 def _write_results(
     arm: Arm,
     directory: Path,
@@ -926,6 +948,9 @@ def _write_results(
     )
     if theory_rows is not None:
         frame = pd.concat([frame, theory_rows], ignore_index=True)
+    chance_rows = chance_frame(arm, config_hash, real_0, sorted(set(frame["generation"])))
+    if chance_rows is not None:
+        frame = pd.concat([frame, chance_rows], ignore_index=True)
     write_metrics(directory / "metrics.parquet", frame)
     if any(items.values()):
         write_table(directory / "distributions.parquet", distributions_frame(arm.name, items))

@@ -16,6 +16,9 @@ The file holds plain arrays only (``allow_pickle=False``) and is bounded: at mos
 * ``g<t>``: seed 0's output at snapshot generation ``t``;
 * ``texts_g<t>``: text only, the first documents of seed 0's output at generation
   ``t``, for every generation (the metadata's ``samples`` lists them);
+* ``predictions_g<t>``: supervised models that provide ``class_logits`` only: seed 0's
+  predicted class of each stored real test pair at snapshot generation ``t`` (for
+  the report's confusion matrices);
 
 each stored as a few arrays ``<entry>/<part>`` in the encoding the metadata names
 (see :func:`encode`), beside a JSON ``meta`` array. :mod:`collapselab.report.snapshots`
@@ -32,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..chain import ChainState
+from ..chain import ChainSpec, ChainState, load_real
 from ..core import DataKind, SeedBatch, length
 from .storage import atomic_write
 
@@ -164,10 +167,21 @@ class SnapshotRecorder:
         The data kind the model produces.
     config_hash : str
         Part files of another config are ignored.
+    spec : ChainSpec, optional
+        The chain, whose seed-0 real test pairs a classifier's predictions are recorded
+        on (supervised models that provide ``class_logits``).
     """
 
-    def __init__(self, parts: Path, generations: int, kind: DataKind, config_hash: str) -> None:
+    def __init__(
+        self,
+        parts: Path,
+        generations: int,
+        kind: DataKind,
+        config_hash: str,
+        spec: ChainSpec | None = None,
+    ) -> None:
         self.parts = Path(parts)
+        self.spec = spec
         self.generations = snapshot_generations(generations)
         self.last = generations - 1
         self.kind = kind
@@ -177,6 +191,15 @@ class SnapshotRecorder:
     def _part(self, generation: int, entry: str = "g") -> Path:
         return self.parts / f"{self.config_hash}-{entry}{generation:06d}.npz"
 
+    def _entries(self, last: int) -> list[tuple[str, int]]:
+        """The part files wanted up to generation ``last``."""
+        wanted = [("g", g) for g in self.generations if g <= last]
+        if self.kind == DataKind.TEXT:
+            wanted += [("s", g) for g in range(last + 1)]
+        if self.kind == DataKind.SUPERVISED:
+            wanted += [("p", g) for g in self.generations if g <= last]
+        return wanted
+
     def intact(self, seed: int | None, state: ChainState) -> bool:
         """Whether every part file that ``state``'s chain has written is readable, so
         resuming from ``state`` ends with the same ``snapshots.npz`` as an uninterrupted
@@ -184,9 +207,7 @@ class SnapshotRecorder:
         if seed not in (None, SNAPSHOT_SEED):
             return True
         last = state.generation if state.halted_at is None else state.halted_at - 1
-        wanted = [("g", g) for g in self.generations if g <= last]
-        if self.kind == DataKind.TEXT:
-            wanted += [("s", g) for g in range(last + 1)]
+        wanted = self._entries(last)
         return all(
             not self._part(g, entry).exists() or _read_part(self._part(g, entry)) is not None
             for entry, g in wanted
@@ -207,6 +228,22 @@ class SnapshotRecorder:
             self._write(state.generation, "s", bound(output, SAMPLE_DOCUMENTS)[0], False)
         if state.generation in self.generations:
             self._write(state.generation, "g", *bound(output, self.limit))
+            predicted = self._predictions(seed, state)
+            if predicted is not None:
+                self._write(state.generation, "p", predicted, False)
+
+    def _predictions(self, seed: int | None, state: ChainState) -> np.ndarray | None:
+        """Seed 0's predicted classes on the stored real test pairs, for a classifier."""
+        if self.kind != DataKind.SUPERVISED or self.spec is None or state.model is None:
+            return None
+        model = state.model.unbatch(SNAPSHOT_SEED) if seed is None else state.model
+        if "class_logits" not in type(model).provides:
+            return None
+        test = load_real(self.spec, SNAPSHOT_SEED).test
+        if not isinstance(test, tuple):
+            return None
+        x = bound(test, self.limit)[0][0]
+        return np.argmax(model.class_logits(np.asarray(x)), axis=-1).astype(np.int64)
 
     def _write(self, generation: int, entry: str, data: Any, truncated: bool) -> None:
         try:
@@ -229,20 +266,17 @@ class SnapshotRecorder:
             except TypeError:
                 truncated = False
         samples = []
-        wanted = [("g", g) for g in self.generations]
-        if self.kind == DataKind.TEXT:
-            wanted += [("s", g) for g in range(self.last + 1)]
-        for entry, generation in wanted:
+        for entry, generation in self._entries(self.last):
             part = _read_part(self._part(generation, entry))
             if part is None:
                 continue
             meta, encoding, part_arrays = part
-            name = f"{entry}{generation}" if entry == "g" else f"texts_g{generation}"
+            name = {"g": "g", "s": "texts_g", "p": "predictions_g"}[entry] + str(generation)
             encodings[name] = encoding
             arrays.update({f"{name}/{key}": array for key, array in part_arrays.items()})
             if entry == "g":
                 truncated = truncated or bool(meta.get("truncated"))
-            else:
+            elif entry == "s":
                 samples.append(generation)
         if not any(name.startswith("g") for name in encodings):
             return

@@ -128,7 +128,7 @@ SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
-SOURCES = ("simulation", "theory")
+SOURCES = ("simulation", "theory", "chance")
 
 
 # ---------------------------------------------------------------------------

@@ -57,6 +57,11 @@ class Preference(Metric):
         self.preferred = preferred
         self.n_images = n_images
 
+    def chance(self, reference: RealData) -> float | None:
+        """A model without the trait: one class in n_classes of the test labels."""
+        classes = np.unique(np.asarray(reference.test[1]))
+        return 1.0 / len(classes) if len(classes) else None
+
     def __call__(
         self,
         model: Any,

@@ -145,6 +145,11 @@ class Accuracy(Metric):
     share = True
     headline = 100
 
+    def chance(self, reference: RealData) -> float | None:
+        """Always guessing the test set's most common class."""
+        _, counts = np.unique(np.asarray(reference.test[1]), return_counts=True)
+        return float(counts.max() / counts.sum()) if counts.size else None
+
     def __call__(
         self,
         model: GenerativeModel,

@@ -22,8 +22,8 @@ bisection must land between the two.
 from __future__ import annotations
 
 import copy
-import math
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
