@@ -28,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -304,24 +306,79 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_diagnose)
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    if args.bootstrap < 1:
-        raise CollapseLabError(f"--bootstrap must be >= 1; got {args.bootstrap}")
-    if args.top < 0:
-        raise CollapseLabError(f"--top must be >= 0; got {args.top}")
-    read = {"column": args.column, "unit": args.unit, "encoding": args.encoding}
-    reference = read_documents(args.reference, **read)
-    candidate = read_documents(args.candidate, **read)
+def diagnose_corpora(
+    reference: str | Path | Sequence[str],
+    candidate: str | Path | Sequence[str],
+    *,
+    column: str = "text",
+    unit: str = "document",
+    encoding: str = "utf-8",
+    top: int = 20,
+    bootstrap: int = 200,
+    seed: int = 0,
+    match_size: bool = False,
+) -> dict[str, Any]:
+    """``collapselab diagnose`` from Python: the same arguments, the result of ``--json``.
+
+    Parameters
+    ----------
+    reference, candidate : str, Path or sequence of str
+        Each corpus: a path read as the command reads it (a text file, a folder,
+        ``.jsonl``/``.csv``/``.parquet`` or a saved dataset), or its documents.
+    column, unit, encoding : str
+        How files are read (``--column``, ``--unit``, ``--encoding``); see
+        :func:`collapselab.data.user.read_documents`.
+    top, bootstrap, seed, match_size
+        As ``--top``, ``--bootstrap``, ``--seed`` and ``--match-size``.
+
+    Returns
+    -------
+    dict
+        As :func:`diagnose` returns, with each side's ``path`` where it was read from one.
+
+    Raises
+    ------
+    CollapseLabError
+        On a setting out of range, or a corpus that cannot be read or has no words.
+    """
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
+        raise CollapseLabError(f"--bootstrap must be >= 1 (a whole number); got {bootstrap!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise CollapseLabError(f"--top must be >= 0 (a whole number); got {top!r}")
+    sides = {}
+    for name, source in (("reference", reference), ("candidate", candidate)):
+        if isinstance(source, str | Path):
+            sides[name] = read_documents(source, column=column, unit=unit, encoding=encoding)
+        elif all(isinstance(doc, str) for doc in source):
+            sides[name] = list(source)
+        else:
+            raise CollapseLabError(f"the {name} corpus must be a path or a list of documents")
     result = diagnose(
-        reference,
-        candidate,
+        sides["reference"],
+        sides["candidate"],
+        top=top,
+        n_bootstrap=bootstrap,
+        seed=seed,
+        match_size=match_size,
+    )
+    for name, source in (("reference", reference), ("candidate", candidate)):
+        if isinstance(source, str | Path):
+            result[name]["path"] = str(source)
+    return result
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    result = diagnose_corpora(
+        args.reference,
+        args.candidate,
+        column=args.column,
+        unit=args.unit,
+        encoding=args.encoding,
         top=args.top,
-        n_bootstrap=args.bootstrap,
+        bootstrap=args.bootstrap,
         seed=args.seed,
         match_size=args.match_size,
     )
-    result["reference"]["path"] = str(args.reference)
-    result["candidate"]["path"] = str(args.candidate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
