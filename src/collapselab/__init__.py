@@ -148,9 +148,7 @@ def sweep(
 
     if workers is not None:
         check_workers(workers)
-    planned = plan_sweep(
-        config, None if grid is None else list(grid), overrides=overrides, out=out, root=root
-    )
+    planned = plan_sweep(config, grid, overrides=overrides, out=out, root=root)
     return run_sweep(
         planned, backend=backend, workers=workers, address=address, granularity=granularity
     )

@@ -27,7 +27,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -227,7 +227,7 @@ def resolve_inside(root: Path, out: str | Path | None, default: str) -> Path:
 
 def plan_sweep(
     source: ConfigSource,
-    grid: list[str] | None = None,
+    grid: Sequence[str] | None = None,
     *,
     overrides: Iterable[str] | Mapping[str, Any] | None = None,
     out: str | Path | None = None,
@@ -253,6 +253,7 @@ def plan_sweep(
     data = config_data(source)
     if isinstance(grid, str):
         raise ConfigError(f"grid must be a list of KEY=V1,V2,... axes; got the string {grid!r}")
+    grid = list(grid or [])
     if not grid:
         grid = PRESET_GRIDS.get(str(source), []) if isinstance(source, str | Path) else []
     if not grid:

@@ -100,8 +100,8 @@ class Results:
                 frame = frame.copy()
                 frame.insert(0, ARM, arm.name)
                 if self.sweep:
-                    for position, key in enumerate(self.axes, start=1):
-                        frame.insert(position, key, [point.values.get(key)] * len(frame))
+                    for key in reversed(self.axes):
+                        frame.insert(0, key, [point.values.get(key)] * len(frame))
                     frame.insert(0, POINT, point.name)
                 frames.append(frame)
         if not frames:
