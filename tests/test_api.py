@@ -262,6 +262,14 @@ def test_a_point_without_results_is_listed_as_missing(sweep_dir, tmp_path):
     results = cl.load(copy)
     assert results.missing == ["samples_per_generation-40"]
     assert [p.name for p in results.points] == ["samples_per_generation-10"]
+    assert set(results.metrics()["samples_per_generation"]) == {10}
+    # an interrupted point (its arms unfinished) is missing too, not a failure to load
+    point = copy / "samples_per_generation-10"
+    manifest = json.loads((point / "manifest.json").read_text())
+    (point / "manifest.json").write_text(json.dumps({**manifest, "status": "interrupted"}))
+    (point / "replace" / "metrics.parquet").unlink()
+    assert cl.load(copy).missing == ["samples_per_generation-10", "samples_per_generation-40"]
+    assert "2 points without complete results" in cl.load(copy)._repr_html_()
 
 
 @pytest.mark.parametrize("name", ["../outside", "config.yaml", 7])

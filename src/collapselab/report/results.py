@@ -17,14 +17,24 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from ..errors import ResultsError
-from ..experiment.storage import NAME_PATTERN, RESERVED_NAMES, read_stored_config
+from ..experiment.storage import (
+    NAME_PATTERN,
+    RESERVED_NAMES,
+    read_run_manifest,
+    read_stored_config,
+)
 from .runs import Group, Run, Series
 from .runs import load as load_run
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .verdict import Verdict
 
 #: The columns :meth:`Results.metrics` puts first (a sweep's axes follow ``point``).
 ARM = "arm"
@@ -58,7 +68,8 @@ class Results:
     points : list of Point
         Every point with results (one for a run).
     missing : list of str
-        Points of the sweep's grid with no results yet (not run, or still running).
+        Points of the sweep's grid without complete results (not run yet, running,
+        interrupted or failed): left out of everything else.
     """
 
     def __init__(
@@ -164,7 +175,9 @@ class Results:
                     group.series.append(Series(point.run, arm, label))
         return group
 
-    def plot(self, metric: str | list[str] | None = None, *, arms: list[str] | None = None) -> Any:
+    def plot(
+        self, metric: str | list[str] | None = None, *, arms: list[str] | None = None
+    ) -> Figure:
         """Each metric against generation, every series (arm, sweep point) overlaid.
 
         Drawn as the report draws its curves (:func:`.curves.metric_figure`): the median
@@ -208,7 +221,7 @@ class Results:
             plt.close(fig)
         return fig
 
-    def verdict(self, **kwargs: Any) -> Any:
+    def verdict(self, **kwargs: Any) -> Verdict:
         """Which definitions of collapse each arm meets (a :class:`.verdict.Verdict`);
         ``kwargs`` as :func:`collapselab.verdict` takes them (``baseline``, thresholds)."""
         from .verdict import verdict
@@ -227,7 +240,7 @@ class Results:
         if self.sweep:
             facts.insert(0, f"{len(self.points)} points over {', '.join(self.axes)}")
         if self.missing:
-            facts.append(f"{len(self.missing)} points without results yet")
+            facts.append(f"{len(self.missing)} points without complete results")
         parts = [
             f"<h4>collapselab {what} {esc(self.name)}</h4>",
             f"<p><code>{esc(self.directory)}</code>: {esc('; '.join(facts))}</p>",
@@ -329,7 +342,8 @@ def load(directory: str | os.PathLike[str]) -> Results:
     points, missing = [], []
     for point in listed:
         point_dir = directory / point["name"]
-        if not (point_dir / "manifest.json").is_file():
+        top = read_run_manifest(point_dir / "manifest.json")
+        if top is None or top.status != "complete":
             missing.append(point["name"])
             continue
         points.append(Point(point["name"], dict(point["values"]), load_run(point_dir)))
