@@ -349,7 +349,7 @@ def diagnose_corpora(
     for name, source in (("reference", reference), ("candidate", candidate)):
         if isinstance(source, str | Path):
             sides[name] = read_documents(source, column=column, unit=unit, encoding=encoding)
-        elif all(isinstance(doc, str) for doc in source):
+        elif isinstance(source, Sequence) and all(isinstance(doc, str) for doc in source):
             sides[name] = list(source)
         else:
             raise CollapseLabError(f"the {name} corpus must be a path or a list of documents")

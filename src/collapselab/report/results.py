@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
@@ -219,7 +219,7 @@ class Results:
             fig, _ = metric_figure(group, names)
             # pyplot lets go of it: a notebook shows the returned figure once, not twice
             plt.close(fig)
-        return fig
+        return cast("Figure", fig)  # metric_figure's is plt.subplots' (untyped) figure
 
     def verdict(self, **kwargs: Any) -> Verdict:
         """Which definitions of collapse each arm meets (a :class:`.verdict.Verdict`);
