@@ -1,7 +1,9 @@
 """The config schema. A config is data: components appear only as ids and parameters.
 
-Loading goes YAML (file or preset, through the one bounded YAML reader of
-:mod:`collapselab.io`) -> ``--set`` overrides (refused where one would make an arm's
+Loading goes from the config's fields (:func:`config_data`: a :class:`Config`, a
+mapping, or YAML from a file or preset through the one bounded YAML reader of
+:mod:`collapselab.io`) -> ``--set`` overrides and the ``--seeds``/``--generations``
+shortcuts (refused where one would make an arm's
 name false, see :func:`check_arm_names`) -> every number finite -> pydantic
 validation (counts are integers, never booleans or strings, within
 :data:`MAX_COUNT`; arm names are not the run folder's own file names) -> semantic
