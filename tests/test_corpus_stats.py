@@ -13,7 +13,7 @@ import pytest
 
 import collapselab.corpus_stats as cs
 from collapselab.corpus_stats import BigramCounts, Budget, self_bleu
-from collapselab.diagnose import diagnose
+from collapselab.diagnosis import diagnose
 from collapselab.metrics.text import ngram_ids, tokenize_corpus
 from diagnose_reference import diagnose as one_shot
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from collapselab.cli import main
-from collapselab.diagnose import diagnose
+from collapselab.diagnosis import diagnose
 from collapselab.metrics.text import (
     distinct_n,
     entropy_of_counts,

@@ -451,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_report)
 
-    from .diagnose import add_parser as add_diagnose_parser
+    from .diagnosis import add_parser as add_diagnose_parser
 
     add_diagnose_parser(sub)
 

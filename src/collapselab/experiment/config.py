@@ -1,7 +1,9 @@
 """The config schema. A config is data: components appear only as ids and parameters.
 
-Loading goes YAML (file or preset, through the one bounded YAML reader of
-:mod:`collapselab.io`) -> ``--set`` overrides (refused where one would make an arm's
+Loading goes from the config's fields (:func:`config_data`: a :class:`Config`, a
+mapping, or YAML from a file or preset through the one bounded YAML reader of
+:mod:`collapselab.io`) -> ``--set`` overrides and the ``--seeds``/``--generations``
+shortcuts (refused where one would make an arm's
 name false, see :func:`check_arm_names`) -> every number finite -> pydantic
 validation (counts are integers, never booleans or strings, within
 :data:`MAX_COUNT`; arm names are not the run folder's own file names) -> semantic
@@ -19,9 +21,10 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 import yaml
 from pydantic import (
@@ -374,13 +377,106 @@ def apply_set(data: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[:-1])!r} is not a mapping")
 
 
-def load_config(source: str | Path | dict[str, Any], overrides: list[str] | None = None) -> Config:
-    """Read, override, validate and check a config (file path, preset name or mapping)."""
-    if isinstance(source, dict):
-        data = copy.deepcopy(source)
-    else:
-        data, _ = read_yaml(source)
-    for assignment in overrides or []:
+#: What a config can be given as: a loaded :class:`Config`, a mapping of fields, a preset
+#: name or the path of a YAML file (see :func:`config_data`).
+ConfigSource: TypeAlias = Config | Mapping[str, Any] | str | Path
+
+
+def config_data(source: ConfigSource) -> dict[str, Any]:
+    """The raw fields of a config, however it is given: a fresh copy, safe to change.
+
+    The one resolver behind :func:`load_config`, :func:`collapselab.run` and
+    :func:`collapselab.sweep`. A :class:`Config` gives its fields (as YAML would hold
+    them), a mapping a deep copy, a string or path a preset of that name or a YAML file
+    (read by :func:`read_yaml`).
+
+    Raises
+    ------
+    ConfigError
+        If ``source`` is none of these, or the file or preset cannot be read.
+    """
+    if isinstance(source, Config):
+        return source.model_dump(mode="json")
+    if isinstance(source, Mapping):
+        return copy.deepcopy(dict(source))
+    if isinstance(source, str | Path):
+        return read_yaml(source)[0]
+    raise ConfigError(
+        "a config is a Config, a mapping of fields, a preset name or the path of a YAML "
+        f"file; got {type(source).__name__}"
+    )
+
+
+def override_assignments(overrides: Iterable[str] | Mapping[str, Any] | None) -> list[str]:
+    """``--set`` assignments from a list of ``KEY=VALUE`` strings or a mapping of dotted keys
+    to values (each value written as JSON, which the YAML reader parses back unchanged)."""
+    if overrides is None:
+        return []
+    if isinstance(overrides, Mapping):
+        out = []
+        for key, value in overrides.items():
+            try:
+                out.append(f"{key}={json.dumps(value, allow_nan=False, default=str)}")
+            except ValueError:
+                raise ConfigError(
+                    f"override {key!r} is {value}; a config holds finite numbers "
+                    "(write None where a parameter means none)"
+                ) from None
+        return out
+    if isinstance(overrides, str):
+        raise ConfigError(
+            f"overrides must be a list of KEY=VALUE strings or a mapping; got the string "
+            f"{overrides!r} (write [{overrides!r}])"
+        )
+    return [str(item) for item in overrides]
+
+
+def apply_shortcuts(data: dict[str, Any], **values: Any) -> list[str]:
+    """``--seeds`` and ``--generations``: each given value set on the base and on every arm
+    (also arms that set their own), as ``--set`` assignments of the base and in ``data``'s
+    arms. Returns the base's assignments."""
+    assignments = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        assignments.append(f"{key}={json.dumps(value, default=str)}")
+        for arm in data.get("arms") or []:
+            if isinstance(arm, dict):
+                arm[key] = value
+    return assignments
+
+
+def load_config(
+    source: ConfigSource,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
+    *,
+    seeds: int | None = None,
+    generations: int | None = None,
+) -> Config:
+    """Read, override, validate and check a config.
+
+    Parameters
+    ----------
+    source : Config, mapping, str or Path
+        A loaded config, a mapping of fields, a preset name or a YAML file (see
+        :func:`config_data`). A :class:`Config` without overrides is returned as it is.
+    overrides : list of str or mapping, optional
+        ``--set`` overrides: ``["regime.id=accumulate"]`` or ``{"regime.id": "accumulate"}``.
+    seeds, generations : int, optional
+        ``--seeds`` and ``--generations``: for the base and every arm.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the field at fault.
+    """
+    assignments = override_assignments(overrides)
+    if isinstance(source, Config) and not assignments and seeds is None and generations is None:
+        return source
+    data = config_data(source)
+    # as on the command line: the shortcuts win over a --set of the same field
+    assignments += apply_shortcuts(data, seeds=seeds, generations=generations)
+    for assignment in assignments:
         before = copy.deepcopy(data)
         apply_set(data, assignment)
         check_arm_names(before, data, assignment)

@@ -27,6 +27,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +37,16 @@ import yaml
 
 from ..errors import CollapseLabError, ConfigError, ResultsError
 from .backends import Task, make_backend
-from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
+from .config import (
+    NAME_PATTERN,
+    Config,
+    ConfigSource,
+    RunConfig,
+    apply_set,
+    config_data,
+    load_config,
+    override_assignments,
+)
 from .storage import FolderLock, load_yaml, write_yaml
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
@@ -216,10 +226,10 @@ def resolve_inside(root: Path, out: str | Path | None, default: str) -> Path:
 
 
 def plan_sweep(
-    source: str | Path | dict[str, Any],
-    grid: list[str] | None = None,
+    source: ConfigSource,
+    grid: Sequence[str] | None = None,
     *,
-    overrides: list[str] | None = None,
+    overrides: Iterable[str] | Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     root: str | Path | None = None,
 ) -> Sweep:
@@ -227,26 +237,28 @@ def plan_sweep(
 
     Parameters
     ----------
-    source : str, Path or dict
-        A config file, a preset name, or a config mapping.
+    source : Config, mapping, str or Path
+        A config, a config mapping, a preset name or a config file (see
+        :func:`~.config.config_data`).
     grid : list of str, optional
         ``KEY=V1,V2,...`` axes; by default the preset's grid (see :data:`PRESET_GRIDS`).
-    overrides : list of str, optional
-        ``--set KEY=VALUE`` applied to the base before the grid.
+    overrides : list of str or mapping, optional
+        ``--set KEY=VALUE`` applied to the base before the grid (a mapping as in
+        :func:`~.config.load_config`).
     out : str or Path, optional
         The sweep directory, relative to ``root`` (default: the config's name).
     root : str or Path, optional
         The results root every sweep directory must lie in.
     """
-    if isinstance(source, dict):
-        data = copy.deepcopy(source)
-    else:
-        data, _ = read_yaml(source)
+    data = config_data(source)
+    if isinstance(grid, str):
+        raise ConfigError(f"grid must be a list of KEY=V1,V2,... axes; got the string {grid!r}")
+    grid = list(grid or [])
     if not grid:
-        grid = PRESET_GRIDS.get(str(source), []) if not isinstance(source, dict) else []
+        grid = PRESET_GRIDS.get(str(source), []) if isinstance(source, str | Path) else []
     if not grid:
         raise ConfigError("a sweep needs at least one --grid KEY=V1,V2,...")
-    for assignment in overrides or []:
+    for assignment in override_assignments(overrides):
         apply_set(data, assignment)
     base = load_config(data)  # the base itself must be valid
     axes = [parse_axis(spec) for spec in grid]

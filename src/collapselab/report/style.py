@@ -57,11 +57,19 @@ class Look:
         return out
 
 
+#: Jupyter's backend: it draws into the notebook and never opens a window, so it is kept
+#: (switching to Agg would stop the notebook's own figures from showing).
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+
+
 def pyplot() -> Any:
-    """``matplotlib.pyplot`` on the Agg backend: no display, ever; figures go to files."""
+    """``matplotlib.pyplot`` on the Agg backend (or Jupyter's inline one, where it is set):
+    no window, ever; figures go to files or into the notebook."""
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
+    # dict's own lookup reads the setting without resolving an unset backend
+    if dict.__getitem__(matplotlib.rcParams, "backend") != INLINE_BACKEND:
+        matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt

@@ -10,11 +10,22 @@ batched and per-seed paths compute the same thing), :func:`check_regime`,
 what a component declares is true: the decoding controls it honours, the methods it
 provides, a metric's label and share bounds. Each raises ``AssertionError`` with a
 message naming the broken rule.
+
+In a plugin's test suite, :func:`parametrize_with_checks` makes one pytest case per
+component and check (as scikit-learn's ``parametrize_with_checks``)::
+
+    from collapselab.testing import parametrize_with_checks
+
+    @parametrize_with_checks([MyModel(scale=2.0), MyMetric])
+    def test_conforms(component, check):
+        check(component)
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +37,7 @@ from ..core import (
     Curated,
     Curator,
     DataKind,
+    DataSource,
     Direction,
     GenerativeModel,
     Metric,
@@ -402,8 +414,124 @@ def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
         assert length(source.draw(5, rng=np.random.default_rng(0))) == 5
 
 
+# ---------------------------------------------------------------------------
+# A pytest parametrization for plugin authors (as scikit-learn's parametrize_with_checks)
+# ---------------------------------------------------------------------------
+
+#: The registry kind of each contract, and the checks of a component of that kind
+#: (each called with the component's registry id and parameters).
+_CHECKS: tuple[tuple[type[Component], str, tuple[Callable[..., None], ...]], ...] = (
+    (GenerativeModel, "model", (check_model,)),
+    (DataSource, "data", (check_data,)),
+    (Regime, "regime", (check_regime,)),
+    (Curator, "curator", (check_curator,)),
+    (Metric, "metric", (check_metric,)),
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One conformance check bound to a component's kind: ``check(component)`` runs it
+    on the component's registry id and parameters (``None`` for a class: its
+    conformance example or defaults)."""
+
+    function: Callable[..., None]
+    kind: str
+
+    @property
+    def name(self) -> str:
+        """The check's function name (``check_model``)."""
+        return self.function.__name__
+
+    def __call__(self, component: Component | type[Component]) -> None:
+        if isinstance(component, type):
+            if self.function is check_parameters:
+                check_parameters(component())
+            else:
+                self.function(component.registry_id, None)
+        elif self.function is check_parameters:
+            check_parameters(component)
+        else:
+            self.function(type(component).registry_id, component.get_params())
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def _kind_and_checks(component: Any) -> tuple[str, tuple[Callable[..., None], ...]]:
+    cls = component if isinstance(component, type) else type(component)
+    for base, kind, checks in _CHECKS:
+        if isinstance(cls, type) and issubclass(cls, base):
+            registered = registry.get(kind, cls.registry_id) if cls.registry_id else None
+            if registered is not cls:
+                raise ConfigError(
+                    f"{cls.__name__} is not registered under its own id; decorate it with "
+                    f'@collapselab.register("{kind}", "my-id") before checking it'
+                )
+            return kind, checks
+    raise ConfigError(
+        f"{component!r} is not a component: a model, data source, regime, curator or metric "
+        "(a subclass of its base class in collapselab.core)"
+    )
+
+
+def conformance_checks(
+    component: Component | type[Component],
+) -> Iterator[tuple[Component | type[Component], Check]]:
+    """Every ``(component, check)`` pair of one component: :func:`check_parameters`, then
+    the checks of its kind (:func:`check_model`, which runs :func:`check_batched` for a
+    model with a batched class; :func:`check_data`, :func:`check_regime`,
+    :func:`check_curator` or :func:`check_metric`)."""
+    kind, checks = _kind_and_checks(component)
+    for function in (check_parameters, *checks):
+        yield component, Check(function, kind)
+
+
+def parametrize_with_checks(components: Sequence[Component | type[Component]]) -> Any:
+    """A ``pytest.mark.parametrize`` of every conformance check of every component.
+
+    As scikit-learn's ``parametrize_with_checks``: each test case is one
+    ``(component, check)`` pair, named ``Component(params)-check_name``, so a broken
+    rule fails one named case. A component is an instance (checked with its
+    parameters) or a class (checked with its conformance example or defaults), and
+    must be registered (:func:`collapselab.register`): the checks build it by id, as a
+    config does.
+
+    Parameters
+    ----------
+    components : list of components or component classes
+
+    Returns
+    -------
+    pytest.MarkDecorator
+        Parametrizes the arguments ``component`` and ``check``.
+
+    Raises
+    ------
+    ConfigError
+        If an entry is not a component, or not registered under its own id.
+
+    Examples
+    --------
+    >>> from collapselab.testing import parametrize_with_checks
+    >>> @parametrize_with_checks([MyModel(scale=2.0)])  # doctest: +SKIP
+    ... def test_conforms(component, check):
+    ...     check(component)
+    """
+    import pytest
+
+    pairs = [pair for component in components for pair in conformance_checks(component)]
+    ids = [f"{_component_id(c)}-{check.name}" for c, check in pairs]
+    return pytest.mark.parametrize(("component", "check"), pairs, ids=ids)
+
+
+def _component_id(component: Component | type[Component]) -> str:
+    return component.__name__ if isinstance(component, type) else repr(component)
+
+
 __all__ = [
     "EXAMPLE_DATA",
+    "Check",
     "check_batched",
     "check_curator",
     "check_data",
@@ -411,5 +539,7 @@ __all__ = [
     "check_model",
     "check_parameters",
     "check_regime",
+    "conformance_checks",
     "example_data",
+    "parametrize_with_checks",
 ]

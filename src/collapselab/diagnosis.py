@@ -47,7 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -417,38 +417,103 @@ def resolve_unit(path: str | Path, unit: str) -> str:
     return "paragraph" if single_text else "document"
 
 
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    if args.bootstrap < 1:
-        raise CollapseLabError(f"--bootstrap must be >= 1; got {args.bootstrap}")
-    if args.top < 0:
-        raise CollapseLabError(f"--top must be >= 0; got {args.top}")
+def diagnose_corpora(
+    reference: str | Path | Sequence[str],
+    candidate: str | Path | Sequence[str],
+    *,
+    column: str = "text",
+    reference_column: str | None = None,
+    candidate_column: str | None = None,
+    split: str = "train",
+    unit: str = "auto",
+    encoding: str = "utf-8",
+    top: int = 20,
+    bootstrap: int = 200,
+    seed: int = 0,
+    match_size: bool = False,
+    bootstrap_method: str = "auto",
+) -> dict[str, Any]:
+    """``collapselab diagnose`` from Python: the same arguments, the result of ``--json``.
 
-    def reader(name: str) -> Callable[[], list[str]]:
-        path = getattr(args, name)
-        return lambda: read_documents(
-            path,
-            column=getattr(args, f"{name}_column") or args.column,
-            unit=resolve_unit(path, args.unit),
-            encoding=args.encoding,
-            split=args.split,
-        )
+    Parameters
+    ----------
+    reference, candidate : str, Path or sequence of str
+        Each corpus: a path read as the command reads it (a text file, a folder,
+        ``.jsonl``/``.csv``/``.parquet`` (maybe gzipped) or a saved dataset), or its
+        documents. Paths are read one at a time: the reference's documents are
+        released before the candidate's are read.
+    column, reference_column, candidate_column, split, unit, encoding : str
+        How files are read (``--column``, ``--reference-column``, ...); see
+        :func:`collapselab.data.user.read_documents` and :func:`resolve_unit`.
+    top, bootstrap, seed, match_size, bootstrap_method
+        As ``--top``, ``--bootstrap``, ``--seed``, ``--match-size`` and
+        ``--bootstrap-method``.
 
-    for name in ("reference", "candidate"):  # a wrong path fails before any pass
-        path = Path(getattr(args, name)).expanduser()
-        if not path.exists():
-            raise DataError(f"{str(path)!r} does not exist; give a text file, a folder or a table")
-    # read one at a time: the reference's documents are released before the candidate's
+    Returns
+    -------
+    dict
+        As :func:`diagnose` returns, with each side's ``path`` where it was read from one.
+
+    Raises
+    ------
+    CollapseLabError
+        On a setting out of range, or a corpus that cannot be read or has no words.
+    """
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
+        raise CollapseLabError(f"--bootstrap must be >= 1 (a whole number); got {bootstrap!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 0:
+        raise CollapseLabError(f"--top must be >= 0 (a whole number); got {top!r}")
+    columns = {"reference": reference_column, "candidate": candidate_column}
+    sides: dict[str, Callable[[], list[str]] | list[str]] = {}
+    for name, source in (("reference", reference), ("candidate", candidate)):
+        if isinstance(source, str | Path):
+            path = Path(source).expanduser()
+            if not path.exists():  # a wrong path fails before any pass
+                raise DataError(
+                    f"{str(path)!r} does not exist; give a text file, a folder or a table"
+                )
+            sides[name] = lambda path=path, name=name: read_documents(
+                path,
+                column=columns[name] or column,
+                unit=resolve_unit(path, unit),
+                encoding=encoding,
+                split=split,
+            )
+        elif isinstance(source, Sequence) and all(isinstance(doc, str) for doc in source):
+            sides[name] = list(source)
+        else:
+            raise CollapseLabError(f"the {name} corpus must be a path or a list of documents")
     result = diagnose(
-        reader("reference"),
-        reader("candidate"),
+        sides["reference"],
+        sides["candidate"],
+        top=top,
+        n_bootstrap=bootstrap,
+        seed=seed,
+        match_size=match_size,
+        bootstrap_method=bootstrap_method,
+    )
+    for name, source in (("reference", reference), ("candidate", candidate)):
+        if isinstance(source, str | Path):
+            result[name]["path"] = str(source)
+    return result
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    result = diagnose_corpora(
+        args.reference,
+        args.candidate,
+        column=args.column,
+        reference_column=args.reference_column,
+        candidate_column=args.candidate_column,
+        split=args.split,
+        unit=args.unit,
+        encoding=args.encoding,
         top=args.top,
-        n_bootstrap=args.bootstrap,
+        bootstrap=args.bootstrap,
         seed=args.seed,
         match_size=args.match_size,
         bootstrap_method=args.bootstrap_method,
     )
-    result["reference"]["path"] = str(args.reference)
-    result["candidate"]["path"] = str(args.candidate)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
