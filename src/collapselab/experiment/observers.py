@@ -147,7 +147,8 @@ class Progress:
     ``heartbeat``: instead of the bar, a plain line per unfinished arm every
     ``heartbeat`` seconds, logged (``logging``, level INFO, logger of this module) from a
     background thread, so a job's log (a SLURM output file) shows the run is alive even
-    while one generation takes long; and one line as each arm finishes.
+    while one generation takes long; and one line as such an arm finishes (an arm done
+    within the first interval logs nothing).
     """
 
     def __init__(self, enabled: bool, heartbeat: float | None = None) -> None:
@@ -196,6 +197,7 @@ class Progress:
         while not self.stop.wait(self.heartbeat):
             for beat in list(self.tasks):
                 if not beat.finished:
+                    beat.beats += 1
                     logger.info("%s", beat.line())
 
     def task(self, description: str, total: int) -> Callable[..., None]:
@@ -222,6 +224,7 @@ class _Beat:
         self.before = 0  # done by an earlier run (resumed), not counted in the rate
         self.start = time.monotonic()
         self.finished = False
+        self.beats = 0  # lines logged so far
 
     def advance(self, n: int, resumed: bool = False) -> None:
         if resumed:
@@ -229,7 +232,8 @@ class _Beat:
         self.done += n
         if self.done >= self.total and not self.finished:
             self.finished = True
-            logger.info("%s", self.line())
+            if self.beats:
+                logger.info("%s", self.line())
 
     def line(self) -> str:
         elapsed = time.monotonic() - self.start

@@ -737,7 +737,7 @@ def run_arm(
     config_hash = arm.config.config_hash()
     done, replace = _arm_status(arm, directory, overwrite)
     if done is not None:
-        logger.info("%s: already complete in %s, read back", arm.name, directory)
+        logger.debug("%s: already complete in %s, read back", arm.name, directory)
         return done
     if replace:
         shutil.rmtree(directory, ignore_errors=True)
@@ -758,7 +758,7 @@ def run_arm(
         manifest["data_files"] = arm.data_files
     write_json(directory / "manifest.json", manifest)
     start = time.perf_counter()
-    logger.info(
+    logger.debug(
         "%s: %d seeds x %d generations (%s path) -> %s",
         arm.name,
         arm.config.seeds,
@@ -791,7 +791,7 @@ def run_arm(
     )
     write_json(directory / "manifest.json", manifest)
     shutil.rmtree(directory / "checkpoints", ignore_errors=True)
-    logger.info(
+    logger.debug(
         "%s: complete in %.1f s%s",
         arm.name,
         elapsed,
