@@ -214,6 +214,20 @@ def test_heartbeat_must_be_positive(tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_sweep_logs_a_line_per_finished_task(tmp_path, capsys):
+    config = write_config(tmp_path, {**WIDE, "arms": WIDE["arms"][:1]}, "w.yaml")
+    argv = ["sweep", str(config), "--grid", "seeds=2,3", "--root", str(tmp_path), "--workers", "1"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and all(
+        re.search(r"INFO: sweep wide: seeds-\d done \(\d of 2\)$", line) for line in lines
+    ), err
+    assert "done" not in out  # logs on stderr, results on stdout
+    assert main([*argv, "-q"]) == 0  # complete: nothing run, and -q logs nothing
+    assert capsys.readouterr() == (f"results: {tmp_path / 'wide'}\n", "")
+
+
 # --- show --json / --csv ----------------------------------------------------------------
 
 

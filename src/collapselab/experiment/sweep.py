@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import time
@@ -38,6 +39,8 @@ from ..errors import CollapseLabError, ConfigError, ResultsError
 from .backends import Task, make_backend
 from .config import NAME_PATTERN, Config, RunConfig, apply_set, load_config, read_yaml
 from .storage import FolderLock, load_yaml, write_yaml
+
+logger = logging.getLogger(__name__)
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
 DEFAULT_ROOT = "runs"
@@ -459,8 +462,10 @@ def _run_points(
     try:
         if runner is not None:
             try:
-                for _ in runner.map(tasks):
-                    pass
+                for done, (task, _) in enumerate(runner.map(tasks), 1):
+                    logger.info(
+                        "sweep %s: %s done (%d of %d)", sweep.name, task.label(), done, len(tasks)
+                    )
             finally:
                 runner.close()
         # Assemble points run as arm and seed tasks (from their checkpoints: no
