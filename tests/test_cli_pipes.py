@@ -184,6 +184,18 @@ def test_show_through_a_pipe_does_not_wrap_cells(wide_run):
         assert cells[1], line  # every row has its generation: no continuation lines
 
 
+def test_verdict_and_presets_through_a_pipe_are_whole(wide_run):
+    done = piped(f"{sys.executable} -m collapselab verdict {wide_run} --matrix")
+    assert done.returncode == 0, done.stderr
+    names = ["rise", "diverges", "vs real", "diversity", "tails", "mode seeking", "scaling"]
+    assert any(all(name in line for name in names) for line in done.stdout.splitlines())
+    done = piped(f"{sys.executable} -m collapselab presets")
+    full = piped(f"{sys.executable} -m collapselab presets --full")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == full.stdout  # descriptions whole, not cut to a terminal's width
+    assert max(map(len, done.stdout.splitlines())) > 120
+
+
 def test_run_through_a_pipe_prints_heartbeats_not_a_bar(tmp_path):
     config = write_config(tmp_path, SLOW, "slow.yaml")
     out = tmp_path / "beat"

@@ -23,9 +23,6 @@ from .errors import CollapseLabError
 EXIT_USAGE = 2
 #: Seconds between heartbeat lines of a run whose output is not a terminal.
 HEARTBEAT_SECONDS = 30.0
-#: Columns of a table printed into a pipe or a file: wide enough that rich never
-#: wraps a metric's name (a table is as wide as its cells need, never padded to this).
-UNWRAPPED_WIDTH = 10_000
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -146,9 +143,9 @@ def _print_run(arms: list[Any], halted: dict[str, tuple[dict[Any, int], Any]]) -
     from rich.text import Text
 
     from .report.runs import ARROW_KEY
-    from .report.summary import band_levels, band_name, format_number, summarize
+    from .report.summary import band_levels, band_name, format_number, stdout_console, summarize
 
-    console = console_for_stdout()
+    console = stdout_console()
     for arm in arms:
         summary = summarize(arm.frame)
         seeds = int(summary["seeds"].max())
@@ -198,9 +195,9 @@ def _print_last(directory: Path) -> None:
     from rich.table import Table
 
     from .report.runs import ARROW_KEY, load
-    from .report.summary import format_number
+    from .report.summary import format_number, stdout_console
 
-    console = console_for_stdout()
+    console = stdout_console()
     arms = load(directory).arms
     rows = {}
     for arm in arms:
@@ -251,23 +248,16 @@ def _print_verdicts(run: Any) -> None:
     """The verdict matrix (arms x definitions of collapse) and the claims table of ``run``
     (a :class:`collapselab.report.runs.Run`)."""
     from .report.claims import evaluate, print_claims
+    from .report.summary import stdout_console
     from .report.verdict import Thresholds, Verdict, print_verdict, run_verdicts
 
-    console = console_for_stdout()
+    console = stdout_console()
     arms, baseline = run_verdicts(run)
     print_verdict(Verdict(run.directory, Thresholds(), arms, baseline), rows=False, console=console)
     console.print(
         "(each definition's statistic and interval: collapselab verdict RUN)", style="dim"
     )
     print_claims(evaluate(run), console=console)
-
-
-def console_for_stdout() -> Any:
-    """A ``rich`` console for stdout that wraps tables at the terminal's width, and never
-    when stdout is not a terminal (a pipe, a file), so that names stay whole there."""
-    from rich.console import Console
-
-    return Console() if sys.stdout.isatty() else Console(width=UNWRAPPED_WIDTH)
 
 
 def _last_generation(frame: Any) -> Any:
@@ -389,7 +379,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         data, _ = read_yaml(name)
         description = " ".join(str(data.get("description", "")).split())
         last = _last_result(name, root)
-        if not args.full:  # one line each, cut to the terminal
+        if not args.full and sys.stdout.isatty():  # one line each, cut to the terminal
             description = textwrap.shorten(description, max(width - 44, 40), placeholder=" ...")
         print(f"{name:22s} {last:19s} {description}")
     return 0
@@ -509,7 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the presets, what each reproduces, and how its last run (ROOT/<preset>) "
         "fared on the paper's claims",
     )
-    p.add_argument("--full", action="store_true", help="print each description whole")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="print each description whole (always, when stdout is not a terminal)",
+    )
     p.add_argument(
         "--root", help="results root of the last runs (default $COLLAPSELAB_RESULTS or 'runs')"
     )
