@@ -210,6 +210,18 @@ def test_run_through_a_pipe_prints_heartbeats_not_a_bar(tmp_path):
     assert f"results: {out}" in done.stdout
 
 
+def test_heartbeat_from_python_logs_through_logging(tmp_path, caplog):
+    import logging
+
+    out = tmp_path / "py"
+    caplog.set_level(logging.INFO, logger="collapselab")
+    run(SLOW, out, report=False, heartbeat=0.02)
+    beats = [r.getMessage() for r in caplog.records if r.name.endswith("observers")]
+    assert len(beats) >= 2 and beats[-1].endswith(" s (done)"), beats
+    assert beats[-1].startswith("slow: 80/80 chain-generations (100%)")
+    assert all(r.levelno == logging.INFO for r in caplog.records if r.name.endswith("observers"))
+
+
 def test_a_short_run_into_a_pipe_logs_no_heartbeat_by_default(tmp_path):
     config = write_config(tmp_path, {**WIDE, "arms": WIDE["arms"][:1]}, "w.yaml")
     done = cli("run", config, "--out", tmp_path / "short")

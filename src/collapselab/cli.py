@@ -50,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     heartbeat = args.heartbeat
     if heartbeat is None and not interactive:
         heartbeat = HEARTBEAT_SECONDS
-    if not logging.getLogger("collapselab.experiment").isEnabledFor(logging.INFO):
+    if not logging.getLogger("collapselab.experiment.observers").isEnabledFor(logging.INFO):
         heartbeat = None  # -q: its lines would not be shown
     result = run(
         config,
@@ -576,17 +576,19 @@ def log_level(args: argparse.Namespace) -> int:
     return min(max(level, logging.DEBUG), logging.CRITICAL)
 
 
-def _log_to_stderr(level: int) -> tuple[logging.Logger, logging.Handler, int]:
-    """Log records of collapselab at ``level`` and above to stderr, one line each."""
+def _log_to_stderr(level: int) -> tuple[logging.Logger, logging.Handler, tuple[int, bool]]:
+    """Log records of collapselab at ``level`` and above to stderr, one line each (and
+    only there: the command owns its stderr); returns what to undo."""
     handler = logging.StreamHandler(sys.stderr)
     where = " %(name)s" if level <= logging.DEBUG else ""  # which module, when debugging
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s %(levelname)s{where}: %(message)s", "%Y-%m-%dT%H:%M:%S")
     )
     logger = logging.getLogger("collapselab")
-    previous = logger.level
+    previous = (logger.level, logger.propagate)
     logger.addHandler(handler)
     logger.setLevel(level)
+    logger.propagate = False
     return logger, handler, previous
 
 
@@ -626,7 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     finally:  # main() may run again in this process (tests, a notebook): leave no handler
         logger.removeHandler(handler)
-        logger.setLevel(previous)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
 
 
 if __name__ == "__main__":
