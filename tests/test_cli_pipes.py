@@ -22,7 +22,7 @@ from collapselab.experiment.runner import run
 from collapselab.report.runs import load
 from collapselab.report.summary import summarize
 
-#: Ten metrics with arrows: the table of the last generation is wider than 80 columns.
+#: Seven metrics with arrows: the last generation's table is wider than 80 columns.
 WIDE = {
     "name": "wide",
     "data": {"id": "gaussian", "params": {"dim": 1, "n_test": 100}},
@@ -101,30 +101,36 @@ def test_version_prints_the_package_version(capsys):
     assert capsys.readouterr().out.strip() == f"collapselab {__version__}"
 
 
-def test_log_level_options_before_and_after_the_subcommand(tmp_path):
-    config = write_config(tmp_path, {**WIDE, "arms": WIDE["arms"][:1]}, "w.yaml")
-    before = cli("-v", "run", config, "--out", tmp_path / "v1")
-    after = cli("run", config, "--out", tmp_path / "v2", "--verbose")
-    for done in (before, after):
-        assert done.returncode == 0, done.stderr
+#: One arm, two metrics: the smallest run (and report) the command line can make.
+TINY = {**WIDE, "metrics": ["variance", "tail_mass"], "arms": WIDE["arms"][:1]}
+
+
+def test_log_level_options_before_and_after_the_subcommand(tmp_path, capsys):
+    config = write_config(tmp_path, TINY, "t.yaml")
+    before = cli("-v", "run", config, "--out", tmp_path / "v1")  # a real process
+    assert before.returncode == 0, before.stderr
+    assert main(["run", str(config), "--out", str(tmp_path / "v2"), "--verbose"]) == 0
+    after = capsys.readouterr()
+    for out, err in ((before.stdout, before.stderr), after):
         # -v: the runner's debug lines, with their logger, on stderr only
-        assert re.search(
-            r"DEBUG collapselab\.experiment\.runner: a-long-arm-name-replace", done.stderr
-        )
-        assert "DEBUG" not in done.stdout and "results:" in done.stdout
-    quiet = cli("run", config, "--out", tmp_path / "v3", "--log-level", "warning")
-    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
-    assert "headline" in quiet.stdout  # --log-level changes only the logs, not the results
-    bad = cli("--log-level", "chatty", "run", config)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: argument --log-level")
+        assert re.search(r"DEBUG collapselab\.experiment\.runner: a-long-arm-name-replace", err)
+        assert "DEBUG" not in out and "results:" in out
+    argv = ["run", str(config), "--out", str(tmp_path / "v3"), "--log-level", "warning"]
+    assert main([*argv, "--heartbeat", "0.001"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # no heartbeat at WARNING
+    assert "headline" in out  # --log-level changes only the logs, not the results
+    with pytest.raises(SystemExit) as exit_:
+        main(["--log-level", "chatty", "run", str(config)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.startswith("error: argument --log-level")
 
 
-def test_quiet_prints_only_the_results_path_and_no_logs(tmp_path):
-    config = write_config(tmp_path, SLOW, "slow.yaml")
-    done = cli("run", config, "--out", tmp_path / "q", "-q", "--heartbeat", "0.01")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == f"results: {tmp_path / 'q'}\n"
-    assert done.stderr == ""  # -q logs warnings only: no heartbeat
+def test_quiet_prints_only_the_results_path_and_no_logs(tmp_path, capsys):
+    config = write_config(tmp_path, {**SLOW, "generations": 10}, "slow.yaml")
+    out = tmp_path / "q"
+    assert main(["run", str(config), "--out", str(out), "-q", "--heartbeat", "0.001"]) == 0
+    assert capsys.readouterr() == (f"results: {out}\n", "")  # -q: warnings only, no heartbeat
 
 
 def test_completion_scripts_name_every_subcommand_and_option(capsys):
@@ -223,7 +229,7 @@ def test_heartbeat_from_python_logs_through_logging(tmp_path, caplog):
 
 
 def test_a_short_run_into_a_pipe_logs_no_heartbeat_by_default(tmp_path):
-    config = write_config(tmp_path, {**WIDE, "arms": WIDE["arms"][:1]}, "w.yaml")
+    config = write_config(tmp_path, TINY, "t.yaml")
     done = cli("run", config, "--out", tmp_path / "short")
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""  # done within the first 30 s: nothing to say
@@ -288,7 +294,7 @@ def test_show_json_and_csv_hold_the_tables_data(wide_run, capsys):
 
 
 def test_sigterm_marks_run_and_arm_interrupted_and_resume_is_bit_identical(tmp_path):
-    config = write_config(tmp_path, {**SLOW, "generations": 80}, "slow.yaml")
+    config = write_config(tmp_path, SLOW, "slow.yaml")
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "collapselab", "run", str(config), "--out", str(out), "-q"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
