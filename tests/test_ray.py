@@ -180,3 +180,19 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_pat
         sim = frame[frame.source == "simulation"]
         assert len(sim) == 4 * 30 * 3  # seeds x generations x metrics: nothing lost
         assert not sim.duplicated(["seed", "generation", "metric"]).any()  # nothing twice
+
+
+def test_address_auto_joins_the_cluster_that_ray_address_names(cluster, tmp_path):
+    address, _ = cluster
+    config_path = tmp_path / "r.yaml"
+    config_path.write_text(yaml.safe_dump({**CONFIG, "arms": CONFIG["arms"][:1]}))
+    argv = [sys.executable, "-m", "collapselab", "sweep", str(config_path), "--root", str(tmp_path)]
+    argv += ["--backend", "ray", "--address", "auto", "--grid", "seeds=2", "--out", "auto"]
+    env = {**os.environ, **RAY_ENV, "RAY_ADDRESS": address}
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run_sweep(
+        plan_sweep(CONFIG | {"arms": CONFIG["arms"][:1]}, ["seeds=2"], root=tmp_path, out="serial"),
+        workers=1,
+    )
+    assert files(tmp_path / "auto") == files(tmp_path / "serial") != {}

@@ -1,12 +1,18 @@
 """The ``collapselab`` command line: run, presets, show, report, diagnose, sweep, phase, query,
-verdict, cache.
+verdict, cache, completion.
 
-Every user error prints one line, ``error: ...``, and exits with code 2.
+Every user error prints one line, ``error: ...``, and exits with code 2. Results
+(tables, paths, ``--json``) go to stdout; logs (``logging``: progress, heartbeats,
+what a run resumed or skipped) and warnings to stderr. ``-v``/``-q`` (or
+``--log-level``) set how much is logged, before or after the subcommand. When stdout
+is not a terminal (a pipe, a file, a batch job's log) tables keep their full width
+and a run logs a heartbeat line per arm instead of drawing a progress bar.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +21,9 @@ from typing import Any
 from .errors import CollapseLabError
 
 EXIT_USAGE = 2
+#: Seconds between heartbeat lines of a run whose output is not a terminal.
+HEARTBEAT_SECONDS = 30.0
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,27 +32,25 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .experiment.config import load_config, read_yaml
+    from .experiment.config import load_config
     from .experiment.runner import run
 
-    data, _ = read_yaml(args.config)
-    overrides = list(args.set or [])
-    shortcuts = {"seeds": args.seeds, "generations": args.generations}
-    for key, value in shortcuts.items():
-        if value is not None:
-            overrides.append(f"{key}={value}")
-            # Shortcuts apply to every arm, also those that set their own value.
-            for arm in data.get("arms") or []:
-                if isinstance(arm, dict):
-                    arm[key] = value
-    config = load_config(data, overrides)
+    # --seeds and --generations apply to every arm, also those that set their own value
+    config = load_config(args.config, args.set, seeds=args.seeds, generations=args.generations)
     _cache_switch(args)
+    interactive = sys.stdout.isatty() and sys.stderr.isatty()
+    heartbeat = args.heartbeat
+    if heartbeat is None and not interactive:
+        heartbeat = HEARTBEAT_SECONDS
+    if not logging.getLogger("collapselab.experiment.observers").isEnabledFor(logging.INFO):
+        heartbeat = None  # -q: its lines would not be shown
     result = run(
         config,
         args.out,
         workers=args.workers,
         overwrite=args.overwrite,
-        progress=not args.quiet and sys.stderr.isatty(),
+        progress=interactive and heartbeat is None and not args.quiet,
+        heartbeat=heartbeat,
     )
     if not args.quiet:
         # printed from the results in memory, not read back from the run directory
@@ -124,14 +131,13 @@ def _print_halted(halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
 def _print_run(arms: list[Any], halted: dict[str, tuple[dict[Any, int], Any]]) -> None:
     """Per arm: each metric (then each statistic) at generation 0, the middle and the last;
     then the arms that halted. ``arms`` are :class:`collapselab.report.runs.Arm`."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from .report.runs import ARROW_KEY
-    from .report.summary import band_levels, band_name, format_number, summarize
+    from .report.summary import band_levels, band_name, format_number, stdout_console, summarize
 
-    console = Console()
+    console = stdout_console()
     for arm in arms:
         summary = summarize(arm.frame)
         seeds = int(summary["seeds"].max())
@@ -178,18 +184,16 @@ def _print_run(arms: list[Any], halted: dict[str, tuple[dict[Any, int], Any]]) -
 def _print_last(directory: Path) -> None:
     """Every arm (rows) by metric (columns), median over seeds at the last generation; then
     one small table of what curators and regimes recorded (statistics, not metrics)."""
-    from rich.console import Console
     from rich.table import Table
 
     from .report.runs import ARROW_KEY, load
-    from .report.summary import format_number
+    from .report.summary import format_number, stdout_console
 
-    console = Console()
+    console = stdout_console()
     arms = load(directory).arms
     rows = {}
     for arm in arms:
-        sim = arm.frame[arm.frame["source"] == "simulation"]
-        last = sim[sim["generation"] == sim["generation"].max()]
+        last = _last_generation(arm.frame)
         rows[arm.name] = (
             arm,
             int(last["generation"].max()),
@@ -235,12 +239,11 @@ def _print_last(directory: Path) -> None:
 def _print_verdicts(run: Any) -> None:
     """The verdict matrix (arms x definitions of collapse) and the claims table of ``run``
     (a :class:`collapselab.report.runs.Run`)."""
-    from rich.console import Console
-
     from .report.claims import evaluate, print_claims
+    from .report.summary import stdout_console
     from .report.verdict import Thresholds, Verdict, print_verdict, run_verdicts
 
-    console = Console()
+    console = stdout_console()
     arms, baseline = run_verdicts(run)
     print_verdict(Verdict(run.directory, Thresholds(), arms, baseline), rows=False, console=console)
     console.print(
@@ -249,17 +252,75 @@ def _print_verdicts(run: Any) -> None:
     print_claims(evaluate(run), console=console)
 
 
+def _last_generation(frame: Any) -> Any:
+    """The simulation rows of ``frame``'s last generation."""
+    sim = frame[frame["source"] == "simulation"]
+    return sim[sim["generation"] == sim["generation"].max()]
+
+
+def show_rows(run: Any, last: bool = False) -> Any:
+    """The data of ``show``'s tables as one tidy frame: a row per (arm, series,
+    generation) with the median, the band (``lo``, ``hi``: see ``band``), the mean and
+    its standard error over ``seeds`` seeds, and the closed form (``theory``) where one
+    holds. The generations are the table's (first, middle, last), or with ``last``
+    only the last one."""
+    import pandas as pd
+
+    from .report.summary import band_levels, summarize
+
+    frames = []
+    for arm in run.arms:
+        generations = None
+        if last:
+            generations = [int(_last_generation(arm.frame)["generation"].max())]
+        summary = summarize(arm.frame, generations)
+        seeds = int(summary["seeds"].max()) if len(summary) else 0
+        summary.insert(0, "arm", arm.name)
+        summary.insert(
+            2, "kind", ["metric" if arm.is_metric(m) else "statistic" for m in summary["metric"]]
+        )
+        summary.insert(3, "direction", [str(arm.describe(m).direction) for m in summary["metric"]])
+        summary["band"] = "central 95%" if band_levels(seeds)[0] > 0 else "min-max"
+        frames.append(summary)
+    return pd.concat(frames, ignore_index=True)
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     from .report.runs import load
 
     directory = Path(args.run_dir)
     run = load(directory)
+    if args.csv:
+        sys.stdout.write(show_rows(run, last=args.last).to_csv(index=False))
+        return 0
+    if args.json:
+        _print_show_json(run, last=args.last)
+        return 0
     if args.last:
         _print_last(directory)
     else:
         _print_run(run.arms, _halted_on_disk(run.arms))
     _print_verdicts(run)
     return 0
+
+
+def _print_show_json(run: Any, last: bool) -> None:
+    """``show --json``: the tables' rows, the verdicts and the claims, as strict JSON."""
+    import json
+
+    from .report.claims import evaluate
+    from .report.verdict import Thresholds, Verdict, plain, run_verdicts
+
+    rows = show_rows(run, last=last)
+    arms, baseline = run_verdicts(run)
+    document = {
+        "run": str(run.directory),
+        "halted": {name: seeds for name, (seeds, _) in _halted_on_disk(run.arms).items()},
+        "rows": rows.to_dict(orient="records"),
+        "verdicts": Verdict(run.directory, Thresholds(), arms, baseline).to_dict(),
+        "claims": [result.to_dict() for result in evaluate(run)],
+    }
+    print(json.dumps(plain(document), indent=2))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -310,7 +371,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         data, _ = read_yaml(name)
         description = " ".join(str(data.get("description", "")).split())
         last = _last_result(name, root)
-        if not args.full:  # one line each, cut to the terminal
+        if not args.full and sys.stdout.isatty():  # one line each, cut to the terminal
             description = textwrap.shorten(description, max(width - 44, 40), placeholder=" ...")
         print(f"{name:22s} {last:19s} {description}")
     return 0
@@ -343,11 +404,14 @@ def _apply_memory_option(args: argparse.Namespace) -> None:
     os.environ[MEMORY_VARIABLE] = value
 
 
-def _one_line_warnings() -> None:
-    """Warnings as one ``warning: ...`` line each (not Python's two, with a source line)."""
+def _one_line_warnings(level: int) -> None:
+    """Warnings as one ``warning: ...`` line each (not Python's two, with a source line);
+    none at a log level above WARNING (``-qq``)."""
     import warnings
 
     def show(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        if level > logging.WARNING:
+            return
         text = " ".join(str(message).split())
         print(f"warning: {text}", file=sys.stderr)
 
@@ -393,10 +457,50 @@ def _add_cache_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_cache)
 
 
+def add_logging_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v``, ``-q`` and ``--log-level``; ``default`` is ``argparse.SUPPRESS`` on a
+    subcommand, so that the options work before and after its name."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if default is None else default,
+        help="log more on stderr (-v: debug)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0 if default is None else default,
+        help="print only results (a run or sweep: only its path); log only warnings "
+        "(-qq: only errors)",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=default,
+        help="the level of log lines on stderr (default INFO; overrides -v and -q)",
+    )
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """Print the shell's completion script (shtab), built from this parser."""
+    from .errors import require
+
+    shtab = require("shtab", "completion", "shell completion")
+    print(shtab.complete(build_parser(), shell=args.shell))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     parser = _Parser(
         prog="collapselab", description="Simulate, measure and mitigate model collapse."
     )
+    parser.add_argument("--version", action="version", version=f"collapselab {__version__}")
+    add_logging_options(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("run", help="run a config file or a preset")
@@ -411,7 +515,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite", action="store_true", help="replace a run of a different config at --out"
     )
-    p.add_argument("--quiet", action="store_true", help="print only the results path")
+    p.add_argument(
+        "--heartbeat",
+        type=float,
+        metavar="SECONDS",
+        help="log a plain progress line per arm every SECONDS instead of the progress bar "
+        f"(default: {HEARTBEAT_SECONDS:g} when stdout is not a terminal, e.g. a SLURM log)",
+    )
     add_memory_option(p)
     p.add_argument(
         "--no-cache",
@@ -425,7 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the presets, what each reproduces, and how its last run (ROOT/<preset>) "
         "fared on the paper's claims",
     )
-    p.add_argument("--full", action="store_true", help="print each description whole")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="print each description whole (always, when stdout is not a terminal)",
+    )
     p.add_argument(
         "--root", help="results root of the last runs (default $COLLAPSELAB_RESULTS or 'runs')"
     )
@@ -436,6 +550,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--last", action="store_true", help="one table: every arm by metric at the last generation"
     )
+    machine = p.add_mutually_exclusive_group()
+    machine.add_argument(
+        "--json",
+        action="store_true",
+        help="the tables' rows (arm, metric, generation, median, lo, hi, mean, sem, seeds, "
+        "theory), the verdicts and the claims as JSON",
+    )
+    machine.add_argument("--csv", action="store_true", help="the tables' rows as CSV")
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
@@ -467,13 +589,52 @@ def build_parser() -> argparse.ArgumentParser:
     add_query_parser(sub)
     add_verdict_parser(sub)
     _add_cache_parser(sub)
+
+    p = sub.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description="Print a completion script for SHELL. Bash: "
+        "'collapselab completion bash > ~/.local/share/bash-completion/completions/collapselab'; "
+        "zsh: 'collapselab completion zsh > ~/.zfunc/_collapselab' (with ~/.zfunc on $fpath). "
+        "Needs shtab: pip install 'collapselab[completion]'.",
+    )
+    p.add_argument("shell", choices=("bash", "zsh", "tcsh"))
+    p.set_defaults(func=cmd_completion)
+    for command in sub.choices.values():
+        add_logging_options(command, argparse.SUPPRESS)
     return parser
+
+
+def log_level(args: argparse.Namespace) -> int:
+    """The level that ``-v``, ``-q`` and ``--log-level`` ask for (default INFO)."""
+    if args.log_level:
+        return int(getattr(logging, args.log_level))
+    level = logging.INFO + 10 * (args.quiet - args.verbose)
+    return min(max(level, logging.DEBUG), logging.CRITICAL)
+
+
+def _log_to_stderr(level: int) -> tuple[logging.Logger, logging.Handler, tuple[int, bool]]:
+    """Log records of collapselab at ``level`` and above to stderr, one line each (and
+    only there: the command owns its stderr); returns what to undo."""
+    handler = logging.StreamHandler(sys.stderr)
+    where = " %(name)s" if level <= logging.DEBUG else ""  # which module, when debugging
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s{where}: %(message)s", "%Y-%m-%dT%H:%M:%S")
+    )
+    logger = logging.getLogger("collapselab")
+    previous = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger, handler, previous
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _one_line_warnings()
+    level = log_level(args)
+    _one_line_warnings(level)
+    logger, handler, previous = _log_to_stderr(level)
     try:
         _apply_memory_option(args)
         return args.func(args)
@@ -502,6 +663,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:  # main() may run again in this process (tests, a notebook): leave no handler
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
 
 
 if __name__ == "__main__":

@@ -530,10 +530,14 @@ def _fmt(x: float | None, metric: str) -> str:
 
 
 def _print(result: dict[str, Any]) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # unwrapped into a pipe or a file, as report.summary.stdout_console does (a sibling
+    # layer, so not imported from here)
+    console = Console() if sys.stdout.isatty() else Console(width=10_000)
     console.print(f"verdict: {result['verdict']}", highlight=False, soft_wrap=True)
     for warning in result["warnings"]:
         console.print(f"warning: {warning}", highlight=False, soft_wrap=True)

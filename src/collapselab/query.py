@@ -1,23 +1,27 @@
-"""Cross-run queries: DuckDB SQL over every run's results under a results root.
+"""Cross-run queries: DuckDB SQL over every run's results under one or several results roots.
 
-Three views:
+Four views:
 
-* ``metrics``: every ``metrics.parquet`` under the root, one row per (run, seed,
-  generation, metric), with ``run_dir`` (the arm's folder, relative to the root);
-* ``runs``: one row per arm: ``run_dir``, ``run_id``, ``config_hash``, ``status``,
-  the sweep it belongs to (if any) and every config field flattened to a dotted
+* ``metrics``: every ``metrics.parquet`` under the roots, one row per (run, seed,
+  generation, metric), with ``root`` (the results root, as given) and ``run_dir``
+  (the arm's folder, relative to its root);
+* ``last_generation``: the rows of ``metrics`` at each arm's last generation (the
+  last one it simulated; theory rows of that generation too);
+* ``runs``: one row per arm: ``root``, ``run_dir``, ``name`` (the experiment's
+  name), ``arm`` (the arm's name; also ``run_id``), ``config_hash``, ``status``, the
+  sweep it belongs to (if any) and every other config field flattened to a dotted
   column (``"regime.params.real_fraction"``; quote such names in SQL);
 * ``verdicts``: one row per (arm, definition of collapse) of every finished run
-  (:mod:`collapselab.report.verdict`, default thresholds): ``run_dir``, ``definition``,
-  ``name``, ``outcome``, ``metric``, ``value``, ``low``, ``high``, ``onset``... Built
-  only when the SQL names it (it reads every run).
+  (:mod:`collapselab.report.verdict`, default thresholds): ``root``, ``run_dir``,
+  ``definition``, ``name``, ``outcome``, ``metric``, ``value``, ``low``, ``high``,
+  ``onset``... Built only when the SQL names it (it reads every run).
 
-Join them on ``run_dir``. A results file that is unreadable, has the wrong
+Join them on ``run_dir`` (and ``root``, with several roots). A results file that is unreadable, has the wrong
 columns or types, holds no rows, or fails its recorded checksum (and an arm whose
 manifest or config fails its schema) is left out with a warning naming it, never
 read silently.
 
-The query stays inside the results root: once the views exist, DuckDB's external
+The query stays inside the results roots: once the views exist, DuckDB's external
 access is switched off (only the metrics files found may be read) and its
 configuration locked, and only one statement that reads (``SELECT``, ``WITH``,
 ``FROM``...) is run; anything else (``COPY``, ``ATTACH``, ``EXPORT``, ``SET``,
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +76,52 @@ def _valid(path: Path, manifest: Any) -> str | None:
     return metrics_problem(path, metadata.schema.to_arrow_schema(), metadata.num_rows)
 
 
-def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
-    """The readable metrics files under ``root``, the ``runs`` table, and warnings."""
-    base = Path(root)
-    if not base.is_dir():
-        raise ResultsError(f"results root {str(base)!r} is not a folder; pass --root")
-    files, rows, warnings = [], [], []
-    from .experiment.storage import read_arm_manifest, read_stored_config
+Roots = str | Path | Sequence[str | Path]
 
+
+def roots_of(root: Roots) -> list[Path]:
+    """``root`` as a list of results roots: each a folder, none given twice or inside
+    another (its runs would count twice)."""
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    if not roots:
+        raise ResultsError("no results root; pass --root")
+    for base in roots:
+        if not base.is_dir():
+            raise ResultsError(f"results root {str(base)!r} is not a folder; pass --root")
+    resolved = [base.resolve() for base in roots]
+    for i, a in enumerate(resolved):
+        for j, b in enumerate(resolved):
+            if i != j and (a == b or a in b.parents):
+                raise ResultsError(
+                    f"results root {str(roots[j])!r} is "
+                    + ("given twice" if a == b else f"inside {str(roots[i])!r}")
+                    + "; its runs would count twice, pass each root once"
+                )
+    return roots
+
+
+def collect(root: Roots) -> tuple[list[Path], pd.DataFrame, list[str]]:
+    """The readable metrics files under each root, the ``runs`` table, and warnings."""
+    files, rows, warnings = [], [], []
+    for base in roots_of(root):
+        found, more, problems = _collect(base)
+        files += found
+        rows += more
+        warnings += problems
+    runs = pd.DataFrame(rows)
+    for column in runs.columns:  # one type per column, as DuckDB needs
+        kinds = {type(v) for v in runs[column] if v is not None and v == v}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            runs[column] = runs[column].map(lambda v: None if v is None else str(v))
+    return files, runs, warnings
+
+
+def _collect(base: Path) -> tuple[list[Path], list[dict[str, Any]], list[str]]:
+    """The readable metrics files under ``base``, their ``runs`` rows, and warnings."""
+    files, rows, warnings = [], [], []
+    from .experiment.storage import read_arm_manifest, read_run_manifest, read_stored_config
+
+    names: dict[Path, str | None] = {}  # by run folder: the experiment's name
     for path in sorted(base.rglob(METRICS_FILE)):
         arm_dir = path.parent
         try:
@@ -93,21 +136,29 @@ def collect(root: str | Path) -> tuple[list[Path], pd.DataFrame, list[str]]:
             continue
         files.append(path)
         sweep = _find_sweep(arm_dir, base)
+        arm = manifest.run_id if manifest and manifest.run_id else config.get("name")
+        if arm_dir.parent not in names:
+            try:
+                top = read_run_manifest(arm_dir.parent / "manifest.json")
+            except ResultsError:
+                top = None
+            names[arm_dir.parent] = (
+                top.name if top is not None and arm in (top.arms or []) else None
+            )
         row = {
+            "root": str(base),
             "run_dir": arm_dir.relative_to(base).as_posix(),
-            "run_id": manifest.run_id if manifest and manifest.run_id else config.get("name"),
+            "run_id": arm,
+            "arm": arm,
             "config_hash": manifest.config_hash if manifest else None,
             "status": manifest.status if manifest else None,
             "sweep": sweep,
         }
         row.update(_flatten(config))
+        # The arm's own config names the arm; the run's manifest names the experiment.
+        row["name"] = names[arm_dir.parent] or arm
         rows.append(row)
-    runs = pd.DataFrame(rows)
-    for column in runs.columns:  # one type per column, as DuckDB needs
-        kinds = {type(v) for v in runs[column] if v is not None and v == v}
-        if len(kinds) > 1 and not kinds <= {int, float}:
-            runs[column] = runs[column].map(lambda v: None if v is None else str(v))
-    return files, runs, warnings
+    return files, rows, warnings
 
 
 def _find_sweep(arm_dir: Path, root: Path) -> str | None:
@@ -119,27 +170,34 @@ def _find_sweep(arm_dir: Path, root: Path) -> str | None:
     return None
 
 
-def connect(root: str | Path) -> tuple[Any, list[str]]:
-    """A DuckDB connection with the ``metrics`` and ``runs`` views, and the warnings."""
+def connect(root: Roots) -> tuple[Any, list[str]]:
+    """A DuckDB connection with the ``metrics``, ``last_generation`` and ``runs`` views,
+    and the warnings."""
     duckdb = require("duckdb", "query", "collapselab query")
     files, runs, warnings = collect(root)
     if not files:
+        where = ", ".join(repr(str(r)) for r in roots_of(root))
         raise ResultsError(
-            f"no readable {METRICS_FILE} under {str(root)!r}; run something or pass --root"
+            f"no readable {METRICS_FILE} under {where}; run something or pass --root"
         )
     con = duckdb.connect(config={"threads": 1})
-    base = Path(root)
     table = pd.DataFrame(
         {
             "filename": [str(p) for p in files],
-            "run_dir": [p.parent.relative_to(base).as_posix() for p in files],
+            "root": list(runs["root"]),
+            "run_dir": list(runs["run_dir"]),
         }
     )
     con.register("_files", table)
     listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
     con.execute(
-        "CREATE VIEW metrics AS SELECT m.* EXCLUDE (filename), f.run_dir "
+        "CREATE VIEW metrics AS SELECT m.* EXCLUDE (filename), f.root, f.run_dir "
         f"FROM read_parquet([{listing}], filename = true) m JOIN _files f USING (filename)"
+    )
+    con.execute(
+        "CREATE VIEW last_generation AS SELECT m.* FROM metrics m JOIN "
+        "(SELECT root, run_dir, max(generation) AS generation FROM metrics "
+        "WHERE source = 'simulation' GROUP BY root, run_dir) USING (root, run_dir, generation)"
     )
     con.register("runs", runs)
     # From here on the connection reads the metrics files found and nothing else.
@@ -160,12 +218,23 @@ def _is_run_manifest(path: Path) -> bool:
     return isinstance(data, dict) and "arms" in data
 
 
-def verdicts(root: str | Path) -> tuple[pd.DataFrame, list[str]]:
+def verdicts(root: Roots) -> tuple[pd.DataFrame, list[str]]:
     """The ``verdicts`` view: every definition's verdict for every arm of every finished run
-    under ``root`` (sweeps as sweeps, so definition 8 is measured), and warnings."""
+    under each root (sweeps as sweeps, so definition 8 is measured), and warnings."""
+    frames, warnings = [], []
+    for base in roots_of(root):
+        frame, more = _verdicts(base)
+        if len(frame):
+            frame.insert(0, "root", str(base))
+            frames.append(frame)
+        warnings += more
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), warnings
+
+
+def _verdicts(base: Path) -> tuple[pd.DataFrame, list[str]]:
+    """The ``verdicts`` rows of the runs under ``base``, and warnings."""
     from .report.verdict import verdict
 
-    base = Path(root)
     sweeps = sorted(p.parent for p in base.rglob("sweep.json"))
     runs = sorted(
         p.parent
@@ -219,8 +288,9 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def query(sql: str, root: str | Path, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
-    """Run one reading statement ``sql`` over the results under ``root``; a DataFrame
+def query(sql: str, root: Roots, limit: int | None = DEFAULT_LIMIT) -> pd.DataFrame:
+    """Run one reading statement ``sql`` over the results under ``root`` (a results
+    root, or a list of them: see the module's docstring); a DataFrame
     of the answer's first ``limit`` rows (``None``: all), fetched in chunks so a huge
     answer stops at the limit (with a warning) instead of filling memory."""
     import re
@@ -265,7 +335,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise CollapseLabError(f"--limit must be >= 1; got {args.limit}")
-    frame = query(args.sql, results_root(args.root), limit=args.limit)
+    roots = [results_root(r) for r in args.root] if args.root else [results_root(None)]
+    frame = query(args.sql, roots, limit=args.limit)
     if args.format == "csv":
         sys.stdout.write(frame.to_csv(index=False))
     elif args.format == "json":
@@ -280,10 +351,16 @@ def add_parser(sub: Any) -> None:
     """Add ``collapselab query`` to the CLI's subcommands."""
     p = sub.add_parser(
         "query",
-        help="SQL (DuckDB) over every run under the results root: views metrics, runs, verdicts",
+        help="SQL (DuckDB) over every run under the results roots: views metrics, "
+        "last_generation, runs, verdicts",
     )
     p.add_argument("sql", help='e.g. "SELECT run_dir, avg(value) FROM metrics GROUP BY 1"')
-    p.add_argument("--root", help="results root (default $COLLAPSELAB_RESULTS or 'runs')")
+    p.add_argument(
+        "--root",
+        action="append",
+        help="a results root (default $COLLAPSELAB_RESULTS or 'runs'); repeat for several, "
+        "told apart by the 'root' column",
+    )
     p.add_argument("--format", choices=("table", "csv", "json"), default="table")
     p.add_argument(
         "--limit",

@@ -153,7 +153,9 @@ class ProcessPoolBackend(Backend):
 
 
 class RayBackend(Backend):
-    """Tasks on a Ray cluster: an existing one at ``address``, or a local one.
+    """Tasks on a Ray cluster: an existing one at ``address`` (``HOST:PORT``, or ``auto``:
+    the cluster of ``RAY_ADDRESS`` or the one ``ray start`` left on this machine), or a
+    new local one.
 
     Each task asks for one CPU; Ray re-executes a task whose worker dies
     (:data:`RAY_MAX_RETRIES` times), and the retry resumes from the task's checkpoints.
@@ -225,12 +227,20 @@ RAY_INIT_SECONDS = 120.0
 
 def _check_reachable(address: str) -> None:
     """Refuse an address whose port does not answer, in seconds (Ray itself retries
-    for minutes, printing its logs)."""
+    for minutes, printing its logs). ``auto`` is checked where ``RAY_ADDRESS`` names
+    the cluster; else Ray finds it on this machine, within :data:`RAY_INIT_SECONDS`."""
     import socket
 
+    if address == "auto":
+        named = os.environ.get("RAY_ADDRESS", "").strip()
+        if named and named != "auto" and "://" not in named:
+            _check_reachable(named)
+        return
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit():
-        raise ResultsError(f"--address {address!r}: expected HOST:PORT, e.g. 127.0.0.1:6379")
+        raise ResultsError(
+            f"--address {address!r}: expected HOST:PORT (e.g. 127.0.0.1:6379) or auto"
+        )
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_SECONDS).close()
     except OSError as exc:

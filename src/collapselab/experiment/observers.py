@@ -4,12 +4,14 @@ One list, on every path: :class:`Observers` is the chain's per-generation callba
 in this process, in a worker of the local process pool and in a sweep's task on Ray.
 It records the snapshot (before the checkpoint, so a resumed run never misses one),
 saves the checkpoint when due, then hands a :class:`GenerationEvent` to ``notify``:
-in the driving process a :class:`Notifier` (the progress bar, then the user's
+in the driving process a :class:`Notifier` (the progress bar or heartbeat, then the user's
 ``on_generation`` hook); in a pool worker a queue that carries it to the driver.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..chain import ChainState
+from ..errors import ConfigError
 from .config import RunConfig
 from .snapshots import SnapshotRecorder
 from .storage import load_checkpoint, save_checkpoint
@@ -26,6 +29,8 @@ CHECKPOINT_SECONDS = 10.0
 #: Layout of the chain state in a checkpoint; a checkpoint of another layout (written
 #: by an older collapselab) is not resumed: its chain starts over, to the same results.
 CHECKPOINT_LAYOUT = 2
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,11 +141,26 @@ class Observers:
 
 
 class Progress:
-    """A progress bar (``rich``) with one task per arm, or nothing when disabled."""
+    """How a run reports its progress: a ``rich`` bar with one task per arm, heartbeat
+    lines, or nothing.
 
-    def __init__(self, enabled: bool) -> None:
+    ``heartbeat``: instead of the bar, a plain line per unfinished arm every
+    ``heartbeat`` seconds, logged (``logging``, level INFO, logger of this module) from a
+    background thread, so a job's log (a SLURM output file) shows the run is alive even
+    while one generation takes long; and one line as such an arm finishes (an arm done
+    within the first interval logs nothing).
+    """
+
+    def __init__(self, enabled: bool, heartbeat: float | None = None) -> None:
         self.bar = None
-        if enabled:
+        self.heartbeat = heartbeat
+        self.tasks: list[_Beat] = []
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        if heartbeat is not None:
+            if not heartbeat > 0:
+                raise ConfigError(f"--heartbeat must be > 0 seconds; got {heartbeat}")
+        elif enabled:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -160,19 +180,75 @@ class Progress:
     def __enter__(self) -> Progress:
         if self.bar is not None:
             self.bar.__enter__()
+        if self.heartbeat is not None:
+            self.thread = threading.Thread(target=self._beat, name="heartbeat", daemon=True)
+            self.thread.start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
+        if self.thread is not None:
+            self.stop.set()
+            self.thread.join()
 
-    def task(self, description: str, total: int) -> Callable[[int], None]:
-        """A function that advances a new task by ``n`` units."""
+    def _beat(self) -> None:
+        assert self.heartbeat is not None
+        while not self.stop.wait(self.heartbeat):
+            for beat in list(self.tasks):
+                if not beat.finished:
+                    beat.beats += 1
+                    logger.info("%s", beat.line())
+
+    def task(self, description: str, total: int) -> Callable[..., None]:
+        """A function that advances a new task by ``n`` units (``resumed=True``: units
+        done by an earlier run, which a time estimate leaves out)."""
+        if self.heartbeat is not None:
+            beat = _Beat(description, total)
+            self.tasks.append(beat)
+            return beat.advance
         if self.bar is None:
-            return lambda n: None
+            return lambda n, resumed=False: None
         bar = self.bar
         task_id = bar.add_task(description, total=total)
-        return lambda n: bar.advance(task_id, n)
+        return lambda n, resumed=False: bar.advance(task_id, n)
+
+
+class _Beat:
+    """One arm's count of chain-generations, for heartbeat lines."""
+
+    def __init__(self, name: str, total: int) -> None:
+        self.name = name
+        self.total = total
+        self.done = 0
+        self.before = 0  # done by an earlier run (resumed), not counted in the rate
+        self.start = time.monotonic()
+        self.finished = False
+        self.beats = 0  # lines logged so far
+
+    def advance(self, n: int, resumed: bool = False) -> None:
+        if resumed:
+            self.before += n
+        self.done += n
+        if self.done >= self.total and not self.finished:
+            self.finished = True
+            if self.beats:
+                logger.info("%s", self.line())
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.start
+        share = self.done / self.total if self.total else 1.0
+        text = (
+            f"{self.name}: {self.done}/{self.total} chain-generations ({share:.0%}), "
+            f"{elapsed:.1f} s"
+        )
+        worked = self.done - self.before
+        if self.finished:
+            return text + " (done)"
+        if worked > 0:
+            left = elapsed / worked * (self.total - self.done)
+            text += f", about {left:.0f} s left"
+        return text
 
 
 class Notifier:
@@ -199,7 +275,7 @@ class Notifier:
     def resumed(self, seed: int | None, generations: int) -> None:
         """Generations done before this run (a resumed checkpoint) count as progress."""
         self.done[seed] = generations
-        self.advance(generations * self.per_generation)
+        self.advance(generations * self.per_generation, resumed=True)
 
     def __call__(self, event: GenerationEvent) -> None:
         done = event.generation + 1

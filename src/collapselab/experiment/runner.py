@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import multiprocessing
 import platform
 import queue
@@ -80,6 +81,8 @@ from .storage import (
     write_table,
     write_yaml,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -428,6 +431,7 @@ def run(
     report: bool = True,
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
+    heartbeat: float | None = None,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
@@ -440,7 +444,9 @@ def run(
     alone). One thread is much faster for the small fits of a chain: on a busy
     2-core machine a scikit-learn GMM fit took 7 ms with one thread and 170 ms with
     the default pools. Parallelism comes from ``workers`` processes across seeds
-    instead.
+    instead. ``progress`` draws a progress bar on the terminal; ``heartbeat`` (seconds)
+    logs a plain line per arm that often instead (``logging``, level INFO, logger
+    ``collapselab.experiment.observers``), for logs that are files (a SLURM job's).
 
     Before anything is written, everything that can refuse the run does: the config,
     ``workers`` (at most a few per CPU), the memory estimate against ``max_memory``
@@ -453,10 +459,9 @@ def run(
     """
     from threadpoolctl import threadpool_limits
 
+    bar = Progress(progress, heartbeat)  # checks heartbeat before anything runs
     with threadpool_limits(limits=threads), _terminate_as_interrupt():
-        return _run_all(
-            config, out, workers, overwrite, progress, on_generation, report, max_memory
-        )
+        return _run_all(config, out, workers, overwrite, bar, on_generation, report, max_memory)
 
 
 class FolderConflict(ResultsError):
@@ -508,7 +513,7 @@ def _run_all(
     out: str | Path | None,
     workers: int,
     overwrite: bool,
-    progress: bool,
+    progress: Progress,
     on_generation: Hook | None,
     report: bool,
     max_memory: int | str | None,
@@ -544,7 +549,7 @@ def _write_run(
     plans: _RunPlan,
     real: dict[str, RealData],
     workers: int,
-    progress: bool,
+    progress: Progress,
     on_generation: Hook | None,
     report: bool,
 ) -> RunResult:
@@ -562,7 +567,7 @@ def _write_run(
     write_yaml(directory / "config.yaml", config.model_dump(mode="json"))
     results = []
     try:
-        with Progress(progress) as bar:
+        with progress as bar:
             for plan in plans.arms:
                 if plan.result is not None:
                     results.append(plan.result)
@@ -755,6 +760,7 @@ def run_arm(
     config_hash = arm.config.config_hash()
     done, replace = _arm_status(arm, directory, overwrite)
     if done is not None:
+        logger.debug("%s: already complete in %s, read back", arm.name, directory)
         return done
     if replace:
         shutil.rmtree(directory, ignore_errors=True)
@@ -775,13 +781,26 @@ def run_arm(
         manifest["data_files"] = arm.data_files
     write_json(directory / "manifest.json", manifest)
     start = time.perf_counter()
+    logger.debug(
+        "%s: %d seeds x %d generations (%s path) -> %s",
+        arm.name,
+        arm.config.seeds,
+        arm.config.generations,
+        arm.execution,
+        directory,
+    )
     notifier = notifier or _notifier(arm, Progress(False), None)
-    if arm.batched:
-        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
-    else:
-        values, items, halted, resumed = _run_per_seed_arm(
-            arm, directory, workers, notifier, real_0
-        )
+    try:
+        if arm.batched:
+            values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
+        else:
+            values, items, halted, resumed = _run_per_seed_arm(
+                arm, directory, workers, notifier, real_0
+            )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the arm's manifest says so too
+        manifest.update(status="interrupted", interrupted=_now())
+        write_json(directory / "manifest.json", manifest)
+        raise
     if halted:
         manifest["halted"] = {str(s): g for s, g in halted.items()}  # by seed
     frame = _write_results(arm, directory, config_hash, values, items, real_0)
@@ -795,6 +814,12 @@ def run_arm(
     )
     write_json(directory / "manifest.json", manifest)
     shutil.rmtree(directory / "checkpoints", ignore_errors=True)
+    logger.debug(
+        "%s: complete in %.1f s%s",
+        arm.name,
+        elapsed,
+        " (resumed from checkpoints)" if resumed else "",
+    )
     return ArmResult(
         arm.name, directory, arm.config, frame, arm.execution, elapsed, resumed, halted
     )

@@ -24,6 +24,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import os
 import re
 import time
@@ -48,6 +49,8 @@ from .config import (
     override_assignments,
 )
 from .storage import FolderLock, load_yaml, write_yaml
+
+logger = logging.getLogger(__name__)
 
 #: Where results live unless ``--root`` (or ``COLLAPSELAB_RESULTS``) says otherwise.
 DEFAULT_ROOT = "runs"
@@ -471,8 +474,10 @@ def _run_points(
     try:
         if runner is not None:
             try:
-                for _ in runner.map(tasks):
-                    pass
+                for done, (task, _) in enumerate(runner.map(tasks), 1):
+                    logger.info(
+                        "sweep %s: %s done (%d of %d)", sweep.name, task.label(), done, len(tasks)
+                    )
             finally:
                 runner.close()
         # Assemble points run as arm and seed tasks (from their checkpoints: no
@@ -557,7 +562,13 @@ def add_parser(sub: Any) -> None:
         "--set", action="append", metavar="KEY=VALUE", help="override a base config field"
     )
     p.add_argument("--backend", choices=("local", "ray"), default="local")
-    p.add_argument("--address", metavar="HOST:PORT", help="a running Ray cluster (--backend ray)")
+    p.add_argument(
+        "--address",
+        metavar="HOST:PORT|auto",
+        help="a running Ray cluster (--backend ray): HOST:PORT of its head, or 'auto' for the "
+        "one this machine belongs to (RAY_ADDRESS, or the cluster 'ray start' left here); "
+        "default: a new cluster on this machine",
+    )
     p.add_argument(
         "--workers", type=int, help="local processes, or CPUs of a new local Ray cluster"
     )
@@ -570,5 +581,4 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--root", help=f"results root (default ${ROOT_VARIABLE} or '{DEFAULT_ROOT}')")
     p.add_argument("--out", help="sweep folder inside the results root (default: config name)")
     p.add_argument("--dry-run", action="store_true", help="list the points, write nothing")
-    p.add_argument("--quiet", action="store_true", help="print only the results path")
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep)  # -q/--quiet (print only the results path): the CLI's

@@ -476,11 +476,12 @@ COLOURS = {"yes": "green", "no": "red", "undecided": "yellow", "not run": "dim"}
 
 def print_claims(results: list[ClaimResult], *, console: Any = None, title: str = "") -> None:
     """The table claim | paper | ours (with interval) | holds?, with rich."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    from .summary import stdout_console
+
+    console = console or stdout_console()
     if not results:
         return
     table = Table(

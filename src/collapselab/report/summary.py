@@ -1,10 +1,12 @@
-"""Load a run directory's results and summarize them across seeds."""
+"""Load a run directory's results, summarize them across seeds, and print them."""
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,18 @@ import pandas as pd
 from ..core import Metric
 from ..errors import ResultsError
 from ..experiment.storage import read_json, read_metrics
+
+#: Columns of a table printed into a pipe or a file: wide enough that rich never wraps
+#: a metric's name (a table is as wide as its cells need, never padded to this).
+UNWRAPPED_WIDTH = 10_000
+
+
+def stdout_console() -> Any:
+    """A ``rich`` console for stdout that wraps tables at the terminal's width, and never
+    when stdout is not a terminal (a pipe, a file, a job's log): names stay whole there."""
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=UNWRAPPED_WIDTH)
 
 
 def load_run(directory: str | Path) -> dict[str, pd.DataFrame]:

@@ -328,12 +328,12 @@ def threshold_of(
 
 def print_threshold(result: Threshold, console: Any = None) -> None:
     """The points tried and the bracket, as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
+    from .summary import stdout_console
     from .verdict import DEFINITIONS
 
-    console = console or Console()
+    console = console or stdout_console()
     name = next((d.name for d in DEFINITIONS if d.number == result.definition), "")
     table = Table(
         title=f"{result.arm}: definition {result.definition} ({name}) against {result.field}",

@@ -1348,11 +1348,12 @@ def cell(row: Row) -> str:
 
 def print_verdict(result: Verdict, *, rows: bool = True, console: Any = None) -> None:
     """The matrix (arms x definitions) and, with ``rows``, each arm's rows, with rich."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    console = console or Console()
+    from .summary import stdout_console
+
+    console = console or stdout_console()
     matrix = Table(
         title=f"did it collapse? {result.directory} (arms x definitions)", title_justify="left"
     )
