@@ -37,13 +37,23 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if isinstance(arm, dict):
                     arm[key] = value
     config = load_config(data, overrides)
-    result = run(
-        config,
-        args.out,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=not args.quiet and sys.stderr.isatty(),
-    )
+    tracker, saving = _tracking_options(args, config)
+    try:
+        result = run(
+            config,
+            args.out,
+            workers=args.workers,
+            overwrite=args.overwrite,
+            progress=not args.quiet and sys.stderr.isatty(),
+            on_generation=tracker,
+            save_generations=saving,
+        )
+    except BaseException:
+        if tracker is not None:
+            tracker.abort()
+        raise
+    if tracker is not None:
+        tracker.finish(result)
     if not args.quiet:
         # printed from the results in memory, not read back from the run directory
         arms = _arms_in_memory(result)
@@ -53,6 +63,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"report:  {result.report or 'not written (see the warning above)'}")
     return 0
+
+
+def _tracking_options(args: argparse.Namespace, config: Any) -> tuple[Any, Any]:
+    """The tracker of ``--tracker`` and the choice of ``--save-generations`` (refused
+    before the run starts when unknown or when a package is missing)."""
+    from .experiment.generations import SaveGenerations
+    from .experiment.runner import run_directory
+    from .experiment.tracking import open_tracker
+
+    directory = run_directory(args.out, config.name)
+    tracker = open_tracker(args.tracker, config, directory) if args.tracker else None
+    saving = (
+        SaveGenerations.parse(args.save_generations, args.save_format)
+        if args.save_generations is not None
+        else None
+    )
+    return tracker, saving
 
 
 def _arms_in_memory(result: Any) -> list[Any]:
@@ -373,6 +400,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="print only the results path")
     add_memory_option(p)
+    # issue 18: trackers and per-sample outputs
+    p.add_argument(
+        "--tracker",
+        metavar="{mlflow,wandb}",
+        help="log each arm as a tracker run: per-generation seed mean and s.e. of every "
+        "metric, config as params, report as artifact (mlflow: OUT/mlruns unless "
+        "MLFLOW_TRACKING_URI; wandb: offline unless WANDB_MODE)",
+    )
+    p.add_argument(
+        "--save-generations",
+        nargs="?",
+        const="all",
+        metavar="all|SEEDS",
+        help="save each generation's output under OUT/<arm>/generations/ for every seed "
+        "(all, the default) or the seeds listed (0,1): JSONL for text, .npz for arrays",
+    )
+    p.add_argument(
+        "--save-format",
+        default="files",
+        metavar="{files,datasets}",
+        help="with --save-generations: 'datasets' also writes each seed's text as a "
+        "Hugging Face dataset folder (needs 'datasets')",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(

@@ -8,6 +8,7 @@ Layout of a run directory::
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
     OUT/<arm>/snapshots.npz                      seed 0's samples (see experiment.snapshots)
     OUT/<arm>/distributions.parquet              per-item values of per-item metrics (seed, generation, metric, value)
+    OUT/<arm>/generations/                       with --save-generations: each generation's output
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
     OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
@@ -54,6 +55,8 @@ from ..decoding import Decoding
 from ..errors import ConfigError, DataError, ResultsError
 from ..io import file_sha256
 from .config import Config, RunConfig, build_components, load_config
+from .generations import FOLDER as GENERATIONS_FOLDER
+from .generations import GenerationSaver, SaveGenerations
 from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
 from .resources import check_memory, check_workers, estimate, exit_with_parent
 from .snapshots import SnapshotRecorder
@@ -217,6 +220,7 @@ class _SeedJob:
     seed: int
     checkpoint: Checkpointer
     snapshots: SnapshotRecorder
+    saver: GenerationSaver | None = None
 
 
 #: In a worker process of the local pool: the queue that carries events to the driver.
@@ -238,7 +242,7 @@ def _run_job(
     """Run (or resume) one seed with its observers; what it leaves for the results."""
     if state is None:
         state = _resume(job.checkpoint, job.snapshots, job.seed)
-    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
+    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify, job.saver)
     return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
 
 
@@ -265,7 +269,9 @@ def run_seed_task(arm: Arm, directory: Path, seed: int) -> None:
     _run_job(_seed_job(arm, directory, seed), None)
 
 
-def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
+def _seed_job(
+    arm: Arm, directory: Path, seed: int, saving: SaveGenerations | None = None
+) -> _SeedJob:
     config_hash = arm.config.config_hash()
     checkpoints = directory / "checkpoints"
     return _SeedJob(
@@ -281,7 +287,17 @@ def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
             data=arm.data_digest,
         ),
         _recorder(arm, checkpoints, config_hash),
+        _saver(arm, directory, saving, seed),
     )
+
+
+def _saver(
+    arm: Arm, directory: Path, saving: SaveGenerations | None, seed: int | None
+) -> GenerationSaver | None:
+    """The saver of ``--save-generations`` for a chain of ``seed`` (``None``: every seed)."""
+    if saving is None or (seed is not None and not saving.wants(seed)):
+        return None
+    return GenerationSaver(directory / GENERATIONS_FOLDER, arm.spec.model.kind, saving)
 
 
 def _recorder(arm: Arm, checkpoints: Path, config_hash: str) -> SnapshotRecorder:
@@ -405,6 +421,7 @@ def run(
     report: bool = True,
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
+    save_generations: SaveGenerations | None = None,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
@@ -425,14 +442,24 @@ def run(
     check; see :mod:`~.resources`), seed 0's real data of every arm, the folder's lock
     (one run per folder) and every conflict with what the folder holds (another
     config's arms, arms this config lacks, changed data files, a sweep). A run whose
-    arms are all complete writes nothing. SIGTERM ends a run as Ctrl-C does: the
+    arms are all complete writes nothing. ``save_generations`` also writes what each
+    generation produced under ``<arm>/generations/`` (see :mod:`~.generations`); it
+    changes no result. SIGTERM ends a run as Ctrl-C does: the
     manifest says ``interrupted`` and the same command resumes it.
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=threads), _terminate_as_interrupt():
         return _run_all(
-            config, out, workers, overwrite, progress, on_generation, report, max_memory
+            config,
+            out,
+            workers,
+            overwrite,
+            progress,
+            on_generation,
+            report,
+            max_memory,
+            save_generations,
         )
 
 
@@ -489,17 +516,22 @@ def _run_all(
     on_generation: Hook | None,
     report: bool,
     max_memory: int | str | None,
+    saving: SaveGenerations | None,
 ) -> RunResult:
     if not isinstance(config, Config):
         config = load_config(config)
     directory = run_directory(out, config.name)
     arms = prepare(config)
+    for arm in arms if saving is not None else []:
+        saving.check(arm.config.seeds, arm.name)
     check_workers(workers)
     check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
     _check_folder(directory, arms)
     with FolderLock(directory) as lock:
         plans = _plan(directory, config, arms, overwrite)
         done = [p.result for p in plans.arms if p.result is not None]
+        if saving is not None:
+            _warn_not_saved(plans)
         if plans.nothing_to_do and len(done) == len(arms):
             result = RunResult(directory=directory, config=config, arms=done)
             if report and not (directory / "report.html").exists():
@@ -512,7 +544,23 @@ def _run_all(
         lock.claim()
         for stale in plans.remove:
             shutil.rmtree(stale, ignore_errors=True)
-        return _write_run(directory, config, plans, real, workers, progress, on_generation, report)
+        return _write_run(
+            directory, config, plans, real, workers, progress, on_generation, report, saving
+        )
+
+
+def _warn_not_saved(plans: _RunPlan) -> None:
+    """Complete arms are read back, not rerun: their generations cannot be saved now."""
+    import warnings
+
+    for plan in plans.arms:
+        if plan.result is not None and not (plan.result.directory / GENERATIONS_FOLDER).is_dir():
+            warnings.warn(
+                f"arm {plan.arm.name!r} is complete, so --save-generations saved nothing for "
+                "it; run it into a new --out to save its generations",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _write_run(
@@ -524,6 +572,7 @@ def _write_run(
     progress: bool,
     on_generation: Hook | None,
     report: bool,
+    saving: SaveGenerations | None = None,
 ) -> RunResult:
     manifest_path = directory / "manifest.json"
     manifest = {
@@ -553,6 +602,7 @@ def _write_run(
                         overwrite=plan.replace,
                         notifier=notifier,
                         real_0=real.pop(plan.arm.name, None),
+                        saving=saving,
                     )
                 )
     except KeyboardInterrupt:
@@ -723,6 +773,7 @@ def run_arm(
     overwrite: bool = False,
     notifier: Notifier | None = None,
     real_0: RealData | None = None,
+    saving: SaveGenerations | None = None,
 ) -> ArmResult:
     """Run (or resume, or read back when complete) one arm into ``directory``.
 
@@ -754,11 +805,16 @@ def run_arm(
     start = time.perf_counter()
     notifier = notifier or _notifier(arm, Progress(False), None)
     if arm.batched:
-        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
+        values, items, halted, resumed = _run_batched_arm(
+            arm, directory, notifier, real_0, saving
+        )
     else:
         values, items, halted, resumed = _run_per_seed_arm(
-            arm, directory, workers, notifier, real_0
+            arm, directory, workers, notifier, real_0, saving
         )
+    saver = _saver(arm, directory, saving, None)
+    if saver is not None:
+        saver.finish()
     if halted:
         manifest["halted"] = {str(s): g for s, g in halted.items()}  # by seed
     frame = _write_results(arm, directory, config_hash, values, items, real_0)
@@ -783,7 +839,11 @@ def _notifier(arm: Arm, progress: Progress, hook: Hook | None) -> Notifier:
 
 
 def _run_batched_arm(
-    arm: Arm, directory: Path, notifier: Notifier, real_0: RealData
+    arm: Arm,
+    directory: Path,
+    notifier: Notifier,
+    real_0: RealData,
+    saving: SaveGenerations | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Every seed in one vectorized chain."""
     config_hash = arm.config.config_hash()
@@ -796,7 +856,8 @@ def _run_batched_arm(
     resumed = state is not None
     if state is not None:
         notifier.resumed(None, state.generation + 1)
-    observers = Observers(arm.name, None, checkpoint, recorder, notifier)
+    saver = _saver(arm, directory, saving, None)
+    observers = Observers(arm.name, None, checkpoint, recorder, notifier, saver)
     state = run_batched(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
     items = {
@@ -807,7 +868,12 @@ def _run_batched_arm(
 
 
 def _run_per_seed_arm(
-    arm: Arm, directory: Path, workers: int, notifier: Notifier, real_0: RealData
+    arm: Arm,
+    directory: Path,
+    workers: int,
+    notifier: Notifier,
+    real_0: RealData,
+    saving: SaveGenerations | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Seed by seed, here or in a pool of ``workers`` processes."""
     seeds, generations = arm.config.seeds, arm.config.generations
@@ -815,7 +881,7 @@ def _run_per_seed_arm(
     pending: list[tuple[_SeedJob, ChainState | None]] = []
     resumed = False
     for seed in range(seeds):
-        job = _seed_job(arm, directory, seed)
+        job = _seed_job(arm, directory, seed, saving)
         state = _resume(job.checkpoint, job.snapshots, seed)
         if state is not None:
             resumed = True
