@@ -57,9 +57,7 @@ class SaveGenerations:
     def parse(cls, value: str, format: str = "files") -> SaveGenerations:
         """From ``--save-generations`` (``all``, or seeds such as ``0,1``) and ``--save-format``."""
         if format not in FORMATS:
-            raise ConfigError(
-                f"--save-format must be one of {', '.join(FORMATS)}; got {format!r}"
-            )
+            raise ConfigError(f"--save-format must be one of {', '.join(FORMATS)}; got {format!r}")
         if format == "datasets":
             _require_datasets()
         text = value.strip().lower()

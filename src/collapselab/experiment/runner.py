@@ -805,9 +805,7 @@ def run_arm(
     start = time.perf_counter()
     notifier = notifier or _notifier(arm, Progress(False), None)
     if arm.batched:
-        values, items, halted, resumed = _run_batched_arm(
-            arm, directory, notifier, real_0, saving
-        )
+        values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0, saving)
     else:
         values, items, halted, resumed = _run_per_seed_arm(
             arm, directory, workers, notifier, real_0, saving

@@ -211,7 +211,9 @@ class MlflowTracker(Tracker):
         self.run_ids[arm] = run.info.run_id
         items = [Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()]
         for i in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
-            self.client.log_batch(self.run_ids[arm], params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH])
+            self.client.log_batch(
+                self.run_ids[arm], params=items[i : i + MAX_PARAMS_TAGS_PER_BATCH]
+            )
 
     def _log(self, arm: str, generation: int, metrics: dict[str, float]) -> None:
         from mlflow.entities import Metric
@@ -281,4 +283,3 @@ def open_tracker(name: str, config: Config, directory: Path) -> Tracker:
             f"--tracker {name} needs the {name!r} package: pip install 'collapselab[{name}]'"
         ) from None
     return MlflowTracker(config, directory) if name == "mlflow" else WandbTracker(config, directory)
-
