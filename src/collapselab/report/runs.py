@@ -412,7 +412,9 @@ def sweep_points(directory: Path) -> list[Path]:
     manifest = load_sweep(directory)
     keys = [str(a.get("key")) for a in manifest.get("axes") or [] if isinstance(a, dict)]
     listed = [p for p in manifest["points"] if isinstance(p, dict)]
-    values = [p.get("values") if isinstance(p.get("values"), dict) else {} for p in listed]
+    values: list[dict[str, Any]] = [
+        p["values"] if isinstance(p.get("values"), dict) else {} for p in listed
+    ]
     order = sorted(
         range(len(listed)),
         key=lambda i: _natural([json.dumps(values[i].get(k)) for k in keys]),
