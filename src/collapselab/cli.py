@@ -444,9 +444,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
-        "report", help="write report.html for a run, or a comparison of several runs"
+        "report",
+        help="write report.html for a run, or a comparison of several runs or of a sweep's points",
     )
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one run, or several to compare")
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="one run, several to compare, or a sweep folder (its points compared)",
+    )
     p.add_argument(
         "--out", help="HTML file (default RUN_DIR/report.html; comparison.html for several)"
     )
