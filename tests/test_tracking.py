@@ -145,3 +145,26 @@ def test_flatten_and_seed_summary():
     assert mean == 2.0 and se == pytest.approx(1.0)
     assert seed_summary([np.nan]) is None
     assert math.isnan(seed_summary([5.0])[1])
+
+
+def test_python_api_takes_the_tracker_and_the_user_hook_still_runs(tmp_path, small_config):
+    pytest.importorskip("mlflow")
+    import collapselab
+
+    events = []
+    config = {**small_config, "seeds": 2, "generations": 2, "arms": small_config["arms"][:1]}
+    collapselab.run(
+        config,
+        tmp_path / "out",
+        tracker="mlflow",
+        save_generations="1",
+        on_generation=events.append,
+        report=False,
+    )
+    assert {(e.arm, e.generation) for e in events} == {("gauss-replace", 0), ("gauss-replace", 1)}
+    client = _client(tmp_path / "out")
+    (run,) = client.search_runs([client.get_experiment_by_name("small").experiment_id])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "variance")] == [0, 1]
+    assert client.list_artifacts(run.info.run_id) == []  # no report asked for
+    saved = sorted(p.name for p in (tmp_path / "out" / "gauss-replace" / "generations").iterdir())
+    assert saved == ["seed-0001"]

@@ -37,23 +37,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                 if isinstance(arm, dict):
                     arm[key] = value
     config = load_config(data, overrides)
-    tracker, saving = _tracking_options(args, config)
-    try:
-        result = run(
-            config,
-            args.out,
-            workers=args.workers,
-            overwrite=args.overwrite,
-            progress=not args.quiet and sys.stderr.isatty(),
-            on_generation=tracker,
-            save_generations=saving,
-        )
-    except BaseException:
-        if tracker is not None:
-            tracker.abort()
-        raise
-    if tracker is not None:
-        tracker.finish(result)
+    result = run(
+        config,
+        args.out,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=not args.quiet and sys.stderr.isatty(),
+        tracker=args.tracker,
+        save_generations=_save_generations(args),
+    )
     if not args.quiet:
         # printed from the results in memory, not read back from the run directory
         arms = _arms_in_memory(result)
@@ -65,21 +57,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tracking_options(args: argparse.Namespace, config: Any) -> tuple[Any, Any]:
-    """The tracker of ``--tracker`` and the choice of ``--save-generations`` (refused
-    before the run starts when unknown or when a package is missing)."""
+def _save_generations(args: argparse.Namespace) -> Any:
+    """What ``--save-generations`` and ``--save-format`` ask for (``None``: nothing)."""
     from .experiment.generations import SaveGenerations
-    from .experiment.runner import run_directory
-    from .experiment.tracking import open_tracker
 
-    directory = run_directory(args.out, config.name)
-    tracker = open_tracker(args.tracker, config, directory) if args.tracker else None
-    saving = (
-        SaveGenerations.parse(args.save_generations, args.save_format)
-        if args.save_generations is not None
-        else None
-    )
-    return tracker, saving
+    if args.save_generations is None:
+        return None
+    return SaveGenerations.parse(args.save_generations, args.save_format)
 
 
 def _arms_in_memory(result: Any) -> list[Any]:

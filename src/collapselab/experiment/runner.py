@@ -421,7 +421,8 @@ def run(
     report: bool = True,
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
-    save_generations: SaveGenerations | None = None,
+    save_generations: SaveGenerations | str | None = None,
+    tracker: str | None = None,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
@@ -443,24 +444,56 @@ def run(
     (one run per folder) and every conflict with what the folder holds (another
     config's arms, arms this config lacks, changed data files, a sweep). A run whose
     arms are all complete writes nothing. ``save_generations`` also writes what each
-    generation produced under ``<arm>/generations/`` (see :mod:`~.generations`); it
-    changes no result. SIGTERM ends a run as Ctrl-C does: the
+    generation produced under ``<arm>/generations/`` (see :mod:`~.generations`): a
+    :class:`~.generations.SaveGenerations`, or ``"all"`` or seeds like ``"0,1"``; it
+    changes no result. ``tracker`` (``"mlflow"`` or ``"wandb"``) logs each arm as a
+    tracker run (see :mod:`~.tracking`). SIGTERM ends a run as Ctrl-C does: the
     manifest says ``interrupted`` and the same command resumes it.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=threads), _terminate_as_interrupt():
-        return _run_all(
-            config,
-            out,
-            workers,
-            overwrite,
-            progress,
-            on_generation,
-            report,
-            max_memory,
-            save_generations,
-        )
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if isinstance(save_generations, str):
+        save_generations = SaveGenerations.parse(save_generations)
+    logger = None
+    if tracker is not None:
+        from .tracking import open_tracker
+
+        logger = open_tracker(tracker, config, run_directory(out, config.name))
+        on_generation = _both(logger, on_generation)
+    try:
+        with threadpool_limits(limits=threads), _terminate_as_interrupt():
+            result = _run_all(
+                config,
+                out,
+                workers,
+                overwrite,
+                progress,
+                on_generation,
+                report,
+                max_memory,
+                save_generations,
+            )
+    except BaseException:
+        if logger is not None:
+            logger.abort()
+        raise
+    if logger is not None:
+        logger.finish(result)
+    return result
+
+
+def _both(first: Hook, second: Hook | None) -> Hook:
+    """One hook that calls ``first`` (the tracker), then ``second`` (the user's)."""
+    if second is None:
+        return first
+
+    def hook(event: GenerationEvent) -> None:
+        first(event)
+        second(event)
+
+    return hook
 
 
 class FolderConflict(ResultsError):
