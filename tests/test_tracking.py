@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from collapselab.cli import main
-from collapselab.experiment.config import load_config
-from collapselab.experiment.tracking import flatten, open_tracker, seed_summary
+from collapselab.experiment.tracking import flatten, seed_summary
 
 
 def _write(tmp_path, config):
@@ -120,19 +119,21 @@ def test_unknown_tracker_refused(tmp_path, small_config, capsys):
 def test_wandb_offline_unless_configured(tmp_path, small_config, monkeypatch):
     wandb = pytest.importorskip("wandb")
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    seen = {}
+    seen = []
     real_init = wandb.init
 
     def init(**kwargs):
-        seen.update(kwargs)
+        seen.append(kwargs)
         return real_init(**kwargs)
 
     monkeypatch.setattr(wandb, "init", init)
-    config = load_config({**small_config, "seeds": 2, "generations": 2})
-    tracker = open_tracker("wandb", config, tmp_path / "out")
-    tracker._ensure_started("gauss-replace")
-    tracker.abort()
-    assert seen["mode"] == "offline"
+    out = tmp_path / "out"
+    config = _write(tmp_path, {**small_config, "seeds": 2, "generations": 2})
+    assert main(["run", config, "--out", str(out), "--quiet", "--tracker", "wandb"]) == 0
+    assert sorted(k["name"] for k in seen) == ["gauss-replace", "kde-accumulate"]
+    assert {k["mode"] for k in seen} == {"offline"} and {k["project"] for k in seen} == {"small"}
+    assert seen[0]["config"]["model.id"] == "gaussian"
+    assert len(list((out / "wandb").glob("offline-run-*"))) == 2
 
 
 def test_flatten_and_seed_summary():
