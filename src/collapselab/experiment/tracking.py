@@ -242,13 +242,15 @@ class WandbTracker(Tracker):
         import wandb
 
         self.directory.mkdir(parents=True, exist_ok=True)
+        # wandb checks the value (online, offline, disabled, shared)
+        mode: Any = os.environ.get("WANDB_MODE") or "offline"
         run = wandb.init(
             project=self.name,
             group=self.directory.name,
             name=arm,
             config={**params, **tags},
             dir=str(self.directory),
-            mode=os.environ.get("WANDB_MODE") or "offline",
+            mode=mode,
             reinit="create_new",  # one run per arm, open side by side
         )
         # Generations may arrive out of order (resumed, backfilled): the x-axis is
