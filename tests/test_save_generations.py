@@ -139,3 +139,31 @@ def test_refused_save_options_change_nothing(tmp_path, capsys, small_config, arg
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert main(["run", str(config), "--out", str(tmp_path / "new"), "--quiet", *argv]) == 2
     assert not (tmp_path / "new").exists()
+
+
+def _saved(directory):
+    return {
+        p.relative_to(directory).as_posix(): p.read_bytes()
+        for p in sorted(directory.rglob("generations/**/*"))
+        if p.is_file()
+    }
+
+
+def test_saved_files_identical_serial_pooled_and_resumed(tmp_path, small_config):
+    """The same files from one process, from a pool of workers, and after an interrupt."""
+    config = load_config({**small_config, "generations": 4, "seeds": 3})
+    saving = SaveGenerations.parse("all")
+    serial = run(config, tmp_path / "serial", report=False, save_generations=saving)
+    expected = _saved(serial.directory)
+    assert len(expected) == 2 * 3 * 4  # arms x seeds x generations
+    pooled = run(config, tmp_path / "pool", workers=2, report=False, save_generations=saving)
+    assert _saved(pooled.directory) == expected
+
+    def stop(event):
+        if event.arm == "kde-accumulate" and event.seed == 1 and event.generation == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(config, tmp_path / "resumed", on_generation=stop, report=False, save_generations=saving)
+    again = run(config, tmp_path / "resumed", report=False, save_generations=saving)
+    assert _saved(again.directory) == expected
