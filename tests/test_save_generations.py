@@ -121,6 +121,7 @@ def test_datasets_format_saves_a_dataset_per_seed(tmp_path):
         (["--save-generations", "0,x"], "--save-generations must be 'all' or seed numbers"),
         (["--save-generations", "9"], "seed 9 is not in arm"),
         (["--save-generations", "all", "--save-format", "csv"], "--save-format must be one of"),
+        (["--save-generations", "--save-format", "datasets"], "--save-format datasets saves text"),
     ],
 )
 def test_refused_save_options_change_nothing(tmp_path, capsys, small_config, argv, hint):

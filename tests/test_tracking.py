@@ -169,3 +169,14 @@ def test_python_api_takes_the_tracker_and_the_user_hook_still_runs(tmp_path, sma
     assert client.list_artifacts(run.info.run_id) == []  # no report asked for
     saved = sorted(p.name for p in (tmp_path / "out" / "gauss-replace" / "generations").iterdir())
     assert saved == ["seed-0001"]
+
+
+def test_a_refused_run_with_a_tracker_writes_no_store(tmp_path, small_config, capsys):
+    pytest.importorskip("mlflow")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    config = _write(tmp_path, small_config)
+    assert main(["run", config, "--out", str(out), "--tracker", "mlflow"]) == 2
+    assert "not a collapselab run" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

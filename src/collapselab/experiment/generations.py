@@ -73,12 +73,18 @@ class SaveGenerations:
             )
         return cls(seeds, format)
 
-    def check(self, seeds: int, arm: str) -> None:
-        """Refuse seeds the arm does not have (before anything is written)."""
+    def check(self, seeds: int, arm: str, kind: DataKind) -> None:
+        """Refuse seeds the arm does not have, and a dataset of what is not text
+        (before anything is written)."""
         if self.seeds is not None and max(self.seeds) >= seeds:
             raise ConfigError(
                 f"--save-generations: seed {max(self.seeds)} is not in arm {arm!r}, "
                 f"which has seeds 0..{seeds - 1}"
+            )
+        if self.format == "datasets" and kind != DataKind.TEXT:
+            raise ConfigError(
+                f"--save-format datasets saves text; arm {arm!r} generates {kind} data "
+                "(drop --save-format: its .npz or JSONL files are saved)"
             )
 
     def wants(self, seed: int) -> bool:

@@ -556,7 +556,7 @@ def _run_all(
     directory = run_directory(out, config.name)
     arms = prepare(config)
     for arm in arms if saving is not None else []:
-        saving.check(arm.config.seeds, arm.name)
+        saving.check(arm.config.seeds, arm.name, arm.spec.model.kind)
     check_workers(workers)
     check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
     _check_folder(directory, arms)
