@@ -10,6 +10,7 @@ Layout of a run directory::
     OUT/<arm>/distributions.parquet              per-item values of per-item metrics (seed, generation, metric, value)
     OUT/<arm>/generations/                       with --save-generations: each generation's output
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
+    OUT/mlflow.db, OUT/mlartifacts/, OUT/wandb/  with --tracker (see experiment.tracking)
     OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
 
