@@ -73,11 +73,12 @@ def test_mlflow_respects_tracking_uri_and_resumed_generations(tmp_path, small_co
     pytest.importorskip("mlflow")
     uri = "sqlite:///" + str(tmp_path / "elsewhere.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # MLflow keeps such a store's artifacts in ./mlruns
     config = _write(tmp_path, {**small_config, "seeds": 2, "generations": 3})
     out = tmp_path / "out"
     assert main(["run", config, "--out", str(out), "--quiet"]) == 0
     assert main(["run", config, "--out", str(out), "--quiet", "--tracker", "mlflow"]) == 0
-    assert not (out / "mlflow.db").exists()
+    assert not (out / "mlflow.db").exists() and not (out / "mlartifacts").exists()
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
