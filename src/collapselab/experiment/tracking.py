@@ -30,6 +30,7 @@ import math
 import os
 import re
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,7 @@ def _summaries(by_seed: Iterable[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-class Tracker:
+class Tracker(ABC):
     """The seed summary of each arm's generations, handed to a tracker backend.
 
     Subclasses open, log to and close one tracker run per arm (:meth:`_start`,
@@ -155,17 +156,21 @@ class Tracker:
         for arm in sorted(self.started):
             self._end(arm, "KILLED")
 
+    @abstractmethod
     def _start(self, arm: str, params: dict[str, str], tags: dict[str, str]) -> None:
-        raise NotImplementedError
+        """Open the arm's tracker run with its params and tags."""
 
+    @abstractmethod
     def _log(self, arm: str, generation: int, metrics: dict[str, float]) -> None:
-        raise NotImplementedError
+        """Log one generation's seed summaries, with the generation as the step."""
 
+    @abstractmethod
     def _artifact(self, arm: str, path: Path) -> None:
-        raise NotImplementedError
+        """Attach a file to the arm's run."""
 
+    @abstractmethod
     def _end(self, arm: str, status: str) -> None:
-        raise NotImplementedError
+        """Close the arm's run with ``status`` (``FINISHED`` or ``KILLED``)."""
 
 
 def _key(name: str) -> str:
