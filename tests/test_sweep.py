@@ -237,8 +237,9 @@ def test_a_changed_base_gets_its_own_folder_and_resumes_there(tmp_path, sweep_co
     assert again.directory == second.directory and again.skipped == ["seeds-2"]
     original = run_sweep(plan_sweep(sweep_config, ["seeds=2"], root=tmp_path), workers=1)
     assert original.directory == first.directory and original.skipped == ["seeds-2"]
-    # a checkpointing setting changes no result: same sweep, same folder
-    same = plan_sweep(dict(sweep_config, checkpoint_every=2), ["seeds=2"], root=tmp_path)
+    # checkpointing and a description change no result: same sweep, same folder
+    quiet = dict(sweep_config, checkpoint_every=2, description="said otherwise")
+    same = plan_sweep(quiet, ["seeds=2"], root=tmp_path)
     assert same.directory == first.directory
 
 

@@ -302,8 +302,9 @@ def _fields(data: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-#: Base fields that do not change a point's results (see ``RunConfig.result_fields``).
-_NOT_RESULTS = ("name", "description", "checkpoint_every")
+#: Base fields that do not change a point's results (see ``RunConfig.result_fields``;
+#: claims describe the paper, not the run).
+_NOT_RESULTS = ("name", "description", "checkpoint_every", "claims")
 
 
 def base_identity(base: dict[str, Any], keys: list[str]) -> dict[str, Any]:
@@ -311,7 +312,8 @@ def base_identity(base: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     fields = {
         key: value
         for key, value in _fields(base).items()
-        if key not in _NOT_RESULTS and not any(key == k or key.startswith(k + ".") for k in keys)
+        if key.split(".", 1)[0] not in _NOT_RESULTS
+        and not any(key == k or key.startswith(k + ".") for k in keys)
     }
     return {"axes": sorted(keys), "base": fields}
 
