@@ -431,7 +431,7 @@ def test_comparison_matches_runs_of_one_preset_by_arm(small_run, tmp_path):
     loaded = [runs.load(small_run.directory), runs.load(other.directory)]
     grouped = runs.groups(loaded)
     assert [g.title for g in grouped] == ["replace", "accumulate", "plane"]
-    assert [s.label for s in grouped[0].series] == ["seeds=4", "seeds=3"]
+    assert [s.label for s in grouped[0].series] == ["seeds=3", "seeds=4"]  # numerically
     assert [len(g.series) for g in grouped] == [2, 1, 1]
     first, second = runs.run_labels(loaded)
     assert first.startswith("seeds=4, arms=replace,accumulate,plane, arms.accumulate.regime=")
@@ -461,11 +461,11 @@ def test_comparison_report_overlays_runs(tmp_path):
     second = run(load_config({**one, "samples_per_generation": 40}), tmp_path / "b", report=False)
     path = write_report([first.directory, second.directory], tmp_path / "c.html")
     text = path.read_text(encoding="utf-8")
-    title = "collapselab comparison: samples_per_generation=20 vs samples_per_generation=40"
+    title = "collapselab comparison: n=20 vs n=40"
     assert f"<title>{title}</title>" in text
     assert text.count("<table class='summary'") == 2
     assert len(re.findall(r'<img alt="Metrics: ', text)) == 1  # one panel set, both runs in it
-    assert 'alt="Metrics: samples_per_generation=20, samples_per_generation=40"' in text
+    assert 'alt="Metrics: n=20, n=40"' in text
 
 
 def test_failed_report_warns_and_returns_none(tmp_path):

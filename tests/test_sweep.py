@@ -212,11 +212,50 @@ def test_a_grown_grid_reuses_points_and_a_changed_config_is_refused(tmp_path, sw
     run_sweep(plan_sweep(sweep_config, ["seeds=2"], root=tmp_path, out="s"), workers=1)
     grown = run_sweep(plan_sweep(sweep_config, ["seeds=2,3"], root=tmp_path, out="s"), workers=1)
     assert grown.skipped == ["seeds-2"] and grown.ran == ["seeds-3"]
-    changed = plan_sweep(dict(sweep_config, generations=6), ["seeds=2"], root=tmp_path, out="s")
     before = files(tmp_path / "s")
-    with pytest.raises(ResultsError, match="different config"):
-        run_sweep(changed, workers=1)
+    changed = dict(sweep_config, generations=6)
+    with pytest.raises(ResultsError, match=r"different config \(generations: 5 -> 6\)"):
+        run_sweep(plan_sweep(changed, ["seeds=2"], root=tmp_path, out="s"), workers=1)
     assert files(tmp_path / "s") == before
+
+
+def test_a_changed_base_gets_its_own_folder_and_resumes_there(tmp_path, sweep_config):
+    """Issue 18: a sweep of another base never mixes with the old points."""
+    first = run_sweep(plan_sweep(sweep_config, ["seeds=2"], root=tmp_path), workers=1)
+    assert first.directory == (tmp_path / "small").resolve()
+    before = files(first.directory)
+    changed = dict(sweep_config, generations=6)
+    plan = plan_sweep(changed, ["seeds=2"], root=tmp_path)
+    assert plan.directory.parent == first.directory.parent
+    assert plan.directory.name.startswith("small-") and plan.directory != first.directory
+    second = run_sweep(plan, workers=1)
+    assert second.ran == ["seeds-2"] and files(first.directory) == before
+    frame = read_metrics(next(second.directory.rglob("metrics.parquet")))
+    assert frame["generation"].max() == 5
+    # each command finds its own folder again, complete: nothing runs
+    again = run_sweep(plan_sweep(changed, ["seeds=2"], root=tmp_path), workers=1)
+    assert again.directory == second.directory and again.skipped == ["seeds-2"]
+    original = run_sweep(plan_sweep(sweep_config, ["seeds=2"], root=tmp_path), workers=1)
+    assert original.directory == first.directory and original.skipped == ["seeds-2"]
+    # checkpointing and a description change no result: same sweep, same folder
+    quiet = dict(sweep_config, checkpoint_every=2, description="said otherwise")
+    same = plan_sweep(quiet, ["seeds=2"], root=tmp_path)
+    assert same.directory == first.directory
+
+
+def test_points_are_skipped_by_config_hash_not_by_folder_name(tmp_path, sweep_config):
+    grid = ["samples_per_generation=10,30", "seeds=2"]
+    first = run_sweep(plan_sweep(sweep_config, grid, root=tmp_path, out="s"), workers=1)
+    before = files(tmp_path / "s")
+    names = sorted(p.name for p in first.points)
+    # the same values spelled otherwise, and the axes in the other order: other names
+    respelled = ["seeds=2.0e0", "samples_per_generation=10,3.0e1"]
+    plan = plan_sweep(sweep_config, respelled, root=tmp_path, out="s")
+    assert sorted(p.name for p in plan.points) == names
+    again = run_sweep(plan, workers=1)
+    assert again.ran == [] and sorted(again.skipped) == names
+    assert files(tmp_path / "s") == before
+    assert sorted(p.name for p in (tmp_path / "s").iterdir() if p.is_dir()) == names
 
 
 # ---------------------------------------------------------------------------

@@ -50,6 +50,9 @@ def run(
     report: bool = True,
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
+    heartbeat: float | None = None,
+    tracker: str | None = None,
+    save_generations: str | None = None,
 ) -> RunResult:
     """Run every arm of a config, as ``collapselab run`` does, resuming where possible.
 
@@ -74,6 +77,12 @@ def run(
         Write ``report.html`` at the end.
     threads : int or None
         Cap of the BLAS/OpenMP thread pools (``None``: leave them alone).
+    heartbeat : float, optional
+        ``--heartbeat``: log a progress line per arm every so many seconds.
+    tracker : {"mlflow", "wandb"}, optional
+        ``--tracker``: each arm a tracker run (see :mod:`collapselab.experiment.tracking`).
+    save_generations : str, optional
+        ``--save-generations``: ``"all"`` or seeds such as ``"0,1"``.
 
     Returns
     -------
@@ -101,6 +110,9 @@ def run(
         report=report,
         threads=threads,
         max_memory=max_memory,
+        heartbeat=heartbeat,
+        tracker=tracker,
+        save_generations=save_generations,
     )
 
 

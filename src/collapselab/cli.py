@@ -51,6 +51,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=interactive and heartbeat is None and not args.quiet,
         heartbeat=heartbeat,
+        tracker=args.tracker,
+        save_generations=_save_generations(args),
     )
     if not args.quiet:
         # printed from the results in memory, not read back from the run directory
@@ -61,6 +63,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"report:  {result.report or 'not written (see the warning above)'}")
     return 0
+
+
+def _save_generations(args: argparse.Namespace) -> Any:
+    """What ``--save-generations`` and ``--save-format`` ask for (``None``: nothing)."""
+    from .experiment.generations import SaveGenerations
+
+    if args.save_generations is None:
+        return None
+    return SaveGenerations.parse(args.save_generations, args.save_format)
 
 
 def _arms_in_memory(result: Any) -> list[Any]:
@@ -528,6 +539,29 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="retrain generation 0 and reference models instead of reusing cached ones",
     )
+    # issue 18: trackers and per-sample outputs
+    p.add_argument(
+        "--tracker",
+        metavar="{mlflow,wandb}",
+        help="log each arm as a tracker run: per-generation seed mean and s.e. of every "
+        "metric, config as params, report as artifact (mlflow: OUT/mlflow.db unless "
+        "MLFLOW_TRACKING_URI; wandb: offline unless WANDB_MODE)",
+    )
+    p.add_argument(
+        "--save-generations",
+        nargs="?",
+        const="all",
+        metavar="all|SEEDS",
+        help="save each generation's output under OUT/<arm>/generations/ for every seed "
+        "(all, the default) or the seeds listed (0,1): JSONL for text, .npz for arrays",
+    )
+    p.add_argument(
+        "--save-format",
+        default="files",
+        metavar="{files,datasets}",
+        help="with --save-generations: 'datasets' also writes each seed's text as a "
+        "Hugging Face dataset folder (needs 'datasets')",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -561,9 +595,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser(
-        "report", help="write report.html for a run, or a comparison of several runs"
+        "report",
+        help="write report.html for a run, or a comparison of several runs or of a sweep's points",
     )
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="one run, or several to compare")
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        help="one run, several to compare, or a sweep folder (its points compared)",
+    )
     p.add_argument(
         "--out", help="HTML file (default RUN_DIR/report.html; comparison.html for several)"
     )

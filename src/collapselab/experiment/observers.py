@@ -2,8 +2,9 @@
 
 One list, on every path: :class:`Observers` is the chain's per-generation callback
 in this process, in a worker of the local process pool and in a sweep's task on Ray.
-It records the snapshot (before the checkpoint, so a resumed run never misses one),
-saves the checkpoint when due, then hands a :class:`GenerationEvent` to ``notify``:
+It records the snapshot and, with ``--save-generations``, the generation's output
+(both before the checkpoint, so a resumed run never misses one), saves the checkpoint
+when due, then hands a :class:`GenerationEvent` to ``notify``:
 in the driving process a :class:`Notifier` (the progress bar or heartbeat, then the user's
 ``on_generation`` hook); in a pool worker a queue that carries it to the driver.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from ..chain import ChainState
 from ..errors import ConfigError
 from .config import RunConfig
+from .generations import GenerationSaver
 from .snapshots import SnapshotRecorder
 from .storage import load_checkpoint, save_checkpoint
 
@@ -126,15 +128,19 @@ class Observers:
         checkpoint: Checkpointer,
         snapshots: SnapshotRecorder,
         notify: Callable[[GenerationEvent], None] | None,
+        saver: GenerationSaver | None = None,
     ) -> None:
         self.arm = arm
         self.seed = seed
         self.checkpoint = checkpoint
         self.snapshots = snapshots
         self.notify = notify
+        self.saver = saver
 
     def __call__(self, state: ChainState) -> None:
         self.snapshots.observe(self.seed, state)
+        if self.saver is not None:
+            self.saver.observe(self.seed, state)
         self.checkpoint.maybe_save(state)
         if self.notify is not None:
             self.notify(GenerationEvent.of(self.arm, self.seed, state))

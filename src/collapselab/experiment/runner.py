@@ -8,7 +8,9 @@ Layout of a run directory::
     OUT/<arm>/metrics.parquet                    run_id, config_hash, seed, generation, metric, value, source
     OUT/<arm>/snapshots.npz                      seed 0's samples (see experiment.snapshots)
     OUT/<arm>/distributions.parquet              per-item values of per-item metrics (seed, generation, metric, value)
+    OUT/<arm>/generations/                       with --save-generations: each generation's output
     OUT/<arm>/checkpoints/                       while running; removed once metrics.parquet is written
+    OUT/mlflow.db, OUT/mlartifacts/, OUT/wandb/  with --tracker (see experiment.tracking)
     OUT/figures/*.png                            the report's figures as files
     OUT/report.html                              figures, config, manifest and summary in one file
 
@@ -64,6 +66,8 @@ from ..errors import ConfigError, DataError, ResultsError
 from ..io import file_sha256
 from ..regimes import Replace
 from .config import Config, RunConfig, build_components, load_config
+from .generations import FOLDER as GENERATIONS_FOLDER
+from .generations import GenerationSaver, SaveGenerations
 from .observers import Checkpointer, GenerationEvent, Hook, Notifier, Observers, Progress
 from .resources import check_memory, check_workers, estimate, exit_with_parent
 from .snapshots import SnapshotRecorder
@@ -239,6 +243,7 @@ class _SeedJob:
     seed: int
     checkpoint: Checkpointer
     snapshots: SnapshotRecorder
+    saver: GenerationSaver | None = None
 
 
 #: In a worker process of the local pool: the queue that carries events to the driver.
@@ -260,7 +265,7 @@ def _run_job(
     """Run (or resume) one seed with its observers; what it leaves for the results."""
     if state is None:
         state = _resume(job.checkpoint, job.snapshots, job.seed)
-    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify)
+    observers = Observers(job.arm, job.seed, job.checkpoint, job.snapshots, notify, job.saver)
     return _results_only(run_seed(job.spec, job.seed, state, observers, real=real))
 
 
@@ -287,7 +292,9 @@ def run_seed_task(arm: Arm, directory: Path, seed: int) -> None:
     _run_job(_seed_job(arm, directory, seed), None)
 
 
-def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
+def _seed_job(
+    arm: Arm, directory: Path, seed: int, saving: SaveGenerations | None = None
+) -> _SeedJob:
     config_hash = arm.config.config_hash()
     checkpoints = directory / "checkpoints"
     return _SeedJob(
@@ -303,7 +310,17 @@ def _seed_job(arm: Arm, directory: Path, seed: int) -> _SeedJob:
             data=arm.data_digest,
         ),
         _recorder(arm, checkpoints, config_hash),
+        _saver(arm, directory, saving, seed),
     )
+
+
+def _saver(
+    arm: Arm, directory: Path, saving: SaveGenerations | None, seed: int | None
+) -> GenerationSaver | None:
+    """The saver of ``--save-generations`` for a chain of ``seed`` (``None``: every seed)."""
+    if saving is None or (seed is not None and not saving.wants(seed)):
+        return None
+    return GenerationSaver(directory / GENERATIONS_FOLDER, arm.spec.model.kind, saving)
 
 
 def _recorder(arm: Arm, checkpoints: Path, config_hash: str) -> SnapshotRecorder:
@@ -432,6 +449,8 @@ def run(
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
     heartbeat: float | None = None,
+    save_generations: SaveGenerations | str | None = None,
+    tracker: str | None = None,
 ) -> RunResult:
     """Run every arm of ``config`` into ``out`` (default ``runs/<name>``), resuming if possible.
 
@@ -454,14 +473,58 @@ def run(
     check; see :mod:`~.resources`), seed 0's real data of every arm, the folder's lock
     (one run per folder) and every conflict with what the folder holds (another
     config's arms, arms this config lacks, changed data files, a sweep). A run whose
-    arms are all complete writes nothing. SIGTERM ends a run as Ctrl-C does: the
+    arms are all complete writes nothing. ``save_generations`` also writes what each
+    generation produced under ``<arm>/generations/`` (see :mod:`~.generations`): a
+    :class:`~.generations.SaveGenerations`, or ``"all"`` or seeds like ``"0,1"``; it
+    changes no result. ``tracker`` (``"mlflow"`` or ``"wandb"``) logs each arm as a
+    tracker run (see :mod:`~.tracking`). SIGTERM ends a run as Ctrl-C does: the
     manifest says ``interrupted`` and the same command resumes it.
     """
     from threadpoolctl import threadpool_limits
 
+    if not isinstance(config, Config):
+        config = load_config(config)
+    if isinstance(save_generations, str):
+        save_generations = SaveGenerations.parse(save_generations)
     bar = Progress(progress, heartbeat)  # checks heartbeat before anything runs
-    with threadpool_limits(limits=threads), _terminate_as_interrupt():
-        return _run_all(config, out, workers, overwrite, bar, on_generation, report, max_memory)
+    logger = None
+    if tracker is not None:
+        from .tracking import open_tracker
+
+        logger = open_tracker(tracker, config, run_directory(out, config.name))
+        on_generation = _both(logger, on_generation)
+    try:
+        with threadpool_limits(limits=threads), _terminate_as_interrupt():
+            result = _run_all(
+                config,
+                out,
+                workers,
+                overwrite,
+                bar,
+                on_generation,
+                report,
+                max_memory,
+                save_generations,
+            )
+    except BaseException:
+        if logger is not None:
+            logger.abort()
+        raise
+    if logger is not None:
+        logger.finish(result)
+    return result
+
+
+def _both(first: Hook, second: Hook | None) -> Hook:
+    """One hook that calls ``first`` (the tracker), then ``second`` (the user's)."""
+    if second is None:
+        return first
+
+    def hook(event: GenerationEvent) -> None:
+        first(event)
+        second(event)
+
+    return hook
 
 
 class FolderConflict(ResultsError):
@@ -517,17 +580,22 @@ def _run_all(
     on_generation: Hook | None,
     report: bool,
     max_memory: int | str | None,
+    saving: SaveGenerations | None,
 ) -> RunResult:
     if not isinstance(config, Config):
         config = load_config(config)
     directory = run_directory(out, config.name)
     arms = prepare(config)
+    for arm in arms if saving is not None else []:
+        saving.check(arm.config.seeds, arm.name, arm.spec.model.kind)
     check_workers(workers)
     check_memory(estimate(config, [arm.batched for arm in arms], workers), max_memory)
     _check_folder(directory, arms)
     with FolderLock(directory) as lock:
         plans = _plan(directory, config, arms, overwrite)
         done = [p.result for p in plans.arms if p.result is not None]
+        if saving is not None:
+            _warn_not_saved(plans)
         if plans.nothing_to_do and len(done) == len(arms):
             result = RunResult(directory=directory, config=config, arms=done)
             if report and not (directory / "report.html").exists():
@@ -540,7 +608,23 @@ def _run_all(
         lock.claim()
         for stale in plans.remove:
             shutil.rmtree(stale, ignore_errors=True)
-        return _write_run(directory, config, plans, real, workers, progress, on_generation, report)
+        return _write_run(
+            directory, config, plans, real, workers, progress, on_generation, report, saving
+        )
+
+
+def _warn_not_saved(plans: _RunPlan) -> None:
+    """Complete arms are read back, not rerun: their generations cannot be saved now."""
+    import warnings
+
+    for plan in plans.arms:
+        if plan.result is not None and not (plan.result.directory / GENERATIONS_FOLDER).is_dir():
+            warnings.warn(
+                f"arm {plan.arm.name!r} is complete, so --save-generations saved nothing for "
+                "it; run it into a new --out to save its generations",
+                UserWarning,
+                stacklevel=4,
+            )
 
 
 def _write_run(
@@ -552,6 +636,7 @@ def _write_run(
     progress: Progress,
     on_generation: Hook | None,
     report: bool,
+    saving: SaveGenerations | None = None,
 ) -> RunResult:
     manifest_path = directory / "manifest.json"
     manifest = {
@@ -581,6 +666,7 @@ def _write_run(
                         overwrite=plan.replace,
                         notifier=notifier,
                         real_0=real.pop(plan.arm.name, None),
+                        saving=saving,
                     )
                 )
     except KeyboardInterrupt:
@@ -751,6 +837,7 @@ def run_arm(
     overwrite: bool = False,
     notifier: Notifier | None = None,
     real_0: RealData | None = None,
+    saving: SaveGenerations | None = None,
 ) -> ArmResult:
     """Run (or resume, or read back when complete) one arm into ``directory``.
 
@@ -792,15 +879,20 @@ def run_arm(
     notifier = notifier or _notifier(arm, Progress(False), None)
     try:
         if arm.batched:
-            values, items, halted, resumed = _run_batched_arm(arm, directory, notifier, real_0)
+            values, items, halted, resumed = _run_batched_arm(
+                arm, directory, notifier, real_0, saving
+            )
         else:
             values, items, halted, resumed = _run_per_seed_arm(
-                arm, directory, workers, notifier, real_0
+                arm, directory, workers, notifier, real_0, saving
             )
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the arm's manifest says so too
         manifest.update(status="interrupted", interrupted=_now())
         write_json(directory / "manifest.json", manifest)
         raise
+    saver = _saver(arm, directory, saving, None)
+    if saver is not None:
+        saver.finish()
     if halted:
         manifest["halted"] = {str(s): g for s, g in halted.items()}  # by seed
     frame = _write_results(arm, directory, config_hash, values, items, real_0)
@@ -831,7 +923,11 @@ def _notifier(arm: Arm, progress: Progress, hook: Hook | None) -> Notifier:
 
 
 def _run_batched_arm(
-    arm: Arm, directory: Path, notifier: Notifier, real_0: RealData
+    arm: Arm,
+    directory: Path,
+    notifier: Notifier,
+    real_0: RealData,
+    saving: SaveGenerations | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Every seed in one vectorized chain."""
     config_hash = arm.config.config_hash()
@@ -844,7 +940,8 @@ def _run_batched_arm(
     resumed = state is not None
     if state is not None:
         notifier.resumed(None, state.generation + 1)
-    observers = Observers(arm.name, None, checkpoint, recorder, notifier)
+    saver = _saver(arm, directory, saving, None)
+    observers = Observers(arm.name, None, checkpoint, recorder, notifier, saver)
     run = run_sufficient if arm.config.batched == "sufficient" else run_batched
     state = run(arm.spec, arm.config.seeds, state, observers, real_0=real_0)
     values = {k: np.stack(v, axis=1) for k, v in state.values.items()}
@@ -856,7 +953,12 @@ def _run_batched_arm(
 
 
 def _run_per_seed_arm(
-    arm: Arm, directory: Path, workers: int, notifier: Notifier, real_0: RealData
+    arm: Arm,
+    directory: Path,
+    workers: int,
+    notifier: Notifier,
+    real_0: RealData,
+    saving: SaveGenerations | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[int, dict[str, list[Any]]], dict[int, int], bool]:
     """Seed by seed, here or in a pool of ``workers`` processes."""
     seeds, generations = arm.config.seeds, arm.config.generations
@@ -864,7 +966,7 @@ def _run_per_seed_arm(
     pending: list[tuple[_SeedJob, ChainState | None]] = []
     resumed = False
     for seed in range(seeds):
-        job = _seed_job(arm, directory, seed)
+        job = _seed_job(arm, directory, seed, saving)
         state = _resume(job.checkpoint, job.snapshots, seed)
         if state is not None:
             resumed = True

@@ -14,6 +14,13 @@ grid grows, and can never leave the sweep directory. The sweep directory itself
 must lie inside the results root. Rerunning the same command resumes: complete
 points are checked (manifest, checksum, Parquet) and skipped, the rest resume from
 their checkpoints, and the results are bit-identical on every backend.
+
+Points are matched by their arms' config hashes, not by folder name: a point whose
+values are spelled differently (``0.10`` for ``0.1``, axes in another order) reuses
+the complete folder of the same configs. A sweep of another base (another ``--set``,
+an edited file, other grid axes) never mixes with the old points: without ``--out``
+it goes into its own folder, ``<name>-<hash of its base>``; with an ``--out`` that
+holds the other sweep it is refused, naming the first setting that differs.
 """
 
 from __future__ import annotations
@@ -106,6 +113,10 @@ class Sweep:
 
     def point_dir(self, point: Point) -> Path:
         return self.directory / point.name
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two sweeps' points comparable: see :func:`base_identity`."""
+        return base_identity(self.base, [a.key for a in self.axes])
 
 
 @dataclass
@@ -288,7 +299,121 @@ def plan_sweep(
         points.append(Point(name, values, config))
     results = results_root(root)
     directory = resolve_inside(results, out, base.name)
-    return Sweep(base.name, directory, results, data, axes, points)
+    sweep = _own_folder(Sweep(base.name, directory, results, data, axes, points), out is not None)
+    return _reuse_by_hash(sweep)
+
+
+def _fields(data: Any, prefix: str = "") -> dict[str, str]:
+    """Every leaf of a config as ``dotted.key: JSON`` (list items by index: ``arms.1.regime.id``)."""
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return {prefix[:-1]: json.dumps(data, sort_keys=True, default=str)}
+    out: dict[str, str] = {}
+    for key, value in items:
+        out.update(_fields(value, f"{prefix}{key}."))
+    return out
+
+
+#: Base fields that do not change a point's results (see ``RunConfig.result_fields``;
+#: claims describe the paper, not the run).
+_NOT_RESULTS = ("name", "description", "checkpoint_every", "claims")
+
+
+def base_identity(base: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """The grid axes and the base's fields that decide the results, less the swept ones."""
+    fields = {
+        key: value
+        for key, value in _fields(base).items()
+        if key.split(".", 1)[0] not in _NOT_RESULTS
+        and not any(key == k or key.startswith(k + ".") for k in keys)
+    }
+    return {"axes": sorted(keys), "base": fields}
+
+
+def _difference(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """The first difference between two identities, in words (``seeds: 3 -> 5``)."""
+    if old["axes"] != new["axes"]:
+        return f"grid axes {', '.join(old['axes'])} -> {', '.join(new['axes'])}"
+    for key in sorted(set(old["base"]) | set(new["base"])):
+        before, after = old["base"].get(key, "unset"), new["base"].get(key, "unset")
+        if before != after:
+            return f"{key}: {before} -> {after}"
+    return "the same settings"  # pragma: no cover - identities differ somewhere
+
+
+def stored_identity(directory: Path) -> dict[str, Any] | None:
+    """The identity of the sweep in ``directory`` (``None`` if it holds none readable)."""
+    from .storage import read_json
+
+    manifest = read_json(directory / MANIFEST)
+    try:
+        base = load_yaml((directory / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, CollapseLabError):
+        return None
+    if not isinstance(manifest, dict) or not isinstance(base, dict):
+        return None
+    axes = manifest.get("axes")
+    if not isinstance(axes, list) or not all(isinstance(a, dict) and "key" in a for a in axes):
+        return None
+    return base_identity(base, [str(a["key"]) for a in axes])
+
+
+def _own_folder(sweep: Sweep, explicit: bool) -> Sweep:
+    """``sweep`` in a folder of its own when its default folder holds another base's
+    sweep; refused (one line) when that folder was chosen with ``--out``."""
+    old = stored_identity(sweep.directory)
+    new = sweep.identity()
+    if old is None or old == new:
+        return sweep
+    what = _difference(old, new)
+    if explicit:
+        raise ResultsError(
+            f"{str(sweep.directory)!r} holds a sweep of a different config ({what}); its "
+            "points would mix with this sweep's: choose another --out, or leave --out out "
+            "to get a folder of its own"
+        )
+    blob = json.dumps(new, sort_keys=True, separators=(",", ":"))
+    own = resolve_inside(sweep.root, None, f"{sweep.name}-{_short_hash(blob)}")
+    return dataclasses.replace(sweep, directory=own)
+
+
+def _reuse_by_hash(sweep: Sweep) -> Sweep:
+    """Each point that has no complete folder of its own but whose configs (by hash) a
+    complete point of the previous sweep in this folder ran: renamed to that point."""
+    from .storage import read_json
+
+    manifest = read_json(sweep.directory / MANIFEST)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("points"), list):
+        return sweep
+    previous = {}
+    for old in manifest["points"]:
+        if isinstance(old, dict) and isinstance(old.get("arms"), dict) and "name" in old:
+            previous.setdefault(tuple(sorted(map(str, old["arms"].values()))), str(old["name"]))
+    taken = {point.name for point in sweep.points}
+    points = []
+    for point in sweep.points:
+        name = previous.get(tuple(sorted(point.arm_hashes().values())))
+        if name is None or name in taken or _complete(sweep.directory / point.name, point.config):
+            points.append(point)
+            continue
+        renamed = load_config({**point.config.model_dump(mode="json"), "name": name})
+        if _complete(sweep.directory / name, renamed):
+            taken.add(name)
+            points.append(Point(name, point.values, renamed))
+        else:
+            points.append(point)
+    return dataclasses.replace(sweep, points=points)
+
+
+def _complete(directory: Path, config: Config) -> bool:
+    from .storage import read_json
+
+    top = read_json(directory / "manifest.json")
+    done = isinstance(top, dict) and top.get("status") == "complete"
+    return done and all(arm_complete(arm, directory / arm.name) for arm in config.arm_configs())
 
 
 def _now() -> str:
@@ -446,12 +571,7 @@ def _run_points(
     result = SweepResult(sweep.directory, sweep.points)
     todo: list[Point] = []
     for point in sweep.points:
-        top = read_json(sweep.point_dir(point) / "manifest.json")
-        done = isinstance(top, dict) and top.get("status") == "complete"
-        if done and all(
-            arm_complete(arm, sweep.point_dir(point) / arm.name)
-            for arm in point.config.arm_configs()
-        ):
+        if _complete(sweep.point_dir(point), point.config):
             result.skipped.append(point.name)
         else:
             todo.append(point)

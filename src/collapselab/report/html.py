@@ -22,7 +22,7 @@ from .._version import __version__
 from ..errors import ResultsError
 from ..io import atomic_write, dump_yaml
 from . import figures as figs
-from .runs import ARROW_KEY, Arm, Run, load, run_labels
+from .runs import ARROW_KEY, Arm, Run, load_all, run_labels
 from .samples import text_rows
 from .summary import band_name, format_number, headline_metrics, summarize
 
@@ -451,7 +451,8 @@ def write_report(
     Parameters
     ----------
     run_dirs : iterable of path
-        Run directories (or arm directories); several make a comparison.
+        Run directories (or arm directories); several make a comparison, and so does
+        a sweep folder: one comparison of its points.
     out : path
         The HTML file to write.
     figures : path, optional
@@ -476,7 +477,7 @@ def write_report(
         cannot be written.
     """
     figs.check_formats(formats)
-    runs = [load(d) for d in run_dirs]
+    runs = load_all([Path(d) for d in run_dirs])
     if not runs:
         raise ResultsError("no run directories given")
     out = Path(out)

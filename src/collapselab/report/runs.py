@@ -6,12 +6,16 @@ A *series* is one arm of one run. Figures overlay series that are comparable:
   parameters), so ``replace`` and ``accumulate`` share a panel;
 * across runs of the same config name (a preset run twice with other seeds, say),
   the arms of the same name;
-* across runs of different configs, again arms on the same real data.
+* across runs of different configs, again arms on the same real data;
+* across the points of one sweep (:func:`sweep_points`), every arm of every point on
+  the same kind of real data (its id), one panel set, colours grouped by arm.
 
 Each series is labelled by what sets it apart: its arm name within a run, and the
-config keys that differ (``seeds=50``, ``regime=accumulate``) across runs. When the
-series of a group form a grid (regime x curator, say), :func:`factors` names its axes,
-so that figures give one factor colours and another line styles.
+config keys that differ (``seeds=50``, ``regime=accumulate``; samples per generation
+read ``n=100``) across runs, and series are ordered by those values, numbers as
+numbers (``n=20`` before ``n=100``). When the series of a group form a grid (regime x
+curator, say), :func:`factors` names its axes, so that figures give one factor
+colours and another line styles.
 
 What a report says about a recorded series (axis label, healthy direction, headline
 rank) comes only from the metric's declarations (:class:`~collapselab.core.Metric`):
@@ -44,6 +48,8 @@ from .summary import arm_metrics
 
 #: Config keys that never tell two series apart.
 IGNORED_KEYS = ("name", "description", "checkpoint_every", "batched")
+#: How a label names a config key (the notation of the papers); others by their key.
+SHORT_KEYS = {"samples_per_generation": "n"}
 
 
 @dataclass
@@ -162,6 +168,8 @@ class Run:
     config: dict[str, Any]
     manifest: dict[str, Any]
     arms: list[Arm]
+    #: The sweep folder this run is a point of, when read as one (see :func:`sweep_points`).
+    sweep: Path | None = None
 
 
 @dataclass
@@ -179,6 +187,8 @@ class Group:
 
     title: str
     series: list[Series] = field(default_factory=list)
+    #: Colours by arm (a sweep's points of one arm in shades of its colour).
+    by_arm: bool = False
 
     def describe(self, name: str) -> Declared:
         """Series ``name`` as its first declaring arm describes it."""
@@ -281,7 +291,7 @@ def differing_keys(configs: list[dict[str, Any]]) -> list[dict[str, str]]:
 
 
 def _describe(differences: dict[str, str], limit: int = 3) -> str:
-    items = [f"{k}={v}" for k, v in differences.items()]
+    items = [f"{SHORT_KEYS.get(k, k)}={v}" for k, v in differences.items()]
     text = ", ".join(items[:limit])
     return text + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
 
@@ -294,33 +304,67 @@ def _data_title(config: dict[str, Any]) -> str:
 
 def groups(runs: list[Run]) -> list[Group]:
     """The figure groups of one run, or the comparison groups of several (see module doc)."""
+    sweep = len(runs) > 1 and runs[0].sweep is not None and len({r.sweep for r in runs}) == 1
     by_name = len(runs) > 1 and len({r.name for r in runs}) == 1
     out: dict[str, Group] = {}
     for run in runs:
         for arm in run.arms:
-            if by_name:
+            if sweep:
+                data = arm.config.get("data") or {}
+                key, title = str(data.get("id")), f"data: {data.get('id', '?')}"
+            elif by_name:
                 key, title = arm.name, f"{arm.name}"
             else:
                 key = json.dumps(arm.config.get("data"), sort_keys=True)
                 title = _data_title(arm.config)
-            out.setdefault(key, Group(title)).series.append(Series(run, arm))
+            out.setdefault(key, Group(title, by_arm=sweep)).series.append(Series(run, arm))
     for group in out.values():
         _label(group, several_runs=len(runs) > 1)
     return list(out.values())
 
 
+def _natural(values: list[str]) -> list[tuple[int, float, str]]:
+    """A sort key of config values that orders numbers as numbers (``20`` before ``100``)."""
+    key = []
+    for value in values:
+        try:
+            number = float(value)
+        except ValueError:
+            key.append((1, 0.0, value))
+        else:
+            key.append((0, number, ""))
+    return key
+
+
 def _label(group: Group, several_runs: bool) -> None:
-    """Label each series by its arm (one run) or by the config keys that set it apart."""
+    """Label each series by its arm (one run) or by the config keys that set it apart,
+    and order them by arm (as first seen), then by those values."""
     if not several_runs:
         for s in group.series:
             s.label = s.arm.name
         return
     differences = differing_keys([s.arm.config for s in group.series])
-    names = {s.arm.name for s in group.series}
-    for s, diff in zip(group.series, differences, strict=True):
-        parts = [s.arm.name] if len(names) > 1 else []
-        described = _describe(diff)
-        parts.append(described or s.run.directory.name)
+    arm_order = list(dict.fromkeys(s.arm.name for s in group.series))
+    if group.by_arm and len(arm_order) > 1:
+        # the arm's name says what the arm sets: keep the keys that vary within an arm
+        varying = {
+            k
+            for arm in arm_order
+            for k in (differences[0] if differences else {})
+            if len(
+                {d[k] for s, d in zip(group.series, differences, strict=True) if s.arm.name == arm}
+            )
+            > 1
+        }
+        differences = [{k: v for k, v in d.items() if k in varying} for d in differences]
+    ordered = sorted(
+        zip(group.series, differences, strict=True),
+        key=lambda pair: (arm_order.index(pair[0].arm.name), _natural(list(pair[1].values()))),
+    )
+    group.series = [s for s, _ in ordered]
+    for s, diff in ordered:
+        parts = [s.arm.name] if len(arm_order) > 1 else []
+        parts.append(_describe(diff) or s.run.directory.name)
         s.label = ": ".join(parts)
     labels = [s.label for s in group.series]
     if len(set(labels)) < len(labels):  # identical configs: tell them apart by directory
@@ -358,3 +402,39 @@ def run_labels(runs: list[Run]) -> list[str]:
         return [runs[0].name]
     differences = differing_keys([r.config for r in runs])
     return [_describe(d) or r.directory.name for r, d in zip(runs, differences, strict=True)]
+
+
+def sweep_points(directory: Path) -> list[Path]:
+    """The run folders of a sweep's points (those that ran), ordered by their values
+    (numbers as numbers) along the sweep's axes in turn."""
+    from ..experiment.sweep import load_sweep
+
+    manifest = load_sweep(directory)
+    keys = [str(a.get("key")) for a in manifest.get("axes") or [] if isinstance(a, dict)]
+    listed = [p for p in manifest["points"] if isinstance(p, dict)]
+    values: list[dict[str, Any]] = [
+        p["values"] if isinstance(p.get("values"), dict) else {} for p in listed
+    ]
+    order = sorted(
+        range(len(listed)),
+        key=lambda i: _natural([json.dumps(values[i].get(k)) for k in keys]),
+    )
+    points = [directory / str(listed[i].get("name")) for i in order]
+    found = [p for p in points if (p / "manifest.json").is_file()]
+    if not found:
+        raise ResultsError(f"sweep {str(directory)!r} has no point that ran; run the sweep first")
+    return found
+
+
+def load_all(directories: list[Path]) -> list[Run]:
+    """Each run directory, and each point of each sweep folder among them (see :func:`load`)."""
+    runs = []
+    for directory in directories:
+        if (directory / "sweep.json").exists():
+            for point in sweep_points(directory):
+                run = load(point)
+                run.sweep = directory
+                runs.append(run)
+        else:
+            runs.append(load(directory))
+    return runs

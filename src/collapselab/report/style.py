@@ -99,9 +99,12 @@ def looks(group: Group) -> list[Look]:
     factor with the most levels gets the colours and the others together the line
     styles, so a reader can tell both apart at a glance. Otherwise, or where the
     palette or the styles run out, series take colours in order and a new line style
-    each time the palette starts over.
+    each time the palette starts over. A sweep's group (``by_arm``) gives each arm one
+    colour and its points shades of it, light to dark in their order, and line styles.
     """
     n = len(group.series)
+    if group.by_arm:
+        return _arm_shades(group)
     grid = factors([s.arm.config for s in group.series])
     levels = [list(dict.fromkeys(values)) for values in grid]
     full = len(grid) >= 2 and math.prod(len(v) for v in levels) == n
@@ -124,6 +127,26 @@ def looks(group: Group) -> list[Look]:
         )
         for i in range(n)
     ]
+
+
+def _shade(colour: str, weight: float) -> str:
+    """``colour`` mixed with white: ``weight`` 1 is the colour itself."""
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    mixed = [round(255 - weight * (255 - c)) for c in rgb]
+    return "#" + "".join(f"{c:02x}" for c in mixed)
+
+
+def _arm_shades(group: Group) -> list[Look]:
+    arms = list(dict.fromkeys(s.arm.name for s in group.series))
+    out = []
+    for s in group.series:
+        own = [t for t in group.series if t.arm.name == s.arm.name]
+        rank, count = own.index(s), len(own)
+        colour = PALETTE[arms.index(s.arm.name) % len(PALETTE)]
+        weight = 1.0 if count == 1 else 0.35 + 0.65 * rank / (count - 1)
+        marker = MARKERS[(arms.index(s.arm.name) // len(PALETTE)) % len(MARKERS)]
+        out.append(Look(_shade(colour, weight), LINESTYLES[rank % len(LINESTYLES)], marker))
+    return out
 
 
 def legend_columns(fig: Any, labels: list[str], fontsize: float = 9.0) -> int:
