@@ -39,7 +39,8 @@ CONFIG = {
     ],
 }
 GRID = ["samples_per_generation=20,40"]
-TRIALS = 10
+#: Kill points per test run (half of them runs, half sweeps); each costs two process starts.
+TRIALS = 6
 
 
 def files(directory):
