@@ -3,7 +3,8 @@
 :func:`plan` lists the figures of one run or of several compared, without drawing:
 
 * **metrics**, per group of comparable series (:mod:`.runs`): one panel per metric
-  (:mod:`.curves`);
+  (:mod:`.curves`); for a sweep with a numeric axis, also each metric at the last
+  generation against that axis (:mod:`.scaling`);
 * **statistics**, per group: what curators and regimes recorded beside the metrics
   (kept fractions, precision, provenance shares), one panel each, labelled by id;
 * **distributions**, per arm with per-item metrics (:mod:`.distributions`);
@@ -32,6 +33,7 @@ from .curves import few_generations, metric_figure
 from .distributions import distribution_figure
 from .runs import Group, Run, groups
 from .samples import confusion_figure, sample_text_figure, snapshot_figure
+from .scaling import numeric_axis, scaling_figure
 from .style import pyplot, slug, style
 from .summary import band_name
 
@@ -118,6 +120,20 @@ def plan(runs: list[Run]) -> list[Figure]:
                     caption=_caption(group, section == "statistics"),
                 )
             )
+    axis = numeric_axis(runs)
+    if axis is not None:
+        items.append(
+            Figure(
+                key("scaling", axis),
+                f"Against {axis}: every point of the sweep",
+                "metrics",
+                lambda axis=axis: scaling_figure(runs, axis),
+                caption=f"Each metric at the last generation against {axis}, one line per "
+                "arm: means over seeds with 95% t intervals; dashed, the closed form where "
+                "the points carry theory rows. Axes are logarithmic where every value is "
+                "positive and spans more than a decade.",
+            )
+        )
     several = len(runs) > 1
     for run in runs:
         for arm in run.arms:
