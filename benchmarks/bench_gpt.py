@@ -59,9 +59,16 @@ def main() -> None:
     if args.quick:
         args.steps, args.documents, corpus_size = 2, 4, 100
 
+    import os
+
     import torch
 
+    from collapselab.cache import NO_CACHE_ENV
     from collapselab.data.text import ShakespeareCorpus
+
+    # Every fit here is the same generation 0: with the cache on, all but the first
+    # would be cache hits, and the benchmark would time reading weights, not training.
+    os.environ[NO_CACHE_ENV] = "1"
     from collapselab.models.gpt import GPT
     from collapselab.neural import use_bf16
 
