@@ -317,3 +317,17 @@ def test_run_prints_from_the_results_in_memory(tmp_path, capsys, monkeypatch):
     code, out, _ = run_cli(capsys, "run", path, "--out", str(tmp_path / "run"))
     assert code == 0
     assert "r: 3 seeds" in out and "a: 3 seeds" in out and "headline" in out
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_the_preset(tmp_path, monkeypatch, capsys):
+    # a run written with --out quickstart leaves a folder of the preset's name
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "quickstart").mkdir()
+    from collapselab.experiment.config import read_yaml
+
+    data, origin = read_yaml("quickstart")
+    assert origin == "preset quickstart" and data["name"] == "quickstart"
+    (tmp_path / "other").mkdir()
+    assert main(["run", "other", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a folder" in err

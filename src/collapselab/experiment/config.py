@@ -265,7 +265,10 @@ def preset_names() -> list[str]:
 def read_yaml(source: str | Path) -> tuple[dict[str, Any], str]:
     """The raw mapping of a config file or preset, and where it came from."""
     path = Path(source)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    # A preset's name stays the preset where a folder of that name is in the way (the
+    # folder a run of it wrote with --out NAME, say); a YAML file of that name wins.
+    shadowed = path.is_dir() and str(source) in preset_names()
+    if (path.suffix in (".yaml", ".yml") or path.exists()) and not shadowed:
         text, origin = _config_text(path), str(path)
     else:
         names = preset_names()
