@@ -28,6 +28,10 @@ SIZES: dict[str, list[str]] = {
     "verifier-arith": ["seeds=4", "generations=4", "samples_per_generation=400"],
     "ngram-shakespeare": ["seeds=3", "generations=6", "samples_per_generation=1000"],
     "subliminal-digits": ["seeds=8", "samples_per_generation=6000"],
+    "ferbach-curation": ["seeds=4", "generations=10"],
+    "self-correction": ["seeds=3", "generations=6"],
+    "self-correction-gaussian": ["seeds=30", "generations=60"],
+    "strong-collapse": ["seeds=40"],
     "shumailov-vae": [
         "generations=2",
         "samples_per_generation=300",
