@@ -42,9 +42,9 @@ from ..core import (
     Quantity,
     RealData,
 )
-from ..errors import DataError, InvalidParameterError, parameter_message
+from ..errors import DataError
 from ..registry import register
-from .images import prdc_values
+from .images import NearestKMetric, prdc_values
 
 IMAGES = frozenset({DataKind.IMAGES})
 #: Seed of the classifier's initial weights and batches (it is fitted per seed of the
@@ -257,7 +257,7 @@ class ClassifierFD(_ClassifierMetric):
         return frechet_distance(features, real_test_features(reference))
 
 
-class _ClassifierPRDC(_ClassifierMetric):
+class _ClassifierPRDC(_ClassifierMetric, NearestKMetric):
     """One of precision, recall, density and coverage of model t's output against the
     real test images, in the frozen digit classifier's penultimate features.
 
@@ -279,21 +279,6 @@ class _ClassifierPRDC(_ClassifierMetric):
     def __init__(self, *, nearest_k: int = 5, max_items: int = 1000) -> None:
         self.nearest_k = nearest_k
         self.max_items = max_items
-
-    def validate_params(self) -> None:
-        super().validate_params()
-        if self.max_items <= self.nearest_k:
-            raise InvalidParameterError(
-                parameter_message(
-                    type(self).__name__,
-                    "max_items",
-                    f"> nearest_k={self.nearest_k}",
-                    self.max_items,
-                )
-            )
-
-    def min_samples(self) -> int:
-        return self.nearest_k + 1
 
     def __call__(
         self,

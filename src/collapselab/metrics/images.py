@@ -190,7 +190,32 @@ def prdc_values(
     return values
 
 
-class _PRDC(Metric):
+class NearestKMetric(Metric):
+    """A metric of k-nearest-neighbour balls (``nearest_k``) over at most ``max_items``
+    items a side: the prdc metrics here and the classifier's in
+    :mod:`collapselab.metrics.classifier`. A run's samples must outnumber k, and so must
+    ``max_items``; both are checked with the config, before a run starts."""
+
+    nearest_k: int
+    max_items: int
+
+    def validate_params(self) -> None:
+        super().validate_params()
+        if self.max_items <= self.nearest_k:
+            raise InvalidParameterError(
+                parameter_message(
+                    type(self).__name__,
+                    "max_items",
+                    f"> nearest_k={self.nearest_k}",
+                    self.max_items,
+                )
+            )
+
+    def min_samples(self) -> int:
+        return self.nearest_k + 1
+
+
+class _PRDC(NearestKMetric):
     """One of precision, recall, density and coverage of model t's output against the
     real test images, in generation 0's latent space (or in pixel space).
 
@@ -223,21 +248,6 @@ class _PRDC(Metric):
         self.nearest_k = nearest_k
         self.max_items = max_items
         self.embedding = embedding
-
-    def validate_params(self) -> None:
-        super().validate_params()
-        if self.max_items <= self.nearest_k:
-            raise InvalidParameterError(
-                parameter_message(
-                    type(self).__name__,
-                    "max_items",
-                    f"> nearest_k={self.nearest_k}",
-                    self.max_items,
-                )
-            )
-
-    def min_samples(self) -> int:
-        return self.nearest_k + 1
 
     def __call__(
         self,
