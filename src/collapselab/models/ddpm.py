@@ -55,7 +55,7 @@ from .torch_common import (
     NetworkPickling,
     Standardizer,
     resolve_device,
-    seeded_construction,
+    start_network,
     starting_model,
 )
 
@@ -339,11 +339,7 @@ class DDPM(NetworkPickling, GenerativeModel):
         scheduler = self._training_scheduler()
         generator = torch_generator(rng)
         with matching_threads():
-            with seeded_construction(rng):
-                network = self._new_network()
-            if start is not None:
-                network.load_state_dict(start.network_.state_dict())
-            network.to(self.device_)
+            network = start_network(self._new_network, start, self.device_, rng)
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, fused=True)
             batch = min(self.batch_size, len(x_all))
             rows = torch.from_numpy(rng.integers(0, len(x_all), size=(self.steps, batch)))

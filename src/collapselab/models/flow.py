@@ -42,7 +42,7 @@ from .torch_common import (
     NetworkPickling,
     Standardizer,
     resolve_device,
-    seeded_construction,
+    start_network,
     starting_model,
 )
 
@@ -187,11 +187,7 @@ class Flow(NetworkPickling, GenerativeModel):
         z_all = torch.from_numpy(self.standardizer_.forward(x).astype(np.float32))
         z_all = z_all.to(self.device_)
         with matching_threads():
-            with seeded_construction(rng):
-                network = self._new_network()
-            if start is not None:
-                network.load_state_dict(start.network_.state_dict())
-            network.to(self.device_)
+            network = start_network(self._new_network, start, self.device_, rng)
             optimizer = torch.optim.Adam(network.parameters(), lr=self.learning_rate, fused=True)
             batch = min(self.batch_size, len(x))
             rows = torch.from_numpy(rng.integers(0, len(x), size=(self.steps, batch)))

@@ -19,7 +19,7 @@ Nothing here imports torch at module import time.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,3 +123,16 @@ __all__ = [
     "seeded_construction",
     "starting_model",
 ]
+
+
+def start_network(
+    build: Callable[[], Any], start: Any, device: Any, rng: np.random.Generator
+) -> Any:
+    """A new network from ``build`` (its initialization drawn from ``rng``, see
+    :func:`seeded_construction`), with ``start``'s weights where a fit starts from an
+    earlier model (:func:`starting_model`), on ``device``."""
+    with seeded_construction(rng):
+        network = build()
+    if start is not None:
+        network.load_state_dict(start.network_.state_dict())
+    return network.to(device)
