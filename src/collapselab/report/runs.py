@@ -170,6 +170,8 @@ class Run:
     arms: list[Arm]
     #: The sweep folder this run is a point of, when read as one (see :func:`sweep_points`).
     sweep: Path | None = None
+    #: That point's swept values, by dotted key (empty for a run read on its own).
+    values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -404,9 +406,9 @@ def run_labels(runs: list[Run]) -> list[str]:
     return [_describe(d) or r.directory.name for r, d in zip(runs, differences, strict=True)]
 
 
-def sweep_points(directory: Path) -> list[Path]:
-    """The run folders of a sweep's points (those that ran), ordered by their values
-    (numbers as numbers) along the sweep's axes in turn."""
+def sweep_points(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The run folders of a sweep's points (those that ran) with their swept values,
+    ordered by those values (numbers as numbers) along the sweep's axes in turn."""
     from ..experiment.sweep import load_sweep
 
     manifest = load_sweep(directory)
@@ -419,8 +421,8 @@ def sweep_points(directory: Path) -> list[Path]:
         range(len(listed)),
         key=lambda i: _natural([json.dumps(values[i].get(k)) for k in keys]),
     )
-    points = [directory / str(listed[i].get("name")) for i in order]
-    found = [p for p in points if (p / "manifest.json").is_file()]
+    points = [(directory / str(listed[i].get("name")), values[i]) for i in order]
+    found = [(p, v) for p, v in points if (p / "manifest.json").is_file()]
     if not found:
         raise ResultsError(f"sweep {str(directory)!r} has no point that ran; run the sweep first")
     return found
@@ -431,9 +433,9 @@ def load_all(directories: list[Path]) -> list[Run]:
     runs = []
     for directory in directories:
         if (directory / "sweep.json").exists():
-            for point in sweep_points(directory):
+            for point, values in sweep_points(directory):
                 run = load(point)
-                run.sweep = directory
+                run.sweep, run.values = directory, values
                 runs.append(run)
         else:
             runs.append(load(directory))

@@ -40,24 +40,11 @@ class Line:
     theory: list[float] = field(default_factory=list)
 
 
-def _values(run: Run) -> dict[str, Any]:
-    """The swept values of a sweep point, from the sweep's manifest."""
-    from ..experiment.sweep import load_sweep
-
-    if run.sweep is None:
-        return {}
-    for point in load_sweep(run.sweep).get("points") or []:
-        if isinstance(point, dict) and str(point.get("name")) == run.directory.name:
-            values = point.get("values")
-            return dict(values) if isinstance(values, dict) else {}
-    return {}
-
-
 def numeric_axis(runs: list[Run]) -> str | None:
     """The first swept key with at least three distinct finite numbers, else None."""
     if len(runs) < 3 or any(r.sweep is None for r in runs):
         return None
-    values = [_values(r) for r in runs]
+    values = [r.values for r in runs]
     for key in values[0]:
         numbers = {v.get(key) for v in values}
         if len(numbers) >= 3 and all(
@@ -83,7 +70,7 @@ def lines(runs: list[Run], axis: str, metric: str) -> list[Line]:
     """Each arm's (and other-axis setting's) line of ``metric`` at the last generation."""
     found: dict[str, Line] = {}
     for run in runs:
-        values = _values(run)
+        values = run.values
         x = float(values[axis])
         others = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items() if k != axis)
         for arm in run.arms:
