@@ -49,6 +49,8 @@ def test_bisection_lands_between_the_closed_forms(gaussian_run):
         (["--threshold-of", "samples_per_generation", "--definition", "9"], "--definition"),
         (["--threshold-of", "regime.params.real_fraction", "--range", "0.5", "0.2"], "--range"),
         (["--threshold-of", "regime.params.real_fraction", "--arm", "nope"], "--arm 'nope'"),
+        # a bad verdict threshold is refused before the first point is run
+        (["--threshold-of", "regime.params.real_fraction", "--margin", "-1"], "'margin'"),
         (
             ["--threshold-of", "regime.params.real_fraction", "--definition", "1", "--state-only"],
             "--state-only",

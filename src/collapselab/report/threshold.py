@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..experiment.storage import read_stored_config
-from .verdict import Outcome, Row, verdict
+from .verdict import Outcome, Row, run_verdicts, thresholds_of
 
 #: Fields that ``--threshold-of`` may bisect: those where more means less collapse.
 INCREASING = (
@@ -115,24 +115,17 @@ def _arm_config(run_dir: Path, arm: str | None) -> tuple[str, dict[str, Any]]:
     return arm, resolved
 
 
-def _state_row(directory: Path, t: Any) -> Row:
-    """Definition 4 decided by the collapsed state alone (``state_only``)."""
-    from .runs import load
-    from .verdict import _Recorded, _state
+def _state_row(run: Any, t: Any) -> Row:
+    """Definition 4 of a loaded run's arm decided by the collapsed state alone
+    (``state_only``)."""
+    from .verdict import _Recorded, _state, state_outcome
 
-    state = _state(_Recorded(load(directory).arms[0]), t)
+    state = _state(_Recorded(run.arms[0]), t)
     if state is None:
         return Row(4, Outcome.NOT_MEASURED, need="a collapsed state (e.g. collapsed_now)")
     name, _, shares = state
-    now = shares[-1]
-    if now.low > t.collapsed_share:
-        outcome = Outcome.COLLAPSED
-    elif now.high < t.collapsed_share:
-        outcome = Outcome.NOT_COLLAPSED
-    else:
-        outcome = Outcome.INCONCLUSIVE
     statistic = f"share of seeds in the state {name} at the last generation"
-    return Row(4, outcome, name, statistic, now)
+    return Row(4, state_outcome(shares[-1], t), name, statistic, shares[-1])
 
 
 def _slug(value: float) -> str:
@@ -223,6 +216,7 @@ def threshold_of(
     """
     from ..experiment.config import apply_set, load_config
     from ..experiment.runner import run
+    from .runs import load
 
     run_dir = Path(run_dir)
     if field_name not in INCREASING:
@@ -240,16 +234,16 @@ def threshold_of(
         raise ConfigError("--state-only judges definition 4 (diversity to zero); drop --definition")
     if not 0 <= steps <= 20:
         raise ConfigError(f"--steps must be 0-20; got {steps}")
+    t = thresholds_of(**thresholds)  # refused before any run is written
     arm, base = _arm_config(run_dir, arm)
     # The search runs on whole numbers: a size, or for a real share the real samples
     # per training set that fresh keeps (round(share x n)), so each step is a new run.
     if field_name == "regime.params.real_fraction":
-        n = int(base["samples_per_generation"])
         if not 0 <= low < high <= 1:
             raise ConfigError(
                 f"--range: a real share needs 0 <= LOW < HIGH <= 1; got {low:g} {high:g}"
             )
-        scale = float(n)
+        scale = float(base["samples_per_generation"])
     else:
         scale = 1.0
     folder = Path(out) if out is not None else run_dir.with_name(run_dir.name + "-threshold")
@@ -264,10 +258,11 @@ def threshold_of(
         data["name"] = f"{arm}-{field_name.split('.')[-1]}-{_slug(value)}"
         target = folder / data["name"]
         run(load_config(data), target, workers=workers, report=False)
-        found = verdict(target, baseline=None, size_key=None, **thresholds)
-        row = found.arms[0].row(definition)
+        loaded = load(target)
         if state_only:
-            row = _state_row(target, found.thresholds)
+            row = _state_row(loaded, t)
+        else:
+            row = run_verdicts(loaded, t)[0][0].row(definition)
         points[k] = Point(value, target, row)
         return points[k]
 
@@ -313,7 +308,7 @@ def threshold_of(
         if k_high - k_low == 1 and not note:
             unit = f" (real samples {k_low} and {k_high} of {int(scale)})" if scale != 1.0 else ""
             note = f"exact on the grid of whole values{unit}"
-    share = float(thresholds.get("collapsed_share", 0.5))
+    share = t.collapsed_share
     return Threshold(
         field_name,
         definition,

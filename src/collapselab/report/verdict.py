@@ -883,6 +883,16 @@ def _state(data: _Recorded, t: Thresholds) -> tuple[str, list[int], list[Estimat
     return name, generations, [share_estimate(series.values[:, g], t.level) for g in generations]
 
 
+def state_outcome(share: Estimate, t: Thresholds) -> Outcome:
+    """Collapsed where the share of seeds in the collapsed state lies wholly above
+    ``collapsed_share``, not where wholly below, else inconclusive."""
+    if share.low > t.collapsed_share:
+        return Outcome.COLLAPSED
+    if share.high < t.collapsed_share:
+        return Outcome.NOT_COLLAPSED
+    return Outcome.INCONCLUSIVE
+
+
 def _definition_4(data: _Recorded, ctx: _Context) -> Row:
     t = ctx.thresholds
     metric = data.pick(*DIVERSITY, usable=_positive)
@@ -916,16 +926,12 @@ def _definition_4(data: _Recorded, ctx: _Context) -> Row:
         name, generations, shares = state
         now = shares[-1]
         parts.append(f"{name} at the last generation: {interval_text(now)} ({now.method})")
-        if now.low > t.collapsed_share:
-            outcomes.append(Outcome.COLLAPSED)
+        outcomes.append(state_outcome(now, t))
+        if outcomes[-1] is Outcome.COLLAPSED:
             onset = _onset([e.low > t.collapsed_share for e in shares], generations)
             if Outcome.COLLAPSED not in outcomes[:-1]:  # the state decides: show it
                 shown, used = now, name
                 statistic = f"share of seeds in the state {name} at the last generation"
-        elif now.high < t.collapsed_share:
-            outcomes.append(Outcome.NOT_COLLAPSED)
-        else:
-            outcomes.append(Outcome.INCONCLUSIVE)
         if shown is None:
             shown, used = now, name
             statistic = f"share of seeds in the state {name} at the last generation"
@@ -1247,6 +1253,18 @@ def _scaling(members: list[tuple[float, str, Arm]], t: Thresholds, key: str) -> 
     )
 
 
+def thresholds_of(**thresholds: float) -> Thresholds:
+    """:class:`Thresholds` with these fields changed; an unknown name or a value out of
+    range is refused in one line."""
+    allowed = {f.name for f in fields(Thresholds)}
+    unknown = sorted(set(thresholds) - allowed)
+    if unknown:
+        raise CollapseLabError(
+            f"unknown verdict threshold {unknown[0]!r}; thresholds: {', '.join(sorted(allowed))}"
+        )
+    return replace(Thresholds(), **thresholds).check()
+
+
 def verdict(
     directory: str | Path,
     *,
@@ -1282,13 +1300,7 @@ def verdict(
     ResultsError
         If ``directory`` is neither a finished run nor a sweep.
     """
-    allowed = {f.name for f in fields(Thresholds)}
-    unknown = sorted(set(thresholds) - allowed)
-    if unknown:
-        raise CollapseLabError(
-            f"unknown verdict threshold {unknown[0]!r}; thresholds: {', '.join(sorted(allowed))}"
-        )
-    t = replace(Thresholds(), **thresholds).check()
+    t = thresholds_of(**thresholds)
     directory = Path(directory)
     if (directory / "sweep.json").is_file():
         key, scaling = scaling_rows(directory, t, size_key)
