@@ -71,6 +71,32 @@ def test_many_batches_and_a_second_process_change_nothing(monkeypatch):
     _assert_same(diagnose(reference, candidate, n_bootstrap=20, bootstrap_method="exact"), expected)
     monkeypatch.setattr(cs, "PARALLEL_CHARS", 0)  # tokenized in a forked process
     _assert_same(diagnose(reference, candidate, n_bootstrap=20, bootstrap_method="exact"), expected)
+    # read once, as a stream (a JSONL file is read so)
+    streamed = diagnose(
+        lambda: iter(reference), lambda: iter(candidate), n_bootstrap=20, bootstrap_method="exact"
+    )
+    _assert_same(streamed, expected)
+
+
+def test_the_compressed_sample_is_uniform_and_the_same_whatever_the_batches(monkeypatch):
+    docs = _pydoc(400)
+    monkeypatch.setattr(cs, "GZIP_CHARS", 3000)
+    ratios = []
+    for batch_chars in (1 << 22, 500, 2000):
+        monkeypatch.setattr(cs, "BATCH_CHARS", batch_chars)
+        stats, _ = cs.measure_pass(iter(docs), cs.Vocabulary(), Budget())
+        ratios.append(stats.raw_bytes / stats.gzip_bytes)
+        # the documents of smallest priority that reach GZIP_CHARS, joined in corpus order
+        priority = cs._mix(np.arange(len(docs), dtype=np.uint64) ^ np.uint64(0x6219))
+        order = np.argsort(priority)
+        ends = np.cumsum([len(docs[i]) + 1 for i in order])
+        chosen = np.sort(order[: int(np.searchsorted(ends, 3000)) + 1])
+        text = " ".join(docs[i] for i in chosen).encode()
+        assert stats.raw_bytes == len(text) and 3000 <= len(text) + 1 < 3000 + 2 * max(
+            map(len, docs)
+        )
+        assert stats.gzip_bytes == len(gzip.compress(text, 9, mtime=0))
+    assert ratios[0] == ratios[1] == ratios[2]
 
 
 def test_blocks_of_documents_keep_the_point_values():

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from collapselab import make
 from collapselab.core import DataKind
 from collapselab.data.text import draw_categorical, shakespeare_plays, strip_markdown
-from collapselab.data.user import read_documents
+from collapselab.data.user import iter_documents, read_documents
 from collapselab.errors import DataError
 from collapselab.tokenize import encode_documents, tokenize_words
 
@@ -123,7 +123,17 @@ def _write(tmp_path):
     return folder
 
 
-def test_user_files(tmp_path):
+def _streamed(path, **kwargs):
+    return list(iter_documents(path, **kwargs))
+
+
+#: Both readers: the whole-file one and the streaming one diagnose uses.
+READERS = pytest.mark.parametrize("reader", [read_documents, _streamed], ids=["whole", "stream"])
+
+
+@READERS
+def test_user_files(tmp_path, reader):
+    read_documents = reader
     folder = _write(tmp_path)
     assert read_documents(tmp_path / "a.txt") == ["First doc.\n\nSecond paragraph."]
     assert read_documents(tmp_path / "a.txt", unit="paragraph") == [
@@ -169,14 +179,54 @@ def test_user_parquet_and_saved_dataset(tmp_path):
         ("col.jsonl", b'{"body": "a"}\n', {}, "no column 'text'"),
         ("num.jsonl", b'{"text": 3}\n', {}, "holds int, not text"),
         ("enc.txt", b"abc", {"encoding": "no-such-codec"}, "unknown text encoding"),
+        ("enc.jsonl", b'{"text": "a"}\n', {"encoding": "no-such-codec"}, "unknown text encoding"),
+        ("list.jsonl", b'{"text": "a"}\n[1, 2]\n', {}, "line 2 is not a JSON object"),
+        ("null.jsonl", b'{"text": null}\n{"text": null}\n', {}, "missing or null in all 2 rows"),
+        ("bin.jsonl", b"\x00\x01{}", {}, "binary file"),
+        ("bom.jsonl", b"\xff\xfe{\x00}\x00", {}, "UTF-16 text"),
+        # the byte offset of the bad byte in the file, as the whole-file reader gives it
+        (
+            "latin.jsonl",
+            b'{"text": "a"}\n{"text": "caf\xe9"}\n',
+            {},
+            r"not valid utf-8 \(byte 27\)",
+        ),
+        ("none.jsonl", b"\n  \n", {}, "holds no text"),
     ],
 )
-def test_user_file_errors(tmp_path, name, content, kwargs, message):
+@READERS
+def test_user_file_errors(tmp_path, name, content, kwargs, message, reader):
     path = tmp_path / name
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(DataError, match=message):
-        read_documents(path, **kwargs)
+        reader(path, **kwargs)
+
+
+@READERS
+def test_jsonl_rows_gzip_bom_blank_lines_and_skipped_rows(tmp_path, reader):
+    import gzip
+
+    text = '\ufeff{"text": "one"}\r\n\n{"id": 2}\n{"text": null}\n{"text": "two words"}'
+    (tmp_path / "t.jsonl").write_text(text, encoding="utf-8")
+    with pytest.warns(UserWarning, match="2 of 4 rows have no 'text'"):
+        assert reader(tmp_path / "t.jsonl") == ["one", "two words"]
+    (tmp_path / "t.jsonl.gz").write_bytes(gzip.compress(text.encode("utf-8")))
+    with pytest.warns(UserWarning, match="2 of 4 rows"):
+        assert reader(tmp_path / "t.jsonl.gz", unit="line") == ["one", "two words"]
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="not a readable gzip file"):
+        reader(tmp_path / "bad.jsonl.gz")
+
+
+def test_streaming_reads_lines_as_they_are_used_and_bounds_each_line(tmp_path, monkeypatch):
+    path = tmp_path / "big.jsonl"
+    path.write_text('{"text": "first"}\n{"text": "x' + "y" * 5000 + '"}\n', encoding="utf-8")
+    monkeypatch.setenv("COLLAPSELAB_MAX_MEMORY", "8000")  # a line may hold 1000 bytes
+    stream = iter_documents(path)
+    assert next(stream) == "first"  # read before the rest of the file
+    with pytest.raises(DataError, match="a line of more than"):
+        next(stream)
 
 
 def test_user_file_in_another_encoding(tmp_path):

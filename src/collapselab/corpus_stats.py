@@ -16,10 +16,12 @@ not by the size of the corpus or by the number of bootstrap resamples:
   uniform sample of the distinct n-grams;
 * the reference's bigram counts (exact up to a budget of distinct bigrams, then a
   Misra-Gries summary), for the frequent bigrams a candidate lost;
-* the gzip size of the text, and a fixed random sample of documents for self-BLEU.
+* the gzip size of a uniform sample of the documents (all of a small corpus), and a
+  fixed random sample of documents for self-BLEU.
 
-Large corpora are tokenized (and compressed) in a second process while the first
-counts, so the pass runs at about the tokenizer's own speed on two cores.
+The documents are read once, as an iterable (a JSONL file streamed line by line), so
+memory never holds the corpus. Large corpora are tokenized in a second process while
+the first counts.
 
 Exactness. Where no budget is exceeded every count is exact: the point values equal
 those of a one-shot computation over the whole corpora. N-grams are identified by
@@ -28,9 +30,9 @@ n-grams share a hash with probability about 2^-64 per pair. Beyond a budget, wha
 changes is stated in the result: a block bootstrap resamples blocks of documents
 (intervals can only widen where neighbouring documents are alike); a sampled
 distinct-n-gram count is the sample's count divided by the sampling rate, with
-relative standard error ``sqrt((1 - rate) / kept)`` (below 0.1% once a million
-n-grams are kept); a Misra-Gries bigram count is low by at most ``bigrams /
-(budget + 1)``.
+relative standard error ``sqrt((1 - rate) / kept)`` (about 0.1% with the default
+budget, which keeps half a million to two million n-grams); a Misra-Gries bigram
+count is low by at most ``bigrams / (budget + 1)``.
 
 Two bootstraps (:func:`bootstrap`), both over multinomial resamples of the units
 drawn in chunks of rows (the same stream as one ``Generator.multinomial`` call):
@@ -53,6 +55,7 @@ from __future__ import annotations
 
 import gzip
 import heapq
+import itertools
 import math
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
@@ -77,8 +80,9 @@ ORDERS = (2, 3, 4)
 SELF_BLEU_DOCUMENTS = 100
 #: gzip level of the compression ratio: ``gzip.compress``'s default, as Shaib et al. use.
 GZIP_LEVEL = 9
-#: Characters of text compressed per corpus: all of a smaller corpus, else a uniform
-#: sample of its documents (the ratio is a density: a sample estimates it).
+#: Characters of text compressed per corpus: all of a smaller corpus, else the
+#: documents of smallest priority (a hash of their index) that reach it, a uniform
+#: sample (the ratio is a density: a sample estimates it).
 GZIP_CHARS = 1 << 21
 #: The fast bootstrap counts an item seen in this many units as present in every resample.
 ALWAYS_PRESENT = 40
@@ -93,15 +97,19 @@ _MAX64 = np.uint64(2**64 - 1)
 class Budget:
     """Sizes beyond which exact structures give way to blocks, samples and summaries.
 
-    Every corpus within them (about 100 MB of ordinary text, depending on its
-    vocabulary) is counted exactly; the defaults hold a pair of corpora's statistics
-    in about 1 GB.
+    Within them every count is exact: documents stay the bootstrap's units up to about
+    100 MB of ordinary text, and distinct-n is exact up to about 2 million distinct
+    (n-gram, document) pairs per order (about 10 MB of ordinary text; beyond, a
+    uniform sample of the distinct n-grams of about a million pairs, whose relative
+    standard error the result states: about 0.1-0.2%). The defaults hold a pair of
+    corpora's statistics in well under 1 GB, whatever their size.
     """
 
-    #: (unit, type, count) triples, 12 bytes each.
+    #: (unit, type, count) triples, 16 bytes each.
     type_pairs: int = 1 << 24
-    #: (unit, n-gram) pairs kept per order, 16 bytes each.
-    gram_pairs: int = 1 << 23
+    #: (unit, n-gram) pairs kept per order, 8 bytes each (and 8 per distinct n-gram):
+    #: consolidating them costs time in proportion, so this budget is small.
+    gram_pairs: int = 1 << 21
     #: Distinct reference bigrams counted exactly (Misra-Gries beyond).
     bigrams: int = 1 << 22
 
@@ -175,15 +183,25 @@ def _encode(documents: list[str]) -> _Encoded:
     return _Encoded(ids.astype(np.int32), types.tolist(), np.diff(ptr), [])
 
 
-def encoded_batches(documents: list[str], *, parallel: bool | None = None) -> Iterator[_Encoded]:
-    """Every batch of ``documents`` tokenized, in order; in a second process for a large
-    corpus (``parallel=None``), two batches ahead of the caller."""
-    size = sum(len(d) for d in documents)
+def encoded_batches(
+    documents: Iterable[str], *, parallel: bool | None = None
+) -> Iterator[_Encoded]:
+    """Every batch of ``documents`` (read once, in order) tokenized, in order; in a second
+    process for a large corpus (``parallel=None``: more than :data:`PARALLEL_CHARS`
+    characters, which are read ahead to know), two batches ahead of the caller."""
+    chunks = batches(documents)
+    head: list[list[str]] = []
+    chars = 0
+    for batch in chunks:
+        head.append(batch)
+        chars += sum(len(d) for d in batch)
+        if chars > PARALLEL_CHARS:
+            break
     # fork: a spawned worker would re-import the caller's __main__ (a script without a
     # main guard would run again); without fork the batches are tokenized here.
     can_fork = "fork" in multiprocessing.get_all_start_methods()
-    if not can_fork or parallel is False or (parallel is None and size <= PARALLEL_CHARS):
-        for batch in batches(documents):
+    if not can_fork or parallel is False or (parallel is None and chars <= PARALLEL_CHARS):
+        for batch in itertools.chain(head, chunks):
             encoded = _encode(batch)
             encoded.documents = batch
             yield encoded
@@ -191,7 +209,7 @@ def encoded_batches(documents: list[str], *, parallel: bool | None = None) -> It
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         ahead: list[tuple[list[str], Future[_Encoded]]] = []
-        for batch in batches(documents):
+        for batch in itertools.chain(head, chunks):
             ahead.append((batch, pool.submit(_encode, batch)))
             if len(ahead) > 2:
                 done_batch, future = ahead.pop(0)
@@ -249,8 +267,8 @@ class _Grams:
     pending_units: list[np.ndarray] = field(default_factory=list)
     pending: int = 0
     distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
-    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def sampled(self) -> bool:
@@ -262,14 +280,16 @@ class _Grams:
         return 1.0 if not self.sampled else float(self.threshold) / 2.0**64
 
     def add(self, keys: np.ndarray, units: np.ndarray, budget: int) -> None:
-        """Every n-gram of a batch with its unit (repeats are dropped when consolidating)."""
+        """Every n-gram of a batch with its unit (repeats are dropped when consolidating,
+        once the pairs exceed the budget and at least a quarter of it is new: each
+        consolidation then costs at most about five times the pairs it adds)."""
         if self.sampled:
             inside = _mix(keys) < self.threshold
             keys, units = keys[inside], units[inside]
         self.pending_keys.append(keys)
-        self.pending_units.append(units)
+        self.pending_units.append(units.astype(np.int32))
         self.pending += len(keys)
-        if self.pending + len(self.codes) > budget:
+        if self.pending + len(self.codes) > budget and self.pending >= budget // 4:
             self.consolidate(budget)
 
     def consolidate(self, budget: int | None, shift: int = 0) -> None:
@@ -284,7 +304,7 @@ class _Grams:
         codes, distinct = pd.factorize(keys)
         pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
         pair = pair[_runs(pair)]
-        codes, units = pair >> 32, pair & 0xFFFFFFFF
+        codes, units = (pair >> 32).astype(np.int32), (pair & 0xFFFFFFFF).astype(np.int32)
         distinct = np.asarray(distinct, dtype=np.uint64)
         if budget is not None and len(pair) > budget:
             mixed = _mix(distinct)
@@ -295,7 +315,8 @@ class _Grams:
             kept = mixed < self.threshold
             renumber = np.cumsum(kept) - 1
             inside = kept[codes]
-            codes, units, distinct = renumber[codes[inside]], units[inside], distinct[kept]
+            codes = renumber[codes[inside]].astype(np.int32)
+            units, distinct = units[inside], distinct[kept]
         self.distinct, self.codes, self.units = distinct, codes, units
 
 
@@ -310,8 +331,8 @@ class CorpusStats:
     unit_tokens: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     unit_documents: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     #: (unit, type, count) triples: one per pair.
-    pair_units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    pair_types: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    pair_types: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     pair_counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     grams: dict[int, _Grams] = field(default_factory=lambda: {n: _Grams() for n in ORDERS})
     #: n-grams inside documents, per unit (all of them, sampled or not).
@@ -388,12 +409,10 @@ class CorpusPass:
         )
         self._pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pair_count = 0
-        self._gzip_rate = 1.0
-        self._gzip_text: list[str] = []
-
-    def expect(self, characters: int) -> None:
-        """Size of the corpus, which sets the share of its text that is compressed."""
-        self._gzip_rate = min(1.0, GZIP_CHARS / max(characters, 1))
+        #: (priority, index, document) of the documents kept for gzip, and their characters
+        self._gzip_sample: list[tuple[int, int, str]] = []
+        self._gzip_chars = 0
+        self._gzip_threshold = 2**64
 
     def feed(self, batch: _Encoded) -> None:
         """Add the next tokenized batch of documents (in corpus order)."""
@@ -437,12 +456,32 @@ class CorpusPass:
                 heapq.heapreplace(heap, item)
 
     def _sample_for_gzip(self, documents: list[str], first: int) -> None:
-        if self._gzip_rate >= 1.0:
-            self._gzip_text.extend(documents)
-            return
+        # The documents of smallest priority (a hash of their index) that reach
+        # GZIP_CHARS: a uniform sample, the same whatever the batches; pruned to it
+        # whenever twice that is held.
         index = np.arange(first, first + len(documents), dtype=np.uint64)
-        chosen = _mix(index ^ np.uint64(0x6219)) < np.uint64(self._gzip_rate * 2.0**64)
-        self._gzip_text.extend(documents[i] for i in np.flatnonzero(chosen).tolist())
+        priorities = _mix(index ^ np.uint64(0x6219))
+        chosen = np.arange(len(documents))
+        if self._gzip_threshold < 2**64:
+            chosen = np.flatnonzero(priorities < np.uint64(self._gzip_threshold))
+        for offset, priority in zip(chosen.tolist(), priorities[chosen].tolist(), strict=True):
+            self._gzip_sample.append((priority, first + offset, documents[offset]))
+            self._gzip_chars += len(documents[offset]) + 1
+        if self._gzip_chars > 2 * GZIP_CHARS:
+            self._prune_gzip()
+
+    def _prune_gzip(self) -> None:
+        if self._gzip_chars <= GZIP_CHARS:
+            return
+        self._gzip_sample.sort()
+        chars = 0
+        for keep, (priority, _, doc) in enumerate(self._gzip_sample):
+            if chars >= GZIP_CHARS:
+                self._gzip_threshold = priority
+                del self._gzip_sample[keep:]
+                break
+            chars += len(doc) + 1
+        self._gzip_chars = chars
 
     def _add_type_pairs(self, unit: np.ndarray, ids: np.ndarray) -> None:
         if not len(ids):
@@ -450,7 +489,9 @@ class CorpusPass:
         base = int(unit[0])
         width = len(self.vocabulary)
         key, count = _count_keys((unit - base) * width + ids)
-        self._pairs.append((key // width + base, key % width, count))
+        self._pairs.append(
+            ((key // width + base).astype(np.int32), (key % width).astype(np.int32), count)
+        )
         self._pair_count += len(key)
 
     def _add_grams(self, ids: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int) -> None:
@@ -518,8 +559,10 @@ class CorpusPass:
         """Store (unit, type, count) triples with one triple per (unit, type) pair."""
         st = self.stats
         width = len(self.vocabulary)
-        key, total = _sum_by_key(units * width + types, counts)
-        st.pair_units, st.pair_types, st.pair_counts = key // width, key % width, total
+        key, total = _sum_by_key(units.astype(np.int64) * width + types, counts)
+        st.pair_units = (key // width).astype(np.int32)
+        st.pair_types = (key % width).astype(np.int32)
+        st.pair_counts = total
         self._pair_count = len(key)
 
     def finish(self) -> CorpusStats:
@@ -527,8 +570,10 @@ class CorpusPass:
 
         st = self.stats
         self._consolidate_pairs()
-        text = " ".join(self._gzip_text).encode("utf-8", errors="surrogatepass")
-        self._gzip_text = []
+        self._prune_gzip()
+        sample = sorted(self._gzip_sample, key=lambda item: item[1])  # in corpus order
+        text = " ".join(doc for _, _, doc in sample).encode("utf-8", errors="surrogatepass")
+        self._gzip_sample = []
         # numpy's sorts and zlib release the GIL: the orders consolidate side by side
         with ThreadPoolExecutor(max_workers=2) as pool:
             compressed = pool.submit(gzip.compress, text, GZIP_LEVEL, mtime=0)
@@ -557,7 +602,7 @@ def _halve(counts: np.ndarray) -> np.ndarray:
 
 
 def measure_pass(
-    documents: list[str],
+    documents: Iterable[str],
     vocabulary: Vocabulary,
     budget: Budget,
     *,
@@ -565,9 +610,9 @@ def measure_pass(
     watch_bigrams: np.ndarray | None = None,
     parallel: bool | None = None,
 ) -> tuple[CorpusStats, np.ndarray | None]:
-    """One pass over ``documents``: its statistics, and which ``watch_bigrams`` it holds."""
+    """One pass over ``documents`` (any iterable, read once): its statistics, and which
+    ``watch_bigrams`` it holds."""
     run = CorpusPass(vocabulary, budget, bigrams=bigrams, watch_bigrams=watch_bigrams)
-    run.expect(sum(len(d) for d in documents))
     for batch in encoded_batches(documents, parallel=parallel):
         run.feed(batch)
     return run.finish(), run.present
@@ -675,10 +720,19 @@ class _Presence:
             middle = np.sort(middle[keep])
         self.middle = table[middle]
 
-    def __call__(self, drawn: np.ndarray) -> np.ndarray:
-        """Items held by each resample, from ``drawn`` (units x resamples, 1 if drawn)."""
-        checked = ((self.middle @ drawn) > 0).sum(axis=0)
+    def __call__(self, drawn: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """Items held by each resample, from ``drawn`` (units x resamples, 1 if drawn)
+        and the same as ``bits`` (one word per unit, bit r set when resample r drew it)."""
+        checked = self._checked(bits)[: drawn.shape[1]]
         return (self.single @ drawn + self.always + self.factor * checked) * 1.0
+
+    def _checked(self, bits: np.ndarray) -> np.ndarray:
+        """How many of the checked items each resample holds: an item is held when any
+        of its units is drawn, the OR of their words, for 64 resamples at once."""
+        if not self.middle.shape[0]:
+            return np.zeros(64)
+        held = np.bitwise_or.reduceat(bits[self.middle.indices], self.middle.indptr[:-1])
+        return np.unpackbits(held.view(np.uint8), bitorder="little").reshape(-1, 64).sum(axis=0)
 
 
 class _Linearized:
@@ -745,8 +799,9 @@ class _Linearized:
         st = self.r.stats
         w = np.asarray(weights, dtype=np.float64)
         drawn = (w > 0).astype(np.float64).T
+        bits = _pack(w > 0)
         tokens = w @ self.units_of_tokens
-        types = self.types(drawn)
+        types = self.types(drawn, bits)
         out: dict[str, Any] = {
             "documents": w @ st.unit_documents.astype(np.float64),
             "tokens": tokens,
@@ -755,11 +810,12 @@ class _Linearized:
             "rare_mass": (w @ self.unit_rare5) / tokens,
         }
         for k, (presence, size) in self.rare.items():
-            out[f"rare_survival_k{k}"] = presence(drawn) / size if size else None
+            out[f"rare_survival_k{k}"] = presence(drawn, bits) / size if size else None
         for n, presence in self.grams.items():
             total = w @ st.unit_grams[n].astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[f"distinct_{n}"] = np.where(total > 0, presence(drawn) / total, np.nan)
+                held = presence(drawn, bits)
+                out[f"distinct_{n}"] = np.where(total > 0, held / total, np.nan)
         single_s = _xlogx(self.single_counts[None, :] * w[:, self.single_units]) @ (
             self.single_multiplicity.astype(np.float64)
         )
@@ -769,6 +825,15 @@ class _Linearized:
         out["zipf_exponent"] = point["zipf_exponent"] + (w - 1.0) @ self.psi_zipf
         nan = np.full(len(w), np.nan)
         return {k: nan if v is None else np.asarray(v, dtype=float) for k, v in out.items()}
+
+
+def _pack(drawn: np.ndarray) -> np.ndarray:
+    """One 64-bit word per unit from ``drawn`` (at most 64 resamples x units, bool):
+    bit r is set when resample r drew the unit."""
+    padded = np.zeros((64, drawn.shape[1]), dtype=bool)
+    padded[: len(drawn)] = drawn
+    packed = np.packbits(np.ascontiguousarray(padded.T), axis=1, bitorder="little")
+    return packed.view(np.uint64).ravel()
 
 
 def _xlogx(c: np.ndarray) -> np.ndarray:

@@ -47,7 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ from .corpus_stats import (
     measure_pass,
     self_bleu,
 )
-from .data.user import TEXT_SUFFIXES, UNITS, read_documents
+from .data.user import TEXT_SUFFIXES, UNITS, iter_documents
 from .errors import CollapseLabError, DataError
 from .tokenize import encode_documents
 
@@ -96,7 +96,7 @@ def _document_lengths(documents: list[str]) -> np.ndarray:
     return np.concatenate([np.zeros(0, np.int64), *parts])
 
 
-Documents = list[str] | Callable[[], list[str]]
+Documents = list[str] | Callable[[], Iterable[str]]
 
 
 def diagnose(
@@ -118,14 +118,15 @@ def diagnose(
     the candidate, with their reference counts), ``notes`` and ``warnings``, and the
     settings used (with what, if anything, was sampled to fit ``budget``).
 
-    Each corpus is a list of documents, or a function that reads it: the reference's
-    documents are then released before the candidate is read. ``bootstrap_method`` is
+    Each corpus is a list of documents, or a function that returns them as an
+    iterable read once (a JSONL file is then streamed line by line: memory holds the
+    statistics, not the corpus; ``match_size`` reads both whole). ``bootstrap_method`` is
     ``exact``, ``fast`` or ``auto`` (see :func:`collapselab.corpus_stats.bootstrap`).
     """
     budget = budget or Budget()
     rng = np.random.default_rng(seed)
     if match_size:
-        reference, candidate = _match_size(_read(reference), _read(candidate), rng)
+        reference, candidate = _match_size(list(_read(reference)), list(_read(candidate)), rng)
     vocabulary = Vocabulary()
     bigrams = BigramCounts(budget.bigrams)
     ref, _ = measure_pass(_read(reference), vocabulary, budget, bigrams=bigrams)
@@ -181,7 +182,7 @@ def diagnose(
     return {"verdict": result.pop("verdict"), **result}
 
 
-def _read(documents: Documents) -> list[str]:
+def _read(documents: Documents) -> Iterable[str]:
     return documents() if callable(documents) else documents
 
 
@@ -508,8 +509,9 @@ def diagnose_corpora(
     reference, candidate : str, Path or sequence of str
         Each corpus: a path read as the command reads it (a text file, a folder,
         ``.jsonl``/``.csv``/``.parquet`` (maybe gzipped) or a saved dataset), or its
-        documents. Paths are read one at a time: the reference's documents are
-        released before the candidate's are read.
+        documents. Paths are read one at a time, and JSONL files and folders are
+        streamed (:func:`collapselab.data.user.iter_documents`): memory holds the
+        statistics, not the corpora (``match_size`` and ``mauve`` read them whole).
     column, reference_column, candidate_column, split, unit, encoding : str
         How files are read (``--column``, ``--reference-column``, ...); see
         :func:`collapselab.data.user.read_documents` and :func:`resolve_unit`.
@@ -535,7 +537,7 @@ def diagnose_corpora(
     if isinstance(top, bool) or not isinstance(top, int) or top < 0:
         raise CollapseLabError(f"--top must be >= 0 (a whole number); got {top!r}")
     columns = {"reference": reference_column, "candidate": candidate_column}
-    sides: dict[str, Callable[[], list[str]] | list[str]] = {}
+    sides: dict[str, Callable[[], Iterable[str]] | list[str]] = {}
     for name, source in (("reference", reference), ("candidate", candidate)):
         if isinstance(source, str | Path):
             path = Path(source).expanduser()
@@ -543,7 +545,7 @@ def diagnose_corpora(
                 raise DataError(
                     f"{str(path)!r} does not exist; give a text file, a folder or a table"
                 )
-            sides[name] = lambda path=path, name=name: read_documents(
+            sides[name] = lambda path=path, name=name: iter_documents(
                 path,
                 column=columns[name] or column,
                 unit=resolve_unit(path, unit),
@@ -564,7 +566,7 @@ def diagnose_corpora(
         bootstrap_method=bootstrap_method,
     )
     if mauve:
-        read = [side() if callable(side) else side for side in sides.values()]
+        read = [list(side()) if callable(side) else side for side in sides.values()]
         result["mauve"] = mauve_score(read[0], read[1], documents=mauve_documents, seed=seed)
         del read
     for name, source in (("reference", reference), ("candidate", candidate)):

@@ -23,7 +23,7 @@ import re
 import stat
 import warnings
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import DataError, require
@@ -42,7 +42,10 @@ _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
 def split_units(documents: Iterable[str], unit: str) -> list[str]:
     """Documents split into ``unit``s (``document``: unchanged), stripped, empties dropped."""
-    out: list[str] = []
+    return list(_split_units(documents, unit))
+
+
+def _split_units(documents: Iterable[str], unit: str) -> Iterator[str]:
     for doc in documents:
         if unit == "document":
             parts: Iterable[str] = (doc,)
@@ -50,8 +53,10 @@ def split_units(documents: Iterable[str], unit: str) -> list[str]:
             parts = _PARAGRAPH_BREAK.split(doc)
         else:
             parts = doc.splitlines()
-        out.extend(p.strip() for p in parts if p.strip())
-    return out
+        for part in parts:
+            part = part.strip()
+            if part:
+                yield part
 
 
 def _kind(mode: int) -> str:
@@ -129,27 +134,9 @@ def read_text_file(path: Path, encoding: str = "utf-8") -> str:
     """The text of ``path`` (gunzipped if ``.gz``); binary files and undecodable bytes
     are clear errors. A UTF-8 byte-order mark is dropped."""
     raw = read_bytes(path)
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
-    wide = codec.startswith(("utf-16", "utf-32"))
-    if not wide:
-        for bom, name in (
-            (codecs.BOM_UTF32_LE, "UTF-32"),
-            (codecs.BOM_UTF32_BE, "UTF-32"),
-            (codecs.BOM_UTF16_LE, "UTF-16"),
-            (codecs.BOM_UTF16_BE, "UTF-16"),
-        ):
-            if raw.startswith(bom):
-                raise DataError(
-                    f"{str(path)!r} is {name} text (it starts with a byte-order mark); "
-                    f"convert it to UTF-8 or pass its encoding ({name.lower()})"
-                )
-        if b"\x00" in raw[:8192]:
-            raise DataError(
-                f"{str(path)!r} looks like a binary file (it contains NUL bytes); give a text file"
-            )
+    codec = _codec(encoding)
+    if not codec.startswith(("utf-16", "utf-32")):
+        _check_start(path, raw)
     if codec == "utf-8":
         codec = "utf-8-sig"  # a byte-order mark (Windows tools write one) is not text
     try:
@@ -212,19 +199,11 @@ def _read_jsonl(path: Path, column: str, encoding: str) -> list[str]:
         if not all(isinstance(r, dict) for r in rows):
             raise DataError(f"{str(path)!r} must be a list of objects")
         return _column(rows, column, repr(str(path)))
-    rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            raise DataError(f"{str(path)!r} line {number} is not valid JSON") from None
-        except RecursionError:
-            raise DataError(f"{str(path)!r} line {number} nests too deeply to read") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{str(path)!r} line {number} is not a JSON object")
-        rows.append(row)
+    rows = [
+        _json_row(line, repr(str(path)), number)
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip()
+    ]
     return _column(rows, column, repr(str(path)))
 
 
@@ -366,3 +345,140 @@ def read_documents(
     if not docs:
         raise DataError(f"{str(p)!r} holds no text (every document is empty)")
     return docs
+
+
+def iter_documents(
+    path: str | Path,
+    *,
+    column: str = "text",
+    unit: str = "document",
+    encoding: str = "utf-8",
+    split: str = "train",
+) -> Iterator[str]:
+    """The documents of :func:`read_documents`, in the same order, read as they are used.
+
+    A JSONL file is read line by line and a folder file by file, so memory holds one
+    line or one file at a time, whatever the corpus's size (each line or file is
+    bounded as :func:`read_bytes` bounds a file); the other formats (a single text
+    file, JSON arrays, CSV, Parquet, saved datasets) and wide encodings (UTF-16/32)
+    are read whole. The same errors are raised, some only once the bad line is reached.
+    """
+    if unit not in UNITS:
+        raise DataError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{str(p)!r} does not exist; give a text file, a folder or a table")
+    wide = _codec(encoding).startswith(("utf-16", "utf-32"))
+    if p.is_dir() and not _is_hf_dataset(p):
+        files = _folder_files(p)
+        if not files:
+            raise DataError(
+                f"folder {str(p)!r} holds no text files ({', '.join(s for s in TEXT_SUFFIXES if s)})"
+            )
+        docs: Iterable[str] = (read_text_file(f, encoding) for f in files)
+    elif p.is_file() and _base_suffix(p) == ".jsonl" and not wide:
+        docs = _iter_jsonl(p, column, encoding)
+    else:
+        docs = read_documents(p, column=column, unit="document", encoding=encoding, split=split)
+    empty = True
+    for doc in _split_units(docs, unit):
+        empty = False
+        yield doc
+    if empty:
+        raise DataError(f"{str(p)!r} holds no text (every document is empty)")
+
+
+def _codec(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
+
+
+def _iter_jsonl(path: Path, column: str, encoding: str) -> Iterator[str]:
+    """The ``column`` of each row of a JSONL file, one line at a time (see :func:`_column`)."""
+    origin = repr(str(path))
+    regular_file(path)
+    codec = _codec(encoding)
+    limit = read_limit()
+    rows = kept = 0
+    seen = False
+    first_keys: list[str] | None = None
+    try:
+        handle = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+        with handle:
+            offset = 0
+            number = 0
+            while True:
+                raw = handle.readline(-1 if limit is None else limit + 1)
+                if not raw:
+                    break
+                number += 1
+                if limit is not None and len(raw) > limit:
+                    raise _too_large(path, f"a line of more than {format_bytes(limit)}", limit)
+                if number == 1:
+                    _check_start(path, raw)
+                try:
+                    line = raw.decode("utf-8-sig" if codec == "utf-8" and number == 1 else codec)
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{origin} is not valid {encoding} (byte {offset + exc.start}); "
+                        "convert it to UTF-8 or pass its encoding"
+                    ) from None
+                offset += len(raw)
+                if not line.strip():
+                    continue
+                row = _json_row(line, origin, number)
+                rows += 1
+                if first_keys is None:
+                    first_keys = list(map(str, row))
+                seen = seen or column in row
+                value = row.get(column)
+                if value is None:
+                    continue
+                if not isinstance(value, str):
+                    raise DataError(
+                        f"{origin}: column {column!r} holds {type(value).__name__}, not text"
+                    )
+                kept += 1
+                yield value
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{origin} is not a readable gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {origin}: {exc.strerror or exc}") from None
+    if rows and not seen:
+        found = ", ".join(first_keys or []) or "(none)"
+        raise DataError(f"{origin} has no column {column!r}; columns: {found}. Pass --column")
+    _skipped(origin, column, rows - kept, rows)
+
+
+def _check_start(path: Path, head: bytes) -> None:
+    """Refuse text that starts as UTF-16/32 (a byte-order mark) or as a binary file (NUL
+    bytes in ``head``'s first 8 KB), for a narrow encoding."""
+    for bom, name in (
+        (codecs.BOM_UTF32_LE, "UTF-32"),
+        (codecs.BOM_UTF32_BE, "UTF-32"),
+        (codecs.BOM_UTF16_LE, "UTF-16"),
+        (codecs.BOM_UTF16_BE, "UTF-16"),
+    ):
+        if head.startswith(bom):
+            raise DataError(
+                f"{str(path)!r} is {name} text (it starts with a byte-order mark); "
+                f"convert it to UTF-8 or pass its encoding ({name.lower()})"
+            )
+    if b"\x00" in head[:8192]:
+        raise DataError(
+            f"{str(path)!r} looks like a binary file (it contains NUL bytes); give a text file"
+        )
+
+
+def _json_row(line: str, origin: str, number: int) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        raise DataError(f"{origin} line {number} is not valid JSON") from None
+    except RecursionError:
+        raise DataError(f"{origin} line {number} nests too deeply to read") from None
+    if not isinstance(row, dict):
+        raise DataError(f"{origin} line {number} is not a JSON object")
+    return row
