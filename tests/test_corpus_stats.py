@@ -198,3 +198,24 @@ def test_compression_ratio_is_gzip_of_the_joined_text():
     assert out["reference"]["compression_ratio"]["value"] == pytest.approx(
         len(text) / len(gzip.compress(text, 9, mtime=0))
     )
+
+
+def test_type_pairs_in_chunks_equal_one_table_built_at_once():
+    # Units spanning several batches, merged two by two along the way (as a pass does,
+    # later batches then number their units by the new shift): the chunks, joined, are
+    # the table of (unit, type) -> count, sorted by unit then type.
+    rng = np.random.default_rng(11)
+    docs = np.sort(rng.integers(0, 40, size=3000))
+    types = rng.integers(0, 25, size=3000)
+    for halve_after in ([], [0], [3, 9], [0, 1, 2]):
+        pairs, shift = cs._TypePairs(), 0
+        for b, cut in enumerate(np.array_split(np.arange(3000), 17)):
+            key, count = cs._count_keys((docs[cut] >> shift) * 100 + types[cut])
+            pairs.add((key // 100).astype(np.int32), (key % 100).astype(np.int32), count)
+            if b in halve_after:
+                pairs.halve()
+                shift += 1
+        key, count = np.unique((docs >> shift) * 100 + types, return_counts=True)
+        assert pairs.size == len(key)
+        for got, want in zip(pairs.arrays(), (key // 100, key % 100, count), strict=True):
+            np.testing.assert_array_equal(got, want)

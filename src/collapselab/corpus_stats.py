@@ -53,6 +53,7 @@ drawn in chunks of rows (the same stream as one ``Generator.multinomial`` call):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import heapq
 import itertools
@@ -183,12 +184,41 @@ def _encode(documents: list[str]) -> _Encoded:
     return _Encoded(ids.astype(np.int32), types.tolist(), np.diff(ptr), [])
 
 
+class TokenizerPool:
+    """A second process that tokenizes batches: started on first use (forked, while the
+    caller is still small when it is started before the first pass) and shared by every
+    pass that is given it; closed on leaving a ``with`` block."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+
+    def submit(self, batch: list[str]) -> Future[_Encoded]:
+        if self._pool is None:
+            # fork: a spawned worker would re-import the caller's __main__ (a script
+            # without a main guard would run again)
+            context = multiprocessing.get_context("fork")
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        return self._pool.submit(_encode, batch)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> TokenizerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def encoded_batches(
-    documents: Iterable[str], *, parallel: bool | None = None
+    documents: Iterable[str], *, parallel: bool | None = None, pool: TokenizerPool | None = None
 ) -> Iterator[_Encoded]:
     """Every batch of ``documents`` (read once, in order) tokenized, in order; in a second
-    process for a large corpus (``parallel=None``: more than :data:`PARALLEL_CHARS`
-    characters, which are read ahead to know), two batches ahead of the caller."""
+    process (``pool``, else one of its own) for a large corpus (``parallel=None``: more
+    than :data:`PARALLEL_CHARS` characters, which are read ahead to know), two batches
+    ahead of the caller."""
     chunks = batches(documents)
     head: list[list[str]] = []
     chars = 0
@@ -197,8 +227,7 @@ def encoded_batches(
         chars += sum(len(d) for d in batch)
         if chars > PARALLEL_CHARS:
             break
-    # fork: a spawned worker would re-import the caller's __main__ (a script without a
-    # main guard would run again); without fork the batches are tokenized here.
+    # without fork the batches are tokenized here (see TokenizerPool)
     can_fork = "fork" in multiprocessing.get_all_start_methods()
     if not can_fork or parallel is False or (parallel is None and chars <= PARALLEL_CHARS):
         for batch in itertools.chain(head, chunks):
@@ -206,11 +235,11 @@ def encoded_batches(
             encoded.documents = batch
             yield encoded
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    with contextlib.ExitStack() as stack:
+        tokenizer = pool if pool is not None else stack.enter_context(TokenizerPool())
         ahead: list[tuple[list[str], Future[_Encoded]]] = []
         for batch in itertools.chain(head, chunks):
-            ahead.append((batch, pool.submit(_encode, batch)))
+            ahead.append((batch, tokenizer.submit(batch)))
             if len(ahead) > 2:
                 done_batch, future = ahead.pop(0)
                 encoded = future.result()
@@ -235,13 +264,14 @@ class Vocabulary:
     def global_ids(self, batch: _Encoded) -> np.ndarray:
         """The batch's word ids in this vocabulary (new types appended in order)."""
         index, types = self.index, self.types
-        mapping = np.empty(len(batch.types), dtype=np.int64)
-        for i, word in enumerate(batch.types):
-            found = index.get(word)
-            if found is None:
-                found = index[word] = len(types)
-                types.append(word)
-            mapping[i] = found
+        # the lookups in one C loop; only the batch's new types in Python
+        mapping = np.array(list(map(index.get, batch.types, itertools.repeat(-1))), np.int64)
+        new = np.flatnonzero(mapping < 0)
+        mapping[new] = np.arange(len(types), len(types) + len(new))
+        for i in new.tolist():
+            word = batch.types[i]
+            index[word] = len(types)
+            types.append(word)
         return mapping[batch.ids]
 
     def words(self) -> np.ndarray:
@@ -370,7 +400,7 @@ class BigramCounts:
     def add(self, keys: np.ndarray) -> None:
         self._pending.append(keys)
         self._size += len(keys)
-        if self._size > 4 * self.capacity:
+        if self._size > 2 * self.capacity:
             self.consolidate()
 
     def consolidate(self) -> None:
@@ -385,6 +415,62 @@ class BigramCounts:
             self.error += cut
             keys, total = keys[total > 0], total[total > 0]
         self.keys, self.counts = keys, total
+
+
+class _TypePairs:
+    """The (unit, type, count) triples of a pass, one per (unit, type) pair, in chunks
+    (one per batch), each sorted by unit then type.
+
+    Units are runs of consecutive documents, so a chunk shares at most its first unit
+    with the chunk before: that unit's triples are merged as the chunk arrives, and the
+    chunks, joined, are the table sorted by unit then type. Merging units two by two
+    goes chunk by chunk, so no step needs memory beyond the table and one chunk.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.size = 0
+
+    def add(self, units: np.ndarray, types: np.ndarray, counts: np.ndarray) -> None:
+        """A batch's triples, sorted by (unit, type), its units from the table's last on."""
+        if not len(units):
+            return
+        if self.chunks:
+            last_units, last_types, last_counts = self.chunks[-1]
+            first = units[0]
+            if last_units[-1] == first:  # a unit in both: one triple per type
+                i = int(np.searchsorted(last_units, first))
+                j = int(np.searchsorted(units, first, side="right"))
+                merged, total = _sum_by_key(
+                    np.concatenate([last_types[i:], types[:j]]),
+                    np.concatenate([last_counts[i:], counts[:j]]),
+                )
+                self.size -= len(last_units) - i
+                if i:
+                    self.chunks[-1] = (last_units[:i], last_types[:i], last_counts[:i])
+                else:
+                    self.chunks.pop()
+                units = np.concatenate([np.full(len(merged), first, np.int32), units[j:]])
+                types = np.concatenate([merged.astype(np.int32), types[j:]])
+                counts = np.concatenate([total, counts[j:]])
+        self.chunks.append((units, types, counts))
+        self.size += len(units)
+
+    def halve(self) -> None:
+        """Units 2k and 2k+1 become unit k."""
+        old, self.chunks, self.size = self.chunks[::-1], [], 0
+        while old:  # oldest first, each released once merged
+            units, types, counts = old.pop()
+            key, total = _sum_by_key(((units.astype(np.int64) >> 1) << 32) | types, counts)
+            self.add((key >> 32).astype(np.int32), (key & 0xFFFFFFFF).astype(np.int32), total)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole table: units, types and counts (the chunks are released)."""
+        chunks, self.chunks = self.chunks, []
+        empty = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
+        return tuple(  # type: ignore[return-value]
+            np.concatenate([e, *(c[k] for c in chunks)]) for k, e in enumerate(empty)
+        )
 
 
 class CorpusPass:
@@ -407,8 +493,7 @@ class CorpusPass:
         self.present = (
             np.zeros(len(watch_bigrams), dtype=bool) if watch_bigrams is not None else None
         )
-        self._pairs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._pair_count = 0
+        self._type_pairs = _TypePairs()
         #: (priority, index, document) of the documents kept for gzip, and their characters
         self._gzip_sample: list[tuple[int, int, str]] = []
         self._gzip_chars = 0
@@ -435,7 +520,7 @@ class CorpusPass:
         st.unit_tokens = _add_counts(st.unit_tokens, np.bincount(unit, minlength=n_units))
         self._add_type_pairs(unit, ids)
         self._add_grams(ids, doc, unit, n_units)
-        while self._pair_count > self.budget.type_pairs:
+        while self._type_pairs.size > self.budget.type_pairs:
             self._merge_units()
 
     def _sample_for_bleu(self, documents: list[str], first: int) -> None:
@@ -489,10 +574,8 @@ class CorpusPass:
         base = int(unit[0])
         width = len(self.vocabulary)
         key, count = _count_keys((unit - base) * width + ids)
-        self._pairs.append(
-            ((key // width + base).astype(np.int32), (key % width).astype(np.int32), count)
-        )
-        self._pair_count += len(key)
+        units = (key // width + base).astype(np.int32)
+        self._type_pairs.add(units, (key % width).astype(np.int32), count)
 
     def _add_grams(self, ids: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int) -> None:
         st = self.stats
@@ -527,49 +610,22 @@ class CorpusPass:
         at = np.minimum(np.searchsorted(watched, keys), len(watched) - 1)
         self.present[at[watched[at] == keys]] = True
 
-    def _consolidate_pairs(self) -> None:
-        """Merge the batches' (unit, type, count) triples; units shared by two batches
-        (blocks of documents) get one triple per type."""
-        if not self._pairs:
-            return
-        st = self.stats
-        units = np.concatenate([st.pair_units, *(p[0] for p in self._pairs)])
-        types = np.concatenate([st.pair_types, *(p[1] for p in self._pairs)])
-        counts = np.concatenate([st.pair_counts, *(p[2] for p in self._pairs)])
-        self._pairs = []
-        if st.shift:
-            self._set_pairs(units, types, counts)
-        else:  # one document per unit: no unit spans two batches
-            st.pair_units, st.pair_types, st.pair_counts = units, types, counts
-            self._pair_count = len(units)
-
     def _merge_units(self) -> None:
         """Merge units two by two (units 2k and 2k+1 become unit k)."""
         st = self.stats
-        self._consolidate_pairs()
         st.shift += 1
-        self._set_pairs(st.pair_units >> 1, st.pair_types, st.pair_counts)
+        self._type_pairs.halve()
         st.unit_tokens = _halve(st.unit_tokens)
         st.unit_documents = _halve(st.unit_documents)
         for n in ORDERS:
             st.unit_grams[n] = _halve(st.unit_grams[n])
             st.grams[n].consolidate(None, shift=1)
 
-    def _set_pairs(self, units: np.ndarray, types: np.ndarray, counts: np.ndarray) -> None:
-        """Store (unit, type, count) triples with one triple per (unit, type) pair."""
-        st = self.stats
-        width = len(self.vocabulary)
-        key, total = _sum_by_key(units.astype(np.int64) * width + types, counts)
-        st.pair_units = (key // width).astype(np.int32)
-        st.pair_types = (key % width).astype(np.int32)
-        st.pair_counts = total
-        self._pair_count = len(key)
-
     def finish(self) -> CorpusStats:
         from concurrent.futures import ThreadPoolExecutor
 
         st = self.stats
-        self._consolidate_pairs()
+        st.pair_units, st.pair_types, st.pair_counts = self._type_pairs.arrays()
         self._prune_gzip()
         sample = sorted(self._gzip_sample, key=lambda item: item[1])  # in corpus order
         text = " ".join(doc for _, _, doc in sample).encode("utf-8", errors="surrogatepass")
@@ -609,11 +665,12 @@ def measure_pass(
     bigrams: BigramCounts | None = None,
     watch_bigrams: np.ndarray | None = None,
     parallel: bool | None = None,
+    pool: TokenizerPool | None = None,
 ) -> tuple[CorpusStats, np.ndarray | None]:
     """One pass over ``documents`` (any iterable, read once): its statistics, and which
-    ``watch_bigrams`` it holds."""
+    ``watch_bigrams`` it holds (``parallel`` and ``pool``: see :func:`encoded_batches`)."""
     run = CorpusPass(vocabulary, budget, bigrams=bigrams, watch_bigrams=watch_bigrams)
-    for batch in encoded_batches(documents, parallel=parallel):
+    for batch in encoded_batches(documents, parallel=parallel, pool=pool):
         run.feed(batch)
     return run.finish(), run.present
 
@@ -744,13 +801,12 @@ class _Linearized:
         table = r.type_table  # types x units
         counts = np.asarray(table.sum(axis=1)).ravel()
         self.units_of_tokens = st.unit_tokens.astype(np.float64)
-        rare5_mask = np.zeros(r.width, bool)
-        rare5_mask[r.rare5] = True
-        self.unit_rare5 = np.bincount(
-            st.pair_units,
-            weights=st.pair_counts * rare5_mask[st.pair_types],
-            minlength=st.n_units,
-        )
+        # Per-unit sums over pairs are products with the (units x types) table: no
+        # per-pair temporaries (each unit's terms are added in type order either way).
+        by_unit = table.T
+        rare5_mask = np.zeros(r.width)
+        rare5_mask[r.rare5] = 1.0
+        self.unit_rare5 = by_unit @ rare5_mask
         self.types = _Presence(table)
         self.rare = {
             k: (_Presence(table[ids]), len(ids)) for k, ids in ((1, r.rare1), (5, r.rare5))
@@ -759,21 +815,16 @@ class _Linearized:
         # Entropy: S = sum c log c, exact for the types of one unit, first order for the rest.
         df = np.diff(table.indptr)
         single = df == 1
-        rows = np.repeat(np.arange(r.width), df)
-        pair_units, pair_counts = table.indices, table.data
-        one = single[rows]
         # types of one unit, grouped by (unit, count): sum c log c exactly per resample
-        top = int(pair_counts[one].max()) + 1 if one.any() else 1
+        one = table[np.flatnonzero(single)]  # one pair per row
+        top = int(one.data.max()) + 1 if one.nnz else 1
         group, self.single_multiplicity = _count_keys(
-            pair_units[one].astype(np.int64) * top + pair_counts[one].astype(np.int64)
+            one.indices.astype(np.int64) * top + one.data.astype(np.int64)
         )
         self.single_units, self.single_counts = group // top, (group % top).astype(np.float64)
-        many = ~one
         with np.errstate(divide="ignore"):
             slope = np.where(counts > 0, np.log(np.where(counts > 0, counts, 1.0)) + 1.0, 0.0)
-        self.psi_entropy = np.bincount(
-            pair_units[many], weights=pair_counts[many] * slope[rows[many]], minlength=st.n_units
-        )
+        self.psi_entropy = by_unit @ np.where(single, 0.0, slope)
         self.many_s = float(np.sum(_xlogx(counts[~single & (counts > 0)])))
         # Zipf: beta = -slope of log count on log rank (types with count > 0), ranks fixed.
         present = np.flatnonzero(counts > 0)
@@ -791,9 +842,7 @@ class _Linearized:
         derivative = np.zeros(r.width)
         if len(c) >= 2 and sxx > 0:
             derivative[present] = -(x_of - x.mean()) / (sxx * c)
-        self.psi_zipf = np.bincount(
-            pair_units, weights=pair_counts * derivative[rows], minlength=st.n_units
-        )
+        self.psi_zipf = by_unit @ derivative
 
     def measure(self, weights: np.ndarray, point: dict[str, float]) -> dict[str, np.ndarray]:
         st = self.r.stats

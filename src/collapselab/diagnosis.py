@@ -59,6 +59,7 @@ from .corpus_stats import (
     Budget,
     CorpusStats,
     Resampler,
+    TokenizerPool,
     Vocabulary,
     batches,
     bleu_documents,
@@ -129,10 +130,13 @@ def diagnose(
         reference, candidate = _match_size(list(_read(reference)), list(_read(candidate)), rng)
     vocabulary = Vocabulary()
     bigrams = BigramCounts(budget.bigrams)
-    ref, _ = measure_pass(_read(reference), vocabulary, budget, bigrams=bigrams)
-    del reference
-    cand, present = measure_pass(_read(candidate), vocabulary, budget, watch_bigrams=bigrams.keys)
-    del candidate
+    with TokenizerPool() as pool:  # one tokenizer process for both passes
+        ref, _ = measure_pass(_read(reference), vocabulary, budget, bigrams=bigrams, pool=pool)
+        del reference
+        cand, present = measure_pass(
+            _read(candidate), vocabulary, budget, watch_bigrams=bigrams.keys, pool=pool
+        )
+        del candidate
     for name, stats in (("reference", ref), ("candidate", cand)):
         if stats.n_tokens == 0:
             raise DataError(f"the {name} corpus has no words")
