@@ -67,7 +67,7 @@ from typing import Any
 import numpy as np
 
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
-from .tokenize import encode_documents, tokenize_words
+from .tokenize import encode_documents_keyed, tokenize_words
 
 #: Characters per batch of documents: bounds the tokenizer's per-character arrays.
 BATCH_CHARS = 1 << 22
@@ -171,17 +171,19 @@ def batches(documents: Iterable[str], chars: int | None = None) -> Iterator[list
 
 @dataclass
 class _Encoded:
-    """A tokenized batch: word ids local to it, its types, words per document."""
+    """A tokenized batch: word ids local to it, its types and their 64-bit keys, words
+    per document."""
 
     ids: np.ndarray
     types: list[str]
+    keys: np.ndarray
     lengths: np.ndarray
     documents: list[str]
 
 
 def _encode(documents: list[str]) -> _Encoded:
-    ids, types, ptr = encode_documents(documents)
-    return _Encoded(ids.astype(np.int32), types.tolist(), np.diff(ptr), [])
+    ids, types, ptr, keys = encode_documents_keyed(documents)
+    return _Encoded(ids.astype(np.int32), types.tolist(), keys, np.diff(ptr), [])
 
 
 class TokenizerPool:
@@ -252,26 +254,35 @@ def encoded_batches(
 
 
 class Vocabulary:
-    """Word types of every corpus seen so far, numbered in order of first appearance."""
+    """Word types of every corpus seen so far, numbered in order of first appearance and
+    found by the tokenizer's 64-bit keys (sorted, with their ids): a batch is looked up
+    with array operations, and only its new types are touched one by one."""
 
     def __init__(self) -> None:
-        self.index: dict[str, int] = {}
         self.types: list[str] = []
+        self._keys = np.zeros(0, np.uint64)  # sorted
+        self._ids = np.zeros(0, np.int64)  # the id of each of _keys
 
     def __len__(self) -> int:
         return len(self.types)
 
     def global_ids(self, batch: _Encoded) -> np.ndarray:
         """The batch's word ids in this vocabulary (new types appended in order)."""
-        index, types = self.index, self.types
-        # the lookups in one C loop; only the batch's new types in Python
-        mapping = np.array(list(map(index.get, batch.types, itertools.repeat(-1))), np.int64)
-        new = np.flatnonzero(mapping < 0)
-        mapping[new] = np.arange(len(types), len(types) + len(new))
-        for i in new.tolist():
-            word = batch.types[i]
-            index[word] = len(types)
-            types.append(word)
+        keys = batch.keys
+        mapping = np.full(len(keys), -1, np.int64)
+        if len(self._keys):
+            order = np.argsort(keys)  # sorted needles: a cache-friendly search
+            at = np.minimum(np.searchsorted(self._keys, keys[order]), len(self._keys) - 1)
+            known = self._keys[at] == keys[order]
+            mapping[order[known]] = self._ids[at[known]]
+        new = np.flatnonzero(mapping < 0)  # in order of first appearance in the batch
+        if len(new):
+            mapping[new] = np.arange(len(self.types), len(self.types) + len(new))
+            self.types.extend(batch.types[i] for i in new.tolist())
+            added = np.argsort(keys[new])
+            where = np.searchsorted(self._keys, keys[new][added])
+            self._keys = np.insert(self._keys, where, keys[new][added])
+            self._ids = np.insert(self._ids, where, mapping[new][added])
         return mapping[batch.ids]
 
     def words(self) -> np.ndarray:

@@ -25,6 +25,7 @@ __all__ = [
     "UNK_WORD",
     "WORD_PATTERN",
     "encode_documents",
+    "encode_documents_keyed",
     "tokenize_words",
     "whitespace_words",
 ]
@@ -141,11 +142,22 @@ def encode_documents(
     of 10^5 types collide is about 10^-9), so no Python object is made per token:
     this is what makes fitting an n-gram model fast.
     """
+    ids, types, doc_ptr, _ = encode_documents_keyed(documents, level=level, lowercase=lowercase)
+    return ids, types, doc_ptr
+
+
+def encode_documents_keyed(
+    documents: list[str], *, level: str = "word", lowercase: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`encode_documents` and the 64-bit hash of each type (``keys[i]`` of
+    ``types[i]``): the same word has the same key in every call, so corpora encoded in
+    parts can share one vocabulary keyed by them."""
     import pandas as pd
 
     ids, lengths = [], []
     index: dict[int, int] = {}  # token hash -> id
     types: list[str] = []
+    keys: list[int] = []
     for batch in _batches(documents, _HASH_CHUNK * 4):
         # One separated text per batch of documents bounds the per-character arrays.
         text = _SEPARATOR.join(d.replace(_SEPARATOR, "") for d in batch) + _SEPARATOR
@@ -172,12 +184,14 @@ def encode_documents(
             if found is None:
                 found = index[key] = len(types)
                 types.append(text[kept_starts[i] : kept_ends[i]])
+                keys.append(key)
             corpus_ids[j] = found
         ids.append(corpus_ids[local])
     out_types = np.empty(len(types), dtype=object)
     out_types[:] = types
     doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate([[0], *lengths])[1:])])
-    return np.concatenate([np.zeros(0, np.int64), *ids]), out_types, doc_ptr.astype(np.int64)
+    all_ids = np.concatenate([np.zeros(0, np.int64), *ids])
+    return all_ids, out_types, doc_ptr.astype(np.int64), np.array(keys, dtype=np.uint64)
 
 
 def _batches(documents: list[str], size: int) -> list[list[str]]:
