@@ -716,23 +716,41 @@ class Resampler:
     with one row of weights (how often each unit is drawn) per resample."""
 
     def __init__(
-        self, stats: CorpusStats, width: int, rare1: np.ndarray, rare5: np.ndarray
+        self,
+        stats: CorpusStats,
+        width: int,
+        rare1: np.ndarray,
+        rare5: np.ndarray,
+        *,
+        release: bool = False,
     ) -> None:
+        """``release``: the tables replace ``stats``'s pair arrays, which are emptied."""
         from scipy.sparse import csr_matrix
 
         self.stats = stats
         self.width = width
         self.rare1, self.rare5 = rare1, rare5
         k = stats.n_units
-        # (types x units): a resample's counts are this matrix times its weights
-        self.type_table = csr_matrix(
-            (stats.pair_counts.astype(np.float64), (stats.pair_types, stats.pair_units)),
-            shape=(width, k),
+        # (types x units): a resample's counts are this matrix times its weights. The
+        # pairs are sorted by unit, then type: the (units x types) table as they are.
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(stats.pair_units, minlength=k))])
+        by_unit = csr_matrix(
+            (stats.pair_counts.astype(np.float64), stats.pair_types, indptr), shape=(k, width)
         )
-        self.gram_tables = {
-            n: csr_matrix((np.ones(len(g.codes)), (g.codes, g.units)), shape=(len(g.distinct), k))
-            for n, g in stats.grams.items()
-        }
+        if release:
+            stats.pair_units, stats.pair_types, stats.pair_counts = (
+                np.zeros(0, np.int32),
+                np.zeros(0, np.int32),
+                np.zeros(0, np.int64),
+            )
+        self.type_table = by_unit.T.tocsr()
+        del by_unit
+        self.gram_tables = {}
+        for n, g in stats.grams.items():
+            shape = (len(g.distinct), k)
+            self.gram_tables[n] = csr_matrix((np.ones(len(g.codes)), (g.codes, g.units)), shape)
+            if release:
+                g.codes, g.units = g.codes[:0], g.units[:0]
 
     def work(self, n_bootstrap: int) -> int:
         """The cost of the exact bootstrap: resamples x (types + pairs)."""

@@ -150,7 +150,7 @@ def diagnose(
     result: dict[str, Any] = {}
     methods: dict[str, str] = {}
     for name, stats in (("reference", ref), ("candidate", cand)):
-        resampler = Resampler(stats, width, rare1, rare5)
+        resampler = Resampler(stats, width, rare1, rare5, release=True)
         point = resampler.measure(np.ones((1, stats.n_units)))
         boot, methods[name] = bootstrap(
             resampler,
@@ -166,6 +166,7 @@ def diagnose(
         side["compression_ratio"] = _value(stats.raw_bytes / max(stats.gzip_bytes, 1))
         side["self_bleu"] = _value(self_bleu(bleu_documents(stats)))
         result[name] = side
+        del resampler, boot  # before the next side's tables are built
     for k in ("rare_survival_k1", "rare_survival_k5"):
         result["reference"][k] = _value(float("nan"))  # 1 by definition: not a measurement
     words = vocabulary.words()
