@@ -197,3 +197,31 @@ def test_diagnose_warns_when_a_side_has_too_few_documents(tmp_path, capsys):
     # the single reference file was split into its 60 paragraphs: no warning for it
     assert "warning: the reference" not in text
     assert "intervals unreliable" in text.splitlines()[0]
+
+
+def test_diagnose_streams_jsonl_and_gives_what_the_lists_give(tmp_path, capsys, monkeypatch):
+    # A JSONL path is read line by line as the pass goes (never as a list of documents),
+    # and the result is the one the same documents give as lists.
+    import collapselab.data.user as user
+    from collapselab.diagnosis import diagnose_corpora
+
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(400)]
+    sides = {}
+    for name, vocabulary in (("ref", 400), ("cand", 60)):
+        docs = [" ".join(rng.choice(words[:vocabulary], size=30)) for _ in range(80)]
+        (tmp_path / f"{name}.jsonl").write_text(
+            "\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8"
+        )
+        sides[name] = docs
+    lists = diagnose_corpora(sides["ref"], sides["cand"], bootstrap=30)
+
+    def whole_read(*args, **kwargs):
+        raise AssertionError("a JSONL file was read whole")
+
+    monkeypatch.setattr(user, "read_documents", whole_read)
+    streamed = diagnose_corpora(tmp_path / "ref.jsonl", tmp_path / "cand.jsonl", bootstrap=30)
+    for side in ("reference", "candidate"):
+        streamed[side].pop("path")
+        assert streamed[side] == lists[side]
+    assert streamed["missing_types"] == lists["missing_types"]
