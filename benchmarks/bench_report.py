@@ -74,7 +74,8 @@ def main() -> None:
     scratch = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:
         folder = run(config, scratch / "run", report=False).directory
-        draw_all(folder, True)  # warm-up: imports, fonts
+        if not args.quick:
+            draw_all(folder, True)  # warm-up: imports, fonts
         counter = iter(range(10**6))
 
         def experiment() -> Path:
