@@ -8,6 +8,7 @@ declarations say.
 
 from __future__ import annotations
 
+import io
 import re
 import warnings
 from pathlib import Path
@@ -258,6 +259,32 @@ def test_legends_fit_inside_their_figure():
     box = fig.legends[0].get_window_extent()
     assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1
     close(fig)
+
+
+def test_one_draw_gives_the_pngs_savefig_writes():
+    # a log axis, a band cut with a note under the panels, a legend outside: every part
+    # that the layout engine places; then the same figure again at another resolution
+    g = np.arange(30)
+    frames = {
+        "falling": frame_of({"tail": np.tile(10.0 ** (-g * 30 / 29), (3, 1))}),
+        "steady": frame_of({"tail": np.ones((3, 30)), "other": np.ones((3, 30))}),
+    }
+    for dpi in (40, 90):
+        fig, notes = draw(group_of(frames))
+        assert notes  # the supxlabel is drawn
+        with style.style():
+            ours = [figures.png(fig, dpi), figures.png(fig, 2 * dpi)]
+        assert fig.dpi == 100  # the figure's own resolution is left as it was
+        close(fig)
+        fig, _ = draw(group_of(frames))
+        with style.style():
+            theirs = []
+            for resolution in (dpi, 2 * dpi):
+                buffer = io.BytesIO()
+                fig.savefig(buffer, format="png", dpi=resolution)
+                theirs.append(buffer.getvalue())
+        close(fig)
+        assert ours == theirs
 
 
 # ---------------------------------------------------------------------------

@@ -96,9 +96,10 @@ def is_binary(frames: list[pd.DataFrame], metric: str) -> bool:
     Both must occur somewhere: a share that happens to stay exactly 1 in one arm is
     still a share, and its median (not a fraction of seeds) is what to draw.
     """
-    values = np.concatenate(
-        [f.loc[(f["metric"] == metric) & (f["source"] == "simulation"), "value"] for f in frames]
-    )
+    parts = [
+        f.loc[(f["metric"] == metric) & (f["source"] == "simulation"), "value"] for f in frames
+    ]
+    values = np.concatenate(parts) if parts else np.array([])
     values = values[np.isfinite(values)]
     return bool(np.all((values == 0) | (values == 1)) and 0 in values and 1 in values)
 
@@ -437,13 +438,18 @@ def metric_figure(group: Group, names: list[str] | None = None) -> tuple[Any, li
     shown = {"theory": False, "cut": False, "binary": False, "chance": False}
     notes: list[str] = []
     present: set[int] = set()
+    # each series' rows split by metric once, not filtered again for every panel
+    split = [dict(tuple(s.arm.frame.groupby("metric", sort=False))) for s in group.series]
     for ax, name in zip(axes.flat, names, strict=False):
         declared = group.describe(name)
+        frames = {i: rows[name] for i, rows in enumerate(split) if name in rows}
         # a declared 0/1 state, or values that are 0 and 1 only (a statistic, an old run)
-        binary = declared.quantity == Quantity.COLLAPSED or is_binary(
-            [s.arm.frame for s in group.series], name
-        )
-        every = [(i, s, curve(s.arm.frame, name, binary)) for i, s in enumerate(group.series)]
+        binary = declared.quantity == Quantity.COLLAPSED or is_binary(list(frames.values()), name)
+        every = [
+            (i, s, curve(frames[i], name, binary))
+            for i, s in enumerate(group.series)
+            if i in frames
+        ]
         drawn = [(i, s, c) for i, s, c in every if c is not None]
         present.update(i for i, _, _ in drawn)
         curves = [c for _, _, c in drawn]

@@ -178,9 +178,11 @@ def _scatters(real: np.ndarray | None, outputs: dict[int, np.ndarray], title: st
 
 def _counts(data: Any, kind: DataKind | str) -> Counter:
     if kind == DataKind.TEXT:
-        return Counter(
-            w for doc in data for w in tokenize_words(doc) if any(ch.isalnum() for ch in w)
-        )
+        counts: Counter = Counter()
+        for doc in data:
+            counts.update(tokenize_words(doc))
+        # words only (not punctuation): checked once per type, not at every occurrence
+        return Counter({w: n for w, n in counts.items() if any(ch.isalnum() for ch in w)})
     if isinstance(data, np.ndarray):
         return Counter(np.ravel(data).tolist())
     return Counter(int(t) for seq in data for t in np.ravel(seq))
