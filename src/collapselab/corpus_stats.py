@@ -322,15 +322,15 @@ class _Grams:
 
     def add(self, keys: np.ndarray, units: np.ndarray, budget: int) -> None:
         """Every n-gram of a batch with its unit (repeats are dropped when consolidating,
-        once as many pairs as the budget are pending: each consolidation then costs at
-        most about twice the pairs it adds, and memory holds at most twice the budget)."""
+        once the pairs exceed the budget and at least a quarter of it is new: each
+        consolidation then costs at most about five times the pairs it adds)."""
         if self.sampled:
             inside = _mix(keys) < self.threshold
             keys, units = keys[inside], units[inside]
         self.pending_keys.append(keys)
         self.pending_units.append(units.astype(np.int32))
         self.pending += len(keys)
-        if self.pending >= budget:
+        if self.pending + len(self.codes) > budget and self.pending >= budget // 4:
             self.consolidate(budget)
 
     def consolidate(self, budget: int | None, shift: int = 0) -> None:
