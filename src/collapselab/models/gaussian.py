@@ -16,7 +16,7 @@ from ..core import BOOLEAN, BatchedModel, Constraint, DataKind, GenerativeModel,
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..registry import register
-from ..stats import Moments, gaussian_log_prob, sqrt_psd
+from ..stats import DrawnBatch, Moments, gaussian_log_prob, sqrt_psd
 
 
 class _GaussianFit:
@@ -89,21 +89,24 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
     """All seeds' Gaussians at once: ``mean_`` is (S, d), ``cov_`` is (S, d, d).
 
     In one dimension the covariance is a scalar per seed and sampling is a fused
-    multiply-add, so a generation costs about one pass over the normal variates.
+    multiply-add, so a generation costs about one pass over the normal variates. In
+    d dimensions a sample carries its moments, computed from the standard normals it
+    was drawn from (:class:`~collapselab.stats.DrawnBatch`), so the next fit does not
+    centre the samples again.
     """
 
     provides: ClassVar[frozenset[str]] = frozenset({"moments", "gaussian"})
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         s, d = self.mean_.shape
-        z = rng.standard_normal((s, n, d))
         bias = sampling_bias(decoding)
+        if d > 1:  # the next fit's moments come with the draws (see DrawnBatch)
+            root = _batched_root(self.cov_)
+            return DrawnBatch.gaussian(n, self.mean_, root, scale=bias, rng=rng)
+        z = rng.standard_normal((s, n, d))
         if bias != 1.0:
             z *= bias
-        if d == 1:
-            z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
-        else:
-            z = z @ np.swapaxes(_batched_root(self.cov_), 1, 2)  # batched BLAS, not einsum
+        z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
         z += self.mean_[:, None, :]
         return SeedBatch(z)
 
