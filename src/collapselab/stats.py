@@ -99,7 +99,7 @@ class DrawnBatch(SeedBatch):
         x = np.empty((s, n, d))
         scatter = np.empty((s, d, d))
         zbar = np.empty((s, 1, d))
-        rows = max(1, _BLOCK_VALUES // (n * d))
+        rows = max(1, _BLOCK_VALUES // max(1, n * d))
         block = np.empty((min(rows, s), n, d))
         ones = np.ones((1, n))
         for start in range(0, s, rows):
