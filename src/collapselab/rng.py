@@ -13,8 +13,10 @@ a cluster, fresh or resumed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 #: Components that draw randomness, in a fixed order: the index is part of the key.
 #: New components are appended, never inserted, so existing streams never change.
@@ -66,7 +68,8 @@ def streams(
     state = _seed_states(int(root_seed), np.stack([*keys, np.full(keys[0].shape, index)], -1))
     return [
         np.random.Generator(
-            np.random.PCG64(BulkSeedSequence(int(root_seed), (int(s), int(g), index), words))
+            # numpy takes any ISeedSequence; its type stubs name SeedSequence only
+            np.random.PCG64(BulkSeedSequence(int(root_seed), (int(s), int(g), index), words))  # type: ignore[arg-type]
         )
         for s, g, words in zip(*flat, state.reshape(-1, 4), strict=True)
     ]
@@ -88,12 +91,13 @@ class BulkSeedSequence(np.random.bit_generator.ISpawnableSeedSequence):
             self._sequence = np.random.SeedSequence(self.entropy, spawn_key=self.spawn_key)
         return self._sequence
 
-    def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
+    def generate_state(self, n_words: int, dtype: Any = np.uint32) -> np.ndarray:
         if n_words == 4 and np.dtype(dtype) == np.uint64:  # what PCG64 asks for
             return self._words.copy()
         return self.sequence().generate_state(n_words, dtype)
 
-    def spawn(self, n_children: int) -> list[np.random.SeedSequence]:
+    def spawn(self, n_children: int) -> list[np.random.SeedSequence]:  # type: ignore[override]
+        # the children are the real sequence's, as a stream seeded one by one spawns
         return self.sequence().spawn(n_children)
 
 
@@ -118,15 +122,15 @@ def _seed_states(root_seed: int, keys: np.ndarray) -> np.ndarray:
     entropy += [keys[:, j] for j in range(keys.shape[1])]
     hash_const = _INIT_A
 
-    def hashmix(value: np.ndarray) -> np.ndarray:
+    def hashmix(value: NDArray[np.uint32]) -> NDArray[np.uint32]:
         nonlocal hash_const
-        value = value ^ np.uint32(hash_const)
+        mixed: NDArray[np.uint32] = value ^ np.uint32(hash_const)
         hash_const = (hash_const * _MULT_A) & _MASK
-        value = value * np.uint32(hash_const)
-        return value ^ (value >> np.uint32(16))
+        mixed = mixed * np.uint32(hash_const)
+        return mixed ^ (mixed >> np.uint32(16))
 
-    def mix(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        result = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
+    def mix(x: NDArray[np.uint32], y: NDArray[np.uint32]) -> NDArray[np.uint32]:
+        result: NDArray[np.uint32] = np.uint32(_MIX_L) * x - np.uint32(_MIX_R) * y
         return result ^ (result >> np.uint32(16))
 
     with np.errstate(over="ignore"):  # the hash is arithmetic modulo 2**32
