@@ -14,7 +14,7 @@ median / max.
 
 Where the sufficient path's time goes (profiled at the default sizes): both paths
 first load every seed's real data (streams seeded in bulk, then each source's own
-``load``, about 25 us a seed: a third of the 1-D Gaussian's sufficient path); then,
+``load``, about 25 us a seed: a quarter of the 1-D Gaussian's sufficient path); then,
 per generation, the 1-D Gaussian draws S normals and S gammas (about 30 us) and
 records the metric; at d = 10, Bartlett's factor and the mean cost
 d (d + 3) / 2 = 65 variates per seed against the sampling path's n d = 1000, which
