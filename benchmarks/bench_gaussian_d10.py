@@ -14,6 +14,14 @@ Targets: batched / (b) <= 1.5 (within 1.5x of the RNG floor) and (a) / batched >
 The three run interleaved, ``--repeats`` rounds (default 5); each ratio is taken
 within a round and reported as min / median / max.
 
+Where the batched chain's time goes beyond the draws: per block of seeds, two
+batched BLAS products (the samples z R^T and the Gram matrix Z^T Z of the normals,
+from which the next fit's moments come: ``stats.DrawnBatch``) and the mean added to
+every sample (numpy's inner loop over d = 10 values is short), then the next
+generation's Cholesky factors; each seed's real data is loaded once. The loop costs
+about 12x the bare draws here, so (a) / batched >= 10 needs batched within 1.2x of
+them, below what two products of every sample allow.
+
     python benchmarks/bench_gaussian_d10.py [--seeds 1000] [--n 100] [--generations 100]
 """
 

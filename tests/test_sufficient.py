@@ -63,6 +63,19 @@ def test_gaussian_sufficient_chain_matches_sampling_and_theory(dim, n, unbiased)
         np.testing.assert_array_less(np.abs(values.mean(axis=1) - expected[metric]), 4 * se + 1e-12)
 
 
+def test_a_gaussian_sufficient_refit_keeps_the_cholesky_factor_of_its_covariance():
+    # The refit's root is the old root times Bartlett's factor (both lower triangular),
+    # so no generation factors its covariance again; below d degrees of freedom the
+    # scatter is singular and no square root is kept.
+    model = make("model", "gaussian")
+    spec = _spec(make("data", "gaussian", dim=4, n_test=10), model, ["variance"], 12, 3)
+    state = run_sufficient(spec, 50)
+    root = state.model.cov_root_
+    np.testing.assert_array_equal(root, np.tril(root))
+    np.testing.assert_allclose(root, np.linalg.cholesky(state.model.cov_), rtol=1e-10, atol=1e-12)
+    assert state.model.sufficient_refit(3, rng=np.random.default_rng(0)).cov_root_ is None
+
+
 def _kwargs(spec):
     return {
         "data": spec.data,
@@ -89,14 +102,15 @@ def test_gaussian_sufficient_log_variance_has_the_closed_form_spread():
     np.testing.assert_allclose(values.std(axis=1, ddof=1), sd, rtol=4 / np.sqrt(2 * SEEDS))
 
 
-def test_gaussian_sufficient_chain_with_a_sampling_bias():
+@pytest.mark.parametrize("dim", [1, 2])
+def test_gaussian_sufficient_chain_with_a_sampling_bias(dim):
     decoding = {"bias": 0.8}
     from collapselab.decoding import Decoding
 
     resolved = Decoding.from_config(decoding)
     n, generations = 10, 5
     spec = _spec(
-        make("data", "gaussian", n_test=10),
+        make("data", "gaussian", dim=dim, n_test=10),
         make("model", "gaussian"),
         ["variance"],
         n,
@@ -107,7 +121,7 @@ def test_gaussian_sufficient_chain_with_a_sampling_bias():
     slow = run_batched(_spec(**{**_kwargs(spec), "root_seed": 1}), SEEDS)
     assert ks_2samp(_last(fast, "variance"), _last(slow, "variance")).pvalue > 0.01
     expected = theory.gaussian_replace(
-        n0=n, n=n, generations=generations, trace=1.0, dim=1, bias=0.8
+        n0=n, n=n, generations=generations, trace=float(dim), dim=dim, bias=0.8
     )["variance"]
     values = np.stack(fast.values["variance"])
     se = values.std(axis=1, ddof=1) / np.sqrt(SEEDS)
@@ -216,3 +230,24 @@ def test_a_metric_declared_model_only_never_reads_the_output(metric_id):
     with_output = metric(model, output, real, rng=np.random.default_rng(3))
     without = metric(model, None, real, rng=np.random.default_rng(3))
     np.testing.assert_equal(without, with_output)
+
+
+def test_a_resumed_sufficient_chain_equals_an_uninterrupted_one(monkeypatch):
+    # Its streams are seeded in bulk, a block of generations at a time; a resume at any
+    # generation (inside the first block of 4, at a block's end, in the second) draws
+    # the same as the chain that ran through.
+    import copy
+
+    from collapselab import chain
+
+    monkeypatch.setattr(chain, "_STREAM_BLOCK", 4)
+    spec = _spec(make("data", "gaussian", n_test=10), make("model", "gaussian"), ["variance"], 5, 9)
+    saved = {}
+    whole = run_sufficient(
+        spec, 30, on_generation=lambda s: saved.setdefault(s.generation, copy.deepcopy(s))
+    )
+    for generation in (2, 3, 6):
+        resumed = run_sufficient(spec, 30, copy.deepcopy(saved[generation]))
+        np.testing.assert_array_equal(
+            np.stack(resumed.values["variance"]), np.stack(whole.values["variance"])
+        )

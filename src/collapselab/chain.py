@@ -25,7 +25,7 @@ so a neural model can keep generation 0's vocabulary and start from earlier weig
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from .core import (
     take,
 )
 from .errors import ConfigError, DataError
-from .rng import BATCH, lazy_stream, metric_stream, stream
+from .rng import BATCH, lazy_stream, metric_stream, stream, streams
 from .stats import Moments
 
 #: Called with the chain's state after every completed generation.
@@ -355,10 +355,7 @@ def run_batched(
 
     ``real_0``: seed 0's real data if the caller has it already (:func:`load_real`).
     """
-    reals = [
-        real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
-    ]
-    return _run(_AllSeeds(spec, reals), state, on_generation)
+    return _run(_AllSeeds(spec, _load_reals(spec, n_seeds, real_0)), state, on_generation)
 
 
 def sufficient_problem(spec: ChainSpec) -> str | None:
@@ -396,25 +393,46 @@ def run_sufficient(
     problem = sufficient_problem(spec)
     if problem is not None:
         raise ConfigError(f"the sufficient-statistic path cannot run this chain: {problem}")
-    reals = [
-        real_0 if s == 0 and real_0 is not None else load_real(spec, s) for s in range(n_seeds)
-    ]
-    path = _AllSeeds(spec, reals)
+    path = _AllSeeds(spec, _load_reals(spec, n_seeds, real_0))
     state = state or ChainState()
+    rngs = _generation_streams(spec, state.generation + 1)
     for t in range(state.generation + 1, spec.generations):
+        rng = next(rngs)
         if t == 0:
             model = path.fit(path.real.train, t, state)
         else:
             model = state.model.sufficient_refit(
-                spec.samples_per_generation,
-                rng=stream(spec.root_seed, BATCH, t, "sample"),
-                decoding=spec.decoding,
+                spec.samples_per_generation, rng=rng, decoding=spec.decoding
             )
         path.measure(model, None, t, state)
         state.model, state.generation = model, t
         if on_generation is not None:
             on_generation(state)
     return state
+
+
+def _load_reals(spec: ChainSpec, n_seeds: int, real_0: RealData | None) -> list[RealData]:
+    """Every seed's :func:`load_real`, its streams seeded in bulk (data sources never
+    inspect a stream's seed sequence); ``real_0``: seed 0's, if the caller has it."""
+    rngs = streams(spec.root_seed, range(n_seeds), 0, "data")
+    return [
+        real_0 if s == 0 and real_0 is not None else spec.data.load(n=spec.real_samples, rng=rng)
+        for s, rng in enumerate(rngs)
+    ]
+
+
+def _generation_streams(spec: ChainSpec, start: int) -> Iterator[np.random.Generator]:
+    """The ``sample`` streams of all seeds at once for generations ``start, start + 1, ...``,
+    seeded in bulk a block of generations at a time (a sufficient refit never inspects
+    its stream's seed sequence; a batched model's ``sample`` may, so it gets
+    :func:`~collapselab.rng.stream`'s)."""
+    for first in range(start, spec.generations, _STREAM_BLOCK):
+        last = min(first + _STREAM_BLOCK, spec.generations)
+        yield from streams(spec.root_seed, BATCH, range(first, last), "sample")
+
+
+#: Generations per block of :func:`_generation_streams`.
+_STREAM_BLOCK = 256
 
 
 class _BatchedRealData(RealData):

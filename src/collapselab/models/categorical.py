@@ -155,10 +155,18 @@ class BatchedCategorical(_CategoricalFit, BatchedModel):
         """Every seed refitted on ``n`` of its own samples (with ``decoding``), drawn
         through the fit's sufficient statistic: the counts ~ Multinomial(n, p)."""
         probs = _decoded(self.probs_, decoding)
-        counts = rng.multinomial(n, probs / probs.sum(axis=1, keepdims=True))
-        if self.vocabulary_size is None:  # as fitting on the ids: up to the largest one drawn
-            counts = counts[:, : int(np.flatnonzero(counts.any(axis=0))[-1]) + 1]
+        if probs.shape[1] == 2:  # Bernoulli: one binomial per seed, as multinomial draws it
+            # (without its per-row setup, and without reductions over a length-2 axis,
+            # which cost more than the draws themselves)
+            first = rng.binomial(n, probs[:, 0] / (probs[:, 0] + probs[:, 1]))
+            counts = np.stack([first, n - first], axis=1)
+        else:
+            counts = rng.multinomial(n, probs / probs.sum(axis=1, keepdims=True))
         v = counts.shape[1]
+        if self.vocabulary_size is None and not counts[:, -1].any():
+            # as fitting on the ids: up to the largest one drawn
+            v = int(np.flatnonzero(counts.any(axis=0))[-1]) + 1
+            counts = counts[:, :v]
         refit = BatchedCategorical(vocabulary_size=self.vocabulary_size, smoothing=self.smoothing)
         refit.counts_ = counts
         refit.probs_ = (counts + self.smoothing) / (n + self.smoothing * v)

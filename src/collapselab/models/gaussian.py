@@ -16,7 +16,7 @@ from ..core import BOOLEAN, BatchedModel, Constraint, DataKind, GenerativeModel,
 from ..decoding import CONTINUOUS_CONTROLS, sampling_bias
 from ..errors import DataError
 from ..registry import register
-from ..stats import Moments, gaussian_log_prob, sqrt_psd
+from ..stats import DrawnBatch, Moments, gaussian_log_prob, sqrt_psd
 
 
 class _GaussianFit:
@@ -89,21 +89,30 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
     """All seeds' Gaussians at once: ``mean_`` is (S, d), ``cov_`` is (S, d, d).
 
     In one dimension the covariance is a scalar per seed and sampling is a fused
-    multiply-add, so a generation costs about one pass over the normal variates.
+    multiply-add, so a generation costs about one pass over the normal variates. In
+    d dimensions a sample carries its moments, computed from the standard normals it
+    was drawn from (:class:`~collapselab.stats.DrawnBatch`), so the next fit does not
+    centre the samples again.
     """
 
     provides: ClassVar[frozenset[str]] = frozenset({"moments", "gaussian"})
+    #: A square root ``R`` (``R R^T = cov_``) of every seed's covariance, (S, d, d), kept
+    #: by :meth:`sufficient_refit`, whose refit's root is the old one times Bartlett's
+    #: factor; ``None`` (a fit): factored when needed.
+    cov_root_: np.ndarray | None = None
+
+    def _root(self) -> np.ndarray:
+        return _batched_root(self.cov_) if self.cov_root_ is None else self.cov_root_
 
     def sample(self, n: int, *, rng: np.random.Generator, decoding: Any = None) -> SeedBatch:
         s, d = self.mean_.shape
-        z = rng.standard_normal((s, n, d))
         bias = sampling_bias(decoding)
+        if d > 1:  # the next fit's moments come with the draws (see DrawnBatch)
+            return DrawnBatch.gaussian(n, self.mean_, self._root(), scale=bias, rng=rng)
+        z = rng.standard_normal((s, n, d))
         if bias != 1.0:
             z *= bias
-        if d == 1:
-            z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
-        else:
-            z = z @ np.swapaxes(_batched_root(self.cov_), 1, 2)  # batched BLAS, not einsum
+        z *= np.sqrt(np.clip(self.cov_[:, :, 0], 0.0, None))[:, :, None]
         z += self.mean_[:, None, :]
         return SeedBatch(z)
 
@@ -133,18 +142,22 @@ class BatchedGaussian(_GaussianFit, BatchedModel):
             mean = self.mean_ + shift[:, None]
             # chi^2(n - 1) = 2 Gamma((n - 1) / 2): the same draws as rng.chisquare
             gamma = rng.standard_gamma((n - 1) / 2, size=s) if n > 1 else np.zeros(s)
-            gamma *= 2 * var
-            scatter = gamma[:, None, None]
+            gamma *= 2 * var / (n - ddof)
+            cov, root = gamma[:, None, None], None
         else:
-            root = _batched_root(self.cov_)
+            root = self._root()
             if bias != 1.0:
                 root = root * bias
             z = rng.standard_normal((s, d, 1))
             mean = self.mean_ + (root @ z)[:, :, 0] / np.sqrt(n)
             factor = root @ _wishart_factor(n - 1, s, d, rng)
-            scatter = factor @ np.swapaxes(factor, 1, 2)
+            factor /= np.sqrt(n - ddof)
+            cov = factor @ np.swapaxes(factor, 1, 2)
+            # a square R A is a root of the refit's covariance (lower triangular, so its
+            # Cholesky factor, when R is one); below d degrees of freedom it is d x df
+            root = factor if factor.shape[2] == d else None
         refit = BatchedGaussian(unbiased=self.unbiased)
-        refit.mean_, refit.cov_ = mean, scatter / (n - ddof)
+        refit.mean_, refit.cov_, refit.cov_root_ = mean, cov, root
         refit.n_features_in_ = d
         return refit
 
@@ -174,12 +187,12 @@ def _wishart_factor(df: int, s: int, d: int, rng: np.random.Generator) -> np.nda
     the df x d normal matrix itself (a singular Wishart) below that."""
     if df < d:
         return np.swapaxes(rng.standard_normal((s, df, d)), 1, 2)
-    factor = np.zeros((s, d, d))
+    factor = np.zeros((s, d * d))  # flat: indexing one axis is cheaper than two
     below = np.tril_indices(d, k=-1)
-    factor[:, below[0], below[1]] = rng.standard_normal((s, len(below[0])))
+    factor[:, below[0] * d + below[1]] = rng.standard_normal((s, len(below[0])))
     diagonal = np.arange(d)
-    factor[:, diagonal, diagonal] = np.sqrt(rng.chisquare(df - diagonal, size=(s, d)))
-    return factor
+    factor[:, diagonal * (d + 1)] = np.sqrt(rng.chisquare(df - diagonal, size=(s, d)))
+    return factor.reshape(s, d, d)
 
 
 Gaussian.batched_class = BatchedGaussian
