@@ -338,6 +338,18 @@ def test_only_regular_files_are_read_as_text(tmp_path, capsys, monkeypatch, kind
     assert not out.exists()
 
 
+def test_a_streamed_corpus_is_bounded_by_its_vocabulary(tmp_path, capsys):
+    # A JSONL file is streamed, so its size is not bounded; its distinct words are.
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    lines = (json.dumps({"text": " ".join(f"w{i}x{j}" for j in range(50))}) for i in range(400))
+    (docs / "many.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    line = refused(
+        capsys, ["diagnose", docs / "many.jsonl", docs / "many.jsonl", "--max-memory", "4M"], docs
+    )
+    assert "distinct words" in line and "--max-memory" in line
+
+
 # ---------------------------------------------------------------------------
 # A refused run leaves the folder as it was; a complete run, rerun, writes nothing
 # ---------------------------------------------------------------------------

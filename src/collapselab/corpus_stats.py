@@ -66,6 +66,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError
+from .io import format_bytes, memory_budget
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
 from .tokenize import encode_documents_keyed, tokenize_words
 
@@ -89,6 +91,9 @@ GZIP_CHARS = 1 << 21
 ALWAYS_PRESENT = 40
 #: The fast bootstrap checks at most this many items one by one (a uniform sample).
 CHECKED = 1 << 16
+#: Bytes of memory a word type takes over a run of ``diagnose`` (its string, its place in
+#: the vocabulary, its counts and table rows on both sides), which bounds the vocabulary.
+TYPE_BYTES = 512
 #: Bootstrap work (resamples x (types + pairs)) up to which ``auto`` takes ``exact``.
 EXACT_WORK = 2 * 10**8
 _MAX64 = np.uint64(2**64 - 1)
@@ -262,6 +267,9 @@ class Vocabulary:
         self.types: list[str] = []
         self._keys = np.zeros(0, np.uint64)  # sorted
         self._ids = np.zeros(0, np.int64)  # the id of each of _keys
+        budget = memory_budget()
+        #: Most types held: a streamed corpus is bounded only by its vocabulary.
+        self.limit = None if budget is None else max(budget // TYPE_BYTES, 1)
 
     def __len__(self) -> int:
         return len(self.types)
@@ -276,6 +284,12 @@ class Vocabulary:
             known = self._keys[at] == keys[order]
             mapping[order[known]] = self._ids[at[known]]
         new = np.flatnonzero(mapping < 0)  # in order of first appearance in the batch
+        if self.limit is not None and len(self.types) + len(new) > self.limit:
+            raise DataError(
+                f"the corpora hold more than {self.limit:,} distinct words, whose statistics "
+                f"need more than the {format_bytes(self.limit * TYPE_BYTES)} this process "
+                "can allocate (split the corpus, or pass --max-memory if you know better)"
+            )
         if len(new):
             mapping[new] = np.arange(len(self.types), len(self.types) + len(new))
             self.types.extend(batch.types[i] for i in new.tolist())
