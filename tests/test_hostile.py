@@ -338,8 +338,9 @@ def test_only_regular_files_are_read_as_text(tmp_path, capsys, monkeypatch, kind
     assert not out.exists()
 
 
-def test_a_streamed_corpus_is_bounded_by_its_vocabulary(tmp_path, capsys):
+def test_a_streamed_corpus_is_bounded_by_its_vocabulary(tmp_path, capsys, monkeypatch):
     # A JSONL file is streamed, so its size is not bounded; its distinct words are.
+    monkeypatch.setenv("COLLAPSELAB_MAX_MEMORY", "off")  # restored after --max-memory sets it
     docs = tmp_path / "docs"
     docs.mkdir()
     lines = (json.dumps({"text": " ".join(f"w{i}x{j}" for j in range(50))}) for i in range(400))
