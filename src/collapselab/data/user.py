@@ -17,6 +17,7 @@ table that lack the column are counted and reported in one warning.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import gzip
 import json
 import re
@@ -99,6 +100,17 @@ def _too_large(path: Path, size: str, limit: int) -> DataError:
     )
 
 
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """Reading ``path``: a damaged gzip stream or an OS error is one clear line."""
+    try:
+        yield
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise DataError(f"{str(path)!r} is not a readable gzip file ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+
+
 def read_bytes(path: Path) -> bytes:
     """The bytes of a regular file (gunzipped if its name ends in ``.gz``), at most
     :func:`read_limit` of them."""
@@ -107,17 +119,13 @@ def read_bytes(path: Path) -> bytes:
     gzipped = path.suffix.lower() == ".gz"
     if limit is not None and not gzipped and size > limit:
         raise _too_large(path, format_bytes(size), limit)
-    try:
+    with _reading(path):
         if gzipped:
             with gzip.open(path, "rb") as handle:
                 raw = handle.read(-1 if limit is None else limit + 1)
         else:
             with open(path, "rb") as handle:  # /proc files say size 0: bound the read too
                 raw = handle.read(-1 if limit is None else limit + 1)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{str(path)!r} is not a readable gzip file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
     if limit is not None and len(raw) > limit:
         raise _too_large(path, f"more than {format_bytes(limit)}", limit)
     return raw
@@ -155,21 +163,31 @@ def _is_hf_dataset(path: Path) -> bool:
 
 
 def _column(rows: list[dict], column: str, origin: str) -> list[str]:
-    if not rows:
-        return []
-    if not any(column in row for row in rows):
-        found = ", ".join(map(str, rows[0])) or "(none)"
-        raise DataError(f"{origin} has no column {column!r}; columns: {found}. Pass --column")
-    out = []
+    return list(_column_values(rows, column, origin))
+
+
+def _column_values(rows: Iterable[dict], column: str, origin: str) -> Iterator[str]:
+    """The text of ``column`` in each row that has one: no row with the column is an
+    error naming the first row's columns, a value that is not text is an error, and
+    rows without a value are counted (:func:`_skipped`) once the rows end."""
+    total = kept = 0
+    seen = False
+    first: dict | None = None
     for row in rows:
+        total += 1
+        first = row if first is None else first
+        seen = seen or column in row
         value = row.get(column)
         if value is None:
             continue
         if not isinstance(value, str):
             raise DataError(f"{origin}: column {column!r} holds {type(value).__name__}, not text")
-        out.append(value)
-    _skipped(origin, column, len(rows) - len(out), len(rows))
-    return out
+        kept += 1
+        yield value
+    if total and not seen:
+        found = ", ".join(map(str, first or {})) or "(none)"
+        raise DataError(f"{origin} has no column {column!r}; columns: {found}. Pass --column")
+    _skipped(origin, column, total - kept, total)
 
 
 def _skipped(origin: str, column: str, skipped: int, total: int) -> None:
@@ -312,23 +330,14 @@ def read_documents(
     ``datasets.Dataset.save_to_disk`` (rows of ``column``; ``split`` of a DatasetDict).
     Text and JSONL/JSON/CSV files may be gzipped (``.txt.gz``, ``.jsonl.gz``).
     """
-    if unit not in UNITS:
-        raise DataError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"{str(p)!r} does not exist; give a text file, a folder or a table")
+    p = _source(path, unit)
     suffix = _base_suffix(p)
     if _is_hf_dataset(p):
         docs = _read_hf(p, column, split)
     elif p.is_dir():
-        files = _folder_files(p)
-        if not files:
-            raise DataError(
-                f"folder {str(p)!r} holds no text files ({', '.join(s for s in TEXT_SUFFIXES if s)})"
-            )
         limit, total = read_limit(), 0
         docs = []
-        for f in files:
+        for f in _text_files(p):
             docs.append(read_text_file(f, encoding))
             total += len(docs[-1])
             if limit is not None and total > limit:
@@ -343,8 +352,33 @@ def read_documents(
         docs = [read_text_file(p, encoding)]
     docs = split_units(docs, unit)
     if not docs:
-        raise DataError(f"{str(p)!r} holds no text (every document is empty)")
+        raise _no_text(p)
     return docs
+
+
+def _source(path: str | Path, unit: str) -> Path:
+    """``path``, checked to exist, with ``unit`` checked to be one of :data:`UNITS`."""
+    if unit not in UNITS:
+        raise DataError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{str(p)!r} does not exist; give a text file, a folder or a table")
+    return p
+
+
+def _text_files(folder: Path) -> list[Path]:
+    """The text files of ``folder`` (:func:`_folder_files`); none is an error."""
+    files = _folder_files(folder)
+    if not files:
+        raise DataError(
+            f"folder {str(folder)!r} holds no text files "
+            f"({', '.join(s for s in TEXT_SUFFIXES if s)})"
+        )
+    return files
+
+
+def _no_text(path: Path) -> DataError:
+    return DataError(f"{str(path)!r} holds no text (every document is empty)")
 
 
 def iter_documents(
@@ -363,21 +397,12 @@ def iter_documents(
     file, JSON arrays, CSV, Parquet, saved datasets) and wide encodings (UTF-16/32)
     are read whole. The same errors are raised, some only once the bad line is reached.
     """
-    if unit not in UNITS:
-        raise DataError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise DataError(f"{str(p)!r} does not exist; give a text file, a folder or a table")
-    wide = _codec(encoding).startswith(("utf-16", "utf-32"))
+    p = _source(path, unit)
+    codec = _codec(encoding)
     if p.is_dir() and not _is_hf_dataset(p):
-        files = _folder_files(p)
-        if not files:
-            raise DataError(
-                f"folder {str(p)!r} holds no text files ({', '.join(s for s in TEXT_SUFFIXES if s)})"
-            )
-        docs: Iterable[str] = (read_text_file(f, encoding) for f in files)
-    elif p.is_file() and _base_suffix(p) == ".jsonl" and not wide:
-        docs = _iter_jsonl(p, column, encoding)
+        docs: Iterable[str] = (read_text_file(f, encoding) for f in _text_files(p))
+    elif p.is_file() and _base_suffix(p) == ".jsonl" and not codec.startswith(("utf-16", "utf-32")):
+        docs = _column_values(_jsonl_rows(p, codec, encoding), column, repr(str(p)))
     else:
         docs = read_documents(p, column=column, unit="document", encoding=encoding, split=split)
     empty = True
@@ -385,7 +410,7 @@ def iter_documents(
         empty = False
         yield doc
     if empty:
-        raise DataError(f"{str(p)!r} holds no text (every document is empty)")
+        raise _no_text(p)
 
 
 def _codec(encoding: str) -> str:
@@ -395,24 +420,17 @@ def _codec(encoding: str) -> str:
         raise DataError(f"unknown text encoding {encoding!r}; e.g. utf-8 or latin-1") from None
 
 
-def _iter_jsonl(path: Path, column: str, encoding: str) -> Iterator[str]:
-    """The ``column`` of each row of a JSONL file, one line at a time (see :func:`_column`)."""
+def _jsonl_rows(path: Path, codec: str, encoding: str) -> Iterator[dict]:
+    """The rows of a JSONL file, one line at a time (each line bounded as
+    :func:`read_bytes` bounds a file); ``codec`` is ``encoding``'s (narrow) codec."""
     origin = repr(str(path))
     regular_file(path)
-    codec = _codec(encoding)
     limit = read_limit()
-    rows = kept = 0
-    seen = False
-    first_keys: list[str] | None = None
-    try:
+    with _reading(path):
         handle = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
         with handle:
-            offset = 0
-            number = 0
-            while True:
-                raw = handle.readline(-1 if limit is None else limit + 1)
-                if not raw:
-                    break
+            offset = number = 0
+            while raw := handle.readline(-1 if limit is None else limit + 1):
                 number += 1
                 if limit is not None and len(raw) > limit:
                     raise _too_large(path, f"a line of more than {format_bytes(limit)}", limit)
@@ -426,30 +444,8 @@ def _iter_jsonl(path: Path, column: str, encoding: str) -> Iterator[str]:
                         "convert it to UTF-8 or pass its encoding"
                     ) from None
                 offset += len(raw)
-                if not line.strip():
-                    continue
-                row = _json_row(line, origin, number)
-                rows += 1
-                if first_keys is None:
-                    first_keys = list(map(str, row))
-                seen = seen or column in row
-                value = row.get(column)
-                if value is None:
-                    continue
-                if not isinstance(value, str):
-                    raise DataError(
-                        f"{origin}: column {column!r} holds {type(value).__name__}, not text"
-                    )
-                kept += 1
-                yield value
-    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
-        raise DataError(f"{origin} is not a readable gzip file ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"cannot read {origin}: {exc.strerror or exc}") from None
-    if rows and not seen:
-        found = ", ".join(first_keys or []) or "(none)"
-        raise DataError(f"{origin} has no column {column!r}; columns: {found}. Pass --column")
-    _skipped(origin, column, rows - kept, rows)
+                if line.strip():
+                    yield _json_row(line, origin, number)
 
 
 def _check_start(path: Path, head: bytes) -> None:
