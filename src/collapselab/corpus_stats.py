@@ -69,7 +69,7 @@ import numpy as np
 from .errors import DataError
 from .io import format_bytes, memory_budget
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
-from .tokenize import encode_documents_keyed, tokenize_words
+from .tokenize import document_batches, encode_documents_keyed, tokenize_words
 
 #: Characters per batch of documents: bounds the tokenizer's per-character arrays.
 BATCH_CHARS = 1 << 22
@@ -161,17 +161,7 @@ def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def batches(documents: Iterable[str], chars: int | None = None) -> Iterator[list[str]]:
     """Consecutive documents in lists of about ``chars`` characters (at least one each;
     by default :data:`BATCH_CHARS`)."""
-    chars = BATCH_CHARS if chars is None else chars
-    current: list[str] = []
-    size = 0
-    for doc in documents:
-        current.append(doc)
-        size += len(doc) + 1
-        if size >= chars:
-            yield current
-            current, size = [], 0
-    if current:
-        yield current
+    return document_batches(documents, BATCH_CHARS if chars is None else chars)
 
 
 @dataclass
@@ -492,10 +482,10 @@ class _TypePairs:
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The whole table: units, types and counts (the chunks are released)."""
         chunks, self.chunks = self.chunks, []
-        empty = (np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0, np.int64))
-        return tuple(  # type: ignore[return-value]
-            np.concatenate([e, *(c[k] for c in chunks)]) for k, e in enumerate(empty)
-        )
+        units = np.concatenate([np.zeros(0, np.int32), *(c[0] for c in chunks)])
+        types = np.concatenate([np.zeros(0, np.int32), *(c[1] for c in chunks)])
+        counts = np.concatenate([np.zeros(0, np.int64), *(c[2] for c in chunks)])
+        return units, types, counts
 
 
 class CorpusPass:

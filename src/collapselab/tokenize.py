@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 __all__ = [
     "UNK_WORD",
     "WORD_PATTERN",
+    "document_batches",
     "encode_documents",
     "encode_documents_keyed",
     "tokenize_words",
@@ -158,7 +160,7 @@ def encode_documents_keyed(
     index: dict[int, int] = {}  # token hash -> id
     types: list[str] = []
     keys: list[int] = []
-    for batch in _batches(documents, _HASH_CHUNK * 4):
+    for batch in document_batches(documents, _HASH_CHUNK * 4):
         # One separated text per batch of documents bounds the per-character arrays.
         text = _SEPARATOR.join(d.replace(_SEPARATOR, "") for d in batch) + _SEPARATOR
         if lowercase:
@@ -194,20 +196,19 @@ def encode_documents_keyed(
     return all_ids, out_types, doc_ptr.astype(np.int64), np.array(keys, dtype=np.uint64)
 
 
-def _batches(documents: list[str], size: int) -> list[list[str]]:
-    """Consecutive documents in batches of about ``size`` characters (at least one each)."""
-    out: list[list[str]] = []
+def document_batches(documents: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Consecutive documents in lists of about ``size`` characters (at least one each),
+    read once, in order."""
     current: list[str] = []
     chars = 0
     for doc in documents:
         current.append(doc)
         chars += len(doc) + 1
         if chars >= size:
-            out.append(current)
+            yield current
             current, chars = [], 0
     if current:
-        out.append(current)
-    return out
+        yield current
 
 
 def whitespace_words(text: str) -> list[str]:
