@@ -219,3 +219,81 @@ def test_type_pairs_in_chunks_equal_one_table_built_at_once():
         assert pairs.size == len(key)
         for got, want in zip(pairs.arrays(), (key // 100, key % 100, count), strict=True):
             np.testing.assert_array_equal(got, want)
+
+
+class _PlainGrams:
+    """The n-gram sample as defined, plainly: at each consolidation every pair held is
+    deduplicated again and, over the budget, the threshold lowered to keep half of it."""
+
+    def __init__(self):
+        self.threshold = cs._MAX64
+        self.keys, self.units, self.pending = [], [], 0
+
+    def add(self, keys, units, budget):
+        if self.threshold != cs._MAX64:
+            inside = cs._mix(keys) < self.threshold
+            keys, units = keys[inside], units[inside]
+        self.keys += keys.tolist()
+        self.units += units.tolist()
+        self.pending += len(keys)
+        held = len(self.keys) - self.pending  # consolidated: one per distinct pair
+        if self.pending + held > budget and self.pending >= budget // 4:
+            self.consolidate(budget)
+
+    def consolidate(self, budget, shift=0):
+        self.pending = 0
+        first = {}
+        pairs = []
+        for k, u in zip(self.keys, self.units, strict=True):
+            if (k, u >> shift) not in first:
+                first[(k, u >> shift)] = len(pairs)
+                pairs.append((k, u >> shift))
+        if budget is not None and len(pairs) > budget:
+            per_gram = {}
+            for k, _ in pairs:
+                per_gram[k] = per_gram.get(k, 0) + 1
+            grams = np.array(list(per_gram), dtype=np.uint64)
+            mixed = cs._mix(grams)
+            order = np.argsort(mixed)
+            total = np.cumsum([per_gram[k] for k in grams[order].tolist()])
+            self.threshold = mixed[order[int(np.searchsorted(total, budget // 2, "right"))]]
+            pairs = [(k, u) for k, u in pairs if cs._mix(np.uint64(k)) < self.threshold]
+        self.keys, self.units = [k for k, _ in pairs], [u for _, u in pairs]
+
+    def frozen(self):
+        code = {}
+        for k in self.keys:
+            code.setdefault(k, len(code))
+        pairs = sorted({(code[k], u) for k, u in zip(self.keys, self.units, strict=True)})
+        return np.array(list(code), dtype=np.uint64), [c for c, _ in pairs], [u for _, u in pairs]
+
+
+@pytest.mark.parametrize("arrivals", [2**31 - 1, 5000])
+def test_the_gram_table_is_the_sample_as_defined(monkeypatch, arrivals):
+    # The merged, key-sorted table gives what deduplicating every pair again would: the
+    # same thresholds, the same n-grams in order of first appearance, the same pairs,
+    # through merges of units and renumbered arrivals (a small limit forces them).
+    monkeypatch.setattr(cs, "_ARRIVALS", arrivals)
+    rng = np.random.default_rng(3)
+    grams, plain = cs._Grams(), _PlainGrams()
+    start, shift, budget = 0, 0, 1200
+    for batch in range(12):
+        size = int(rng.integers(200, 900))
+        keys = rng.integers(0, 3000, size).astype(np.uint64)  # repeats within and across
+        units = np.sort(rng.integers(start, start + 40, size))
+        start = int(units[-1])
+        for g in (grams, plain):
+            g.add(keys, units >> shift, budget)
+        if batch in (4, 8):  # units merged two by two
+            for g in (grams, plain):
+                g.consolidate(None, shift=1)
+            shift += 1
+        assert grams.threshold == plain.threshold
+    grams.consolidate(budget)
+    plain.consolidate(budget)
+    grams.freeze()
+    distinct, codes, units = plain.frozen()
+    assert grams.sampled and grams.threshold == plain.threshold
+    np.testing.assert_array_equal(grams.distinct, distinct)
+    np.testing.assert_array_equal(grams.codes, codes)
+    np.testing.assert_array_equal(grams.units, units)

@@ -97,6 +97,8 @@ TYPE_BYTES = 512
 #: Bootstrap work (resamples x (types + pairs)) up to which ``auto`` takes ``exact``.
 EXACT_WORK = 2 * 10**8
 _MAX64 = np.uint64(2**64 - 1)
+#: Arrival numbers of n-grams (int32) beyond which the table's are renumbered.
+_ARRIVALS = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,9 @@ class Budget:
 
     #: (unit, type, count) triples, 16 bytes each.
     type_pairs: int = 1 << 24
-    #: (unit, n-gram) pairs kept per order, 8 bytes each (and 8 per distinct n-gram):
-    #: consolidating them costs time in proportion, so this budget is small.
+    #: (unit, n-gram) pairs kept per order, 16 bytes each during a pass (8 after it,
+    #: and 8 per distinct n-gram): consolidating them costs time in proportion, so this
+    #: budget is small.
     gram_pairs: int = 1 << 21
     #: Distinct reference bigrams counted exactly (Misra-Gries beyond).
     bigrams: int = 1 << 22
@@ -144,6 +147,19 @@ def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     keys = keys[order]
     starts = _runs(keys)
     return keys[starts], np.add.reduceat(counts[order], starts) if len(starts) else counts[:0]
+
+
+def _merge(table: np.ndarray, where: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``table`` with ``values`` inserted before the positions ``where`` (non-decreasing,
+    as :func:`numpy.searchsorted` gives for sorted values): :func:`numpy.insert`
+    without its sort of the positions."""
+    out = np.empty(len(table) + len(values), table.dtype)
+    at = where + np.arange(len(values))
+    rest = np.ones(len(out), dtype=bool)
+    rest[at] = False
+    out[at] = values
+    out[rest] = table
+    return out
 
 
 def _count_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -303,9 +319,14 @@ class Vocabulary:
 @dataclass
 class _Grams:
     """The sampled n-grams of one order, per unit: the n-grams whose mixed key is below
-    ``threshold`` (all of them until the budget is exceeded), as ``distinct`` keys and
-    (``codes``, ``units``) pairs, one per distinct n-gram of a unit, plus the pairs of
-    the batches not yet consolidated."""
+    ``threshold`` (all of them until the budget is exceeded).
+
+    During a pass the table is one (key, unit) pair per distinct n-gram of a unit,
+    sorted by key then unit, with the arrival of each pair (its n-gram's position among
+    those added): a batch is sorted alone and merged in, since every unit it holds
+    comes at or after the table's. :meth:`freeze` turns it into ``distinct`` keys (in
+    order of first appearance) and ``codes``/``units`` pairs sorted by code then unit.
+    """
 
     threshold: np.uint64 = _MAX64
     pending_keys: list[np.ndarray] = field(default_factory=list)
@@ -314,6 +335,10 @@ class _Grams:
     distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     codes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    _keys: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    _units: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    _arrival: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    _arrived: int = 0
 
     @property
     def sampled(self) -> bool:
@@ -327,42 +352,73 @@ class _Grams:
     def add(self, keys: np.ndarray, units: np.ndarray, budget: int) -> None:
         """Every n-gram of a batch with its unit (repeats are dropped when consolidating,
         once the pairs exceed the budget and at least a quarter of it is new: each
-        consolidation then costs at most about five times the pairs it adds)."""
+        consolidation sorts the pairs it adds and copies the table once)."""
         if self.sampled:
             inside = _mix(keys) < self.threshold
             keys, units = keys[inside], units[inside]
         self.pending_keys.append(keys)
         self.pending_units.append(units.astype(np.int32))
         self.pending += len(keys)
-        if self.pending + len(self.codes) > budget and self.pending >= budget // 4:
+        if self.pending + len(self._keys) > budget and self.pending >= budget // 4:
             self.consolidate(budget)
 
     def consolidate(self, budget: int | None, shift: int = 0) -> None:
         """One pair per distinct (n-gram, unit) (units first merged by ``shift``), then,
         over ``budget`` pairs, the threshold lowered until half the budget is kept: a
         uniform sample of the distinct n-grams, whatever their order of arrival."""
-        import pandas as pd
-
-        keys = np.concatenate([self.distinct[self.codes], *self.pending_keys])
-        units = np.concatenate([self.units, *self.pending_units]) >> shift
+        keys = np.concatenate([np.zeros(0, np.uint64), *self.pending_keys])
+        units = np.concatenate([np.zeros(0, np.int32), *self.pending_units])
         self.pending_keys, self.pending_units, self.pending = [], [], 0
-        codes, distinct = pd.factorize(keys)
-        pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
-        pair = pair[_runs(pair)]
-        codes, units = (pair >> 32).astype(np.int32), (pair & 0xFFFFFFFF).astype(np.int32)
-        distinct = np.asarray(distinct, dtype=np.uint64)
-        if budget is not None and len(pair) > budget:
-            mixed = _mix(distinct)
-            order = np.argsort(mixed)
-            pairs_per_gram = np.bincount(codes, minlength=len(distinct))[order]
-            keep = int(np.searchsorted(np.cumsum(pairs_per_gram), budget // 2, side="right"))
-            self.threshold = mixed[order[keep]] if keep < len(order) else self.threshold
-            kept = mixed < self.threshold
-            renumber = np.cumsum(kept) - 1
-            inside = kept[codes]
-            codes = renumber[codes[inside]].astype(np.int32)
-            units, distinct = units[inside], distinct[kept]
-        self.distinct, self.codes, self.units = distinct, codes, units
+        if self._arrived + len(keys) > _ARRIVALS:  # renumbered in order: int32 suffices
+            ranks = np.empty(len(self._arrival), np.int32)
+            ranks[np.argsort(self._arrival)] = np.arange(len(self._arrival), dtype=np.int32)
+            self._arrival, self._arrived = ranks, len(ranks)
+        arrival = np.arange(self._arrived, self._arrived + len(keys), dtype=np.int32)
+        self._arrived += len(keys)
+        # stable: a batch's pairs of one n-gram stay in arrival order, so by unit
+        order = np.argsort(keys, kind="stable")
+        keys, units, arrival = keys[order], units[order], arrival[order]
+        # after the table's pairs of the same n-gram: theirs are the earlier units
+        where = np.searchsorted(self._keys, keys, side="right")
+        keys = _merge(self._keys, where, keys)
+        units = _merge(self._units, where, units) >> shift
+        arrival = _merge(self._arrival, where, arrival)
+        new = np.ones(len(keys), dtype=bool)
+        new[1:] = (keys[1:] != keys[:-1]) | (units[1:] != units[:-1])
+        self._keys, self._units, self._arrival = keys[new], units[new], arrival[new]
+        if budget is not None and len(self._keys) > budget:
+            self._cut(budget)
+
+    def _cut(self, budget: int) -> None:
+        starts = _runs(self._keys)
+        mixed = _mix(self._keys[starts])
+        pairs_per_gram = np.diff(np.append(starts, len(self._keys)))
+        # Every n-gram has a pair, so the threshold is among the budget // 2 + 1 smallest.
+        m = min(budget // 2 + 1, len(mixed))
+        order = np.argpartition(mixed, m - 1)[:m]
+        order = order[np.argsort(mixed[order])]
+        keep = int(np.searchsorted(np.cumsum(pairs_per_gram[order]), budget // 2, side="right"))
+        self.threshold = mixed[order[keep]] if keep < len(order) else self.threshold
+        kept = np.repeat(mixed < self.threshold, pairs_per_gram)
+        self._keys, self._units, self._arrival = (
+            self._keys[kept],
+            self._units[kept],
+            self._arrival[kept],
+        )
+
+    def freeze(self) -> None:
+        """The table as ``distinct``, ``codes`` and ``units`` (see the class docstring)."""
+        starts = _runs(self._keys)
+        first = self._arrival[starts]  # a run's first pair is its n-gram's earliest
+        by_arrival = np.argsort(first)
+        code = np.empty(len(starts), np.int64)
+        code[by_arrival] = np.arange(len(starts))
+        run_lengths = np.diff(np.append(starts, len(self._keys)))
+        pairs = np.sort((np.repeat(code, run_lengths) << 32) | self._units.astype(np.int64))
+        self.distinct = self._keys[starts][by_arrival]
+        self.codes = (pairs >> 32).astype(np.int32)
+        self.units = (pairs & 0xFFFFFFFF).astype(np.int32)
+        self._keys, self._units, self._arrival = self._keys[:0], self._units[:0], self._arrival[:0]
 
 
 @dataclass
@@ -636,6 +692,10 @@ class CorpusPass:
             st.unit_grams[n] = _halve(st.unit_grams[n])
             st.grams[n].consolidate(None, shift=1)
 
+    def _finish_grams(self, n: int) -> None:
+        self.stats.grams[n].consolidate(self.budget.gram_pairs)
+        self.stats.grams[n].freeze()
+
     def finish(self) -> CorpusStats:
         from concurrent.futures import ThreadPoolExecutor
 
@@ -648,9 +708,7 @@ class CorpusPass:
         # numpy's sorts and zlib release the GIL: the orders consolidate side by side
         with ThreadPoolExecutor(max_workers=2) as pool:
             compressed = pool.submit(gzip.compress, text, GZIP_LEVEL, mtime=0)
-            for future in [
-                pool.submit(st.grams[n].consolidate, self.budget.gram_pairs) for n in ORDERS
-            ]:
+            for future in [pool.submit(self._finish_grams, n) for n in ORDERS]:
                 future.result()
             st.raw_bytes, st.gzip_bytes = len(text), len(compressed.result())
         if self.bigrams is not None:
