@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import gzip
+import io
 import json
 import re
 import stat
@@ -26,6 +27,7 @@ import warnings
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import DataError, require
 from ..io import format_bytes, memory_budget
@@ -37,6 +39,8 @@ TABLE_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 UNITS = ("document", "paragraph", "line")
 #: Bytes of memory a byte of text takes once read: decoded, split and tokenized.
 MEMORY_FACTOR = 8
+#: Bytes read at a time from a streamed JSONL file.
+_LINE_BUFFER = 1 << 20
 
 _PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
@@ -427,7 +431,12 @@ def _jsonl_rows(path: Path, codec: str, encoding: str) -> Iterator[dict]:
     regular_file(path)
     limit = read_limit()
     with _reading(path):
-        handle = gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+        # Large buffers: each refill releases and retakes the GIL, which the tokenizer
+        # pool's threads hold for milliseconds at a time (small reads wait on them).
+        if path.suffix.lower() == ".gz":
+            handle: BinaryIO = io.BufferedReader(gzip.GzipFile(path, "rb"), _LINE_BUFFER)
+        else:
+            handle = open(path, "rb", buffering=_LINE_BUFFER)
         with handle:
             offset = number = 0
             while raw := handle.readline(-1 if limit is None else limit + 1):
