@@ -73,13 +73,13 @@ def main() -> None:
         config = load_config(args.preset, seeds=args.seeds)
     scratch = Path(tempfile.mkdtemp(prefix="bench-report-"))
     try:
-        folder = run(config, scratch / "run", report=False).directory
+        folder = run(config, scratch / "run").directory
         if not args.quick:
             draw_all(folder, True)  # warm-up: imports, fonts
         counter = iter(range(10**6))
 
         def experiment() -> Path:
-            return run(config, scratch / f"experiment-{next(counter)}", report=False).directory
+            return run(config, scratch / f"experiment-{next(counter)}").directory
 
         def report() -> Path:  # what the run does at its end, on the same results
             return write_report([folder], folder / "report.html", inline_figures=folder / "f")

@@ -17,7 +17,7 @@ import pytest
 
 from collapselab.experiment.config import load_config
 from collapselab.experiment.runner import run
-from collapselab.report.html import write_report
+from collapselab.report.html import write_report, write_report_safely
 
 # test_report.py sits beside this file; pytest puts this folder on sys.path.
 from test_report import PAYLOAD, SMALL, make_text_run
@@ -94,7 +94,8 @@ def test_missing_chromium_skips_with_the_reason(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_reports_render_in_chromium(tmp_path):
     sync_playwright = _sync_playwright()
-    result = run(load_config(SMALL), tmp_path / "run")  # the run writes its own report
+    # the run writes its own report, as at the end of `collapselab run`
+    result = run(load_config(SMALL), tmp_path / "run", reporter=write_report_safely)
     text_report = write_report([make_text_run(tmp_path / "text")], tmp_path / "text.html")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     cases = [

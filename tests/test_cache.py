@@ -104,7 +104,7 @@ def test_generation0_is_trained_once_and_reused_bit_identically(tmp_path, monkey
     monkeypatch.setattr(gpt, "fit_vocabulary", lambda d: trained.append(1) or fit_vocabulary(d))
 
     def values(name):
-        result = run(load_config(tiny_config(name)), tmp_path / name, report=False)
+        result = run(load_config(tiny_config(name)), tmp_path / name)
         frame = result.metrics().sort_values(["run_id", "metric", "seed", "generation"])
         return frame[["run_id", "metric", "seed", "generation", "value"]].reset_index(drop=True)
 

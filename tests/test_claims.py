@@ -164,7 +164,7 @@ def test_a_run_carries_its_claims(tmp_path):
         "arms": [{"name": "r"}],
         "claims": [item],
     }
-    result = run(config, tmp_path / "run", report=False)
+    result = run(config, tmp_path / "run")
     (found,) = evaluate(result.directory)
     assert found.claim.claim == "c" and found.holds == "yes"
 

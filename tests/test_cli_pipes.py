@@ -87,7 +87,7 @@ def write_config(tmp_path, data, name):
 @pytest.fixture(scope="module")
 def wide_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("wide") / "wide"
-    run(WIDE, out, report=False)
+    run(WIDE, out)
     return out
 
 
@@ -221,7 +221,7 @@ def test_heartbeat_from_python_logs_through_logging(tmp_path, caplog):
 
     out = tmp_path / "py"
     caplog.set_level(logging.INFO, logger="collapselab")
-    run(SLOW, out, report=False, heartbeat=0.02)
+    run(SLOW, out, heartbeat=0.02)
     beats = [r.getMessage() for r in caplog.records if r.name.endswith("observers")]
     assert len(beats) >= 2 and beats[-1].endswith(" s (done)"), beats
     assert beats[-1].startswith("slow: 80/80 chain-generations (100%)")
@@ -314,7 +314,7 @@ def test_sigterm_marks_run_and_arm_interrupted_and_resume_is_bit_identical(tmp_p
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "slow" / "manifest.json").read_text())["resumed"] is True
     fresh = tmp_path / "fresh"
-    run(yaml.safe_load(config.read_text()), fresh, report=False)
+    run(yaml.safe_load(config.read_text()), fresh)
     assert (out / "slow" / "metrics.parquet").read_bytes() == (
         fresh / "slow" / "metrics.parquet"
     ).read_bytes()
@@ -332,7 +332,6 @@ def two_roots(tmp_path_factory, wide_run):
     run(
         {**WIDE, "name": "other", "generations": 5, "arms": WIDE["arms"][:1]},
         second / "other",
-        report=False,
     )
     return first, second
 

@@ -40,7 +40,7 @@ def shrink(name):
 @pytest.mark.parametrize("name", ["mad-ddpm", "bertrand-stability", "gerstgrasser-diffusion"])
 def test_preset_runs_small(name, tmp_path):
     config = shrink(name)
-    frame = run(config, tmp_path / name, report=False).metrics()
+    frame = run(config, tmp_path / name).metrics()
     assert set(frame["run_id"]) == {arm["name"] for arm in config.arms}
     assert set(frame["metric"]) == {m.id for m in config.metrics}
     assert set(frame["generation"]) == {0, 1}

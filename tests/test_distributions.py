@@ -12,6 +12,7 @@ from collapselab.chain import ChainSpec, run_batched, run_seed
 from collapselab.core import Metric
 from collapselab.experiment.config import Config
 from collapselab.experiment.runner import run
+from collapselab.report.html import write_report_safely
 
 
 def _ngram_spec(generations: int = 3, metrics: dict | None = None) -> ChainSpec:
@@ -119,7 +120,7 @@ def _config(**overrides) -> Config:
 
 
 def test_runner_writes_distributions_and_the_report_draws_them(tmp_path):
-    result = run(_config(), tmp_path / "a", report=True)
+    result = run(_config(), tmp_path / "a", reporter=write_report_safely)
     arm = tmp_path / "a" / "dist"
     frame = pd.read_parquet(arm / "distributions.parquet")
     assert list(frame.columns) == ["run_id", "seed", "generation", "metric", "value"]
@@ -136,13 +137,13 @@ def test_runner_writes_distributions_and_the_report_draws_them(tmp_path):
     html = (tmp_path / "a" / "report.html").read_text()
     assert 'id="distributions"' in html
     # Process pool and serial runs give identical per-item values.
-    run(_config(), tmp_path / "b", workers=2, report=False)
+    run(_config(), tmp_path / "b", workers=2)
     other = pd.read_parquet(tmp_path / "b" / "dist" / "distributions.parquet")
     pd.testing.assert_frame_equal(frame, other)
 
 
 def test_runs_without_per_item_metrics_write_no_distributions(tmp_path):
-    run(_config(metrics=["types"]), tmp_path, report=False)
+    run(_config(metrics=["types"]), tmp_path)
     assert not (tmp_path / "dist" / "distributions.parquet").exists()
 
 
@@ -152,14 +153,14 @@ def test_a_checkpoint_of_an_older_layout_is_redone_to_the_same_results(tmp_path)
     from collapselab.experiment.storage import load_checkpoint, save_checkpoint
 
     config = _config(seeds=2, checkpoint_every=1)
-    clean = run(config, tmp_path / "clean", report=False)
+    clean = run(config, tmp_path / "clean")
 
     def stop(event):
         if event.seed == 1 and event.generation == 1:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(config, tmp_path / "old", on_generation=stop, report=False)
+        run(config, tmp_path / "old", on_generation=stop)
     path = tmp_path / "old" / "dist" / "checkpoints" / "seed-00001.ckpt"
     saved = load_checkpoint(path)
     older = {k: v for k, v in saved.items() if k != "layout"}  # as written before layouts
@@ -170,7 +171,6 @@ def test_a_checkpoint_of_an_older_layout_is_redone_to_the_same_results(tmp_path)
         config,
         tmp_path / "old",
         on_generation=lambda e: seen.append((e.seed, e.generation)),
-        report=False,
     )
     assert (1, 0) in seen  # seed 1 started over
     pd.testing.assert_frame_equal(clean.arms[0].frame, again.arms[0].frame)

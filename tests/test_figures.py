@@ -307,7 +307,7 @@ def declared_run(declared, tmp_path):
             "metrics": ["variance", "report-test-spread", "report-test-loss"],
         }
     )
-    return run(config, tmp_path / "run", report=False).directory
+    return run(config, tmp_path / "run").directory
 
 
 def test_axis_labels_directions_and_headlines_come_from_declarations(declared_run, capsys):

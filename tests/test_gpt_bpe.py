@@ -185,7 +185,7 @@ def test_runner_two_generations_with_bpe(tmp_path):
         batch_size=4, prefix_length=8, continuation_length=8, tokenizer="bpe", vocab_size=320,
     )  # fmt: skip
     data["metrics"] = ["perplexity_real", "coverage_real", "types"]
-    result = run(load_config(data), tmp_path / "bpe", report=False)
+    result = run(load_config(data), tmp_path / "bpe")
     frame = result.metrics()
     assert set(frame["generation"]) == {0, 1}
     perplexity = frame[frame["metric"] == "perplexity_real"]["value"].to_numpy()

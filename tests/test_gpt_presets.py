@@ -34,7 +34,7 @@ def test_nature_lm_preset_runs_small(tmp_path):
         batch_size=4, prefix_length=8, continuation_length=8,
     )  # fmt: skip
     data["arms"] = [arm for arm in data["arms"] if arm["name"].startswith("replace")]
-    result = run(load_config(data), tmp_path / "nlm", report=False)
+    result = run(load_config(data), tmp_path / "nlm")
     frame = result.metrics()
     assert set(frame["run_id"]) == {"replace-beam", "replace-sample"}
     assert set(frame["generation"]) == {0, 1}

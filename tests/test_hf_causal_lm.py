@@ -291,7 +291,7 @@ def test_runner_runs_two_generations(tmp_path):
         "seeds": 1,
         "metrics": ["perplexity_real", "distinct_2"],
     }
-    frame = run(load_config(config), tmp_path / "run", report=False).metrics()
+    frame = run(load_config(config), tmp_path / "run").metrics()
     assert set(frame["generation"]) == {0, 1}
     perplexity = frame[frame["metric"] == "perplexity_real"]["value"].to_numpy()
     assert len(perplexity) == 2 and np.all(np.isfinite(perplexity)) and np.all(perplexity > 1)

@@ -90,7 +90,7 @@ def test_preset_decides_its_claims(name, tmp_path):
     for module in NEEDS.get(name, ()):
         pytest.importorskip(module)
     config = load_config(reduced(name))
-    result = run(config, tmp_path / name, report=False)
+    result = run(config, tmp_path / name)
     outcomes = evaluate(result.directory)  # the run's own claims: those decided at this size
     assert outcomes
     for outcome in outcomes:

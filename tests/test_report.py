@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import collapselab as cl
 from collapselab.chain import run_batched, run_seed
 from collapselab.cli import main
 from collapselab.core import DataKind
@@ -70,7 +71,7 @@ def small_run(tmp_path_factory):
     Without its report, which costs more than the run; one slow test writes it.
     """
     out = tmp_path_factory.mktemp("run") / "small"
-    return run(small_config(), out, report=False)
+    return run(small_config(), out)
 
 
 # ---------------------------------------------------------------------------
@@ -189,7 +190,7 @@ def test_snapshots_hold_seed_zero_outputs(small_run, arm_index):
 
 def test_snapshots_survive_interruption(tmp_path):
     config = small_config(arms=[], checkpoint_every=1, generations=9, batched="no", seeds=2)
-    reference = run(config, tmp_path / "whole", report=False)
+    reference = run(config, tmp_path / "whole")
 
     def stop(event):
         seed, generation = event.seed, event.generation
@@ -197,9 +198,9 @@ def test_snapshots_survive_interruption(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(config, tmp_path / "cut", on_generation=stop, report=False)
+        run(config, tmp_path / "cut", on_generation=stop)
     assert not (tmp_path / "cut" / "small" / "snapshots.npz").exists()
-    resumed = run(config, tmp_path / "cut", report=False)
+    resumed = run(config, tmp_path / "cut")
     assert resumed.arms[0].resumed
     a = load_snapshots(reference.arms[0].directory)
     b = load_snapshots(resumed.arms[0].directory)
@@ -393,8 +394,9 @@ def test_export_formats_are_what_they_claim(tmp_path):
 
 @pytest.mark.slow
 def test_run_writes_a_self_contained_report(small_run):
-    assert small_run.report is None  # report=False
-    again = run(small_config(), small_run.directory)  # complete: reloads, then reports
+    assert small_run.report is None  # the runner writes no report without a reporter
+    # collapselab.run reports by default: on a complete run without one, it reloads, then reports
+    again = cl.run(small_config(), small_run.directory)
     assert all(arm.resumed for arm in again.arms)
     assert again.report == small_run.directory / "report.html"
     text = again.report.read_text(encoding="utf-8")
@@ -427,7 +429,7 @@ def test_text_report_escapes_the_corpus(tmp_path):
 
 
 def test_comparison_matches_runs_of_one_preset_by_arm(small_run, tmp_path):
-    other = run(small_config(seeds=3, arms=SMALL["arms"][:1]), tmp_path / "fewer", report=False)
+    other = run(small_config(seeds=3, arms=SMALL["arms"][:1]), tmp_path / "fewer")
     loaded = [runs.load(small_run.directory), runs.load(other.directory)]
     grouped = runs.groups(loaded)
     assert [g.title for g in grouped] == ["replace", "accumulate", "plane"]
@@ -442,7 +444,6 @@ def test_comparison_of_different_configs_labels_what_differs(small_run, tmp_path
     other = run(
         small_config(name="other", arms=[], model={"id": "gaussian", "params": {"unbiased": True}}),
         tmp_path / "other",
-        report=False,
     )
     loaded = [runs.load(small_run.directory), runs.load(other.directory)]
     gaussian = next(g for g in runs.groups(loaded) if g.title == "data: gaussian (dim=1)")
@@ -457,8 +458,8 @@ def test_comparison_of_different_configs_labels_what_differs(small_run, tmp_path
 @pytest.mark.slow
 def test_comparison_report_overlays_runs(tmp_path):
     one = {**SMALL, "arms": [], "generations": 4, "seeds": 3}
-    first = run(load_config(one), tmp_path / "a", report=False)
-    second = run(load_config({**one, "samples_per_generation": 40}), tmp_path / "b", report=False)
+    first = run(load_config(one), tmp_path / "a")
+    second = run(load_config({**one, "samples_per_generation": 40}), tmp_path / "b")
     path = write_report([first.directory, second.directory], tmp_path / "c.html")
     text = path.read_text(encoding="utf-8")
     title = "collapselab comparison: n=20 vs n=40"

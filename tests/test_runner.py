@@ -237,3 +237,64 @@ def test_components_are_built_once_and_real_data_loaded_once_per_seed(
     assert made.count("model") == 1 and made.count("data") == 1
     # one load per seed's chain (seed 0's also serves the snapshots), one for the theory
     assert len(loads) <= 5 + 1
+
+
+TINY = {
+    "name": "tiny",
+    "data": "gaussian",
+    "model": "gaussian",
+    "samples_per_generation": 10,
+    "generations": 3,
+    "seeds": 2,
+    "metrics": ["variance"],
+}
+
+
+def test_the_runner_reports_through_the_reporter_it_is_given(tmp_path):
+    from collapselab.experiment.runner import run
+
+    folder = tmp_path / "run"
+    calls = []
+
+    def reporter(run_dirs, out, figures):
+        # the run's results are saved before its report is drawn
+        assert (folder / "manifest.json").is_file() and (
+            folder / "tiny" / "metrics.parquet"
+        ).is_file()
+        calls.append((run_dirs, out, figures))
+        out.write_text("drawn")
+        return out
+
+    config = load_config(TINY)
+    fresh = run(config, folder, reporter=reporter)
+    assert calls == [([folder], folder / "report.html", folder / "figures")]
+    assert fresh.report == folder / "report.html"
+    again = run(config, folder, reporter=reporter)  # complete, with its report: not redrawn
+    assert len(calls) == 1 and again.report == folder / "report.html"
+    (folder / "report.html").unlink()
+    third = run(config, folder, reporter=reporter)  # complete, without one: drawn
+    assert len(calls) == 2 and third.report == folder / "report.html"
+    (folder / "report.html").unlink()
+    assert run(config, folder, reporter=lambda *_: None).report is None  # could not draw it
+    quiet = run(config, tmp_path / "quiet")  # no reporter, no report
+    assert quiet.report is None and not (tmp_path / "quiet" / "report.html").exists()
+
+
+def test_collapselab_run_reports_by_default_and_not_when_asked(tmp_path):
+    assert cl.run(TINY, tmp_path / "on").report == tmp_path / "on" / "report.html"
+    assert (tmp_path / "on" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert cl.run(TINY, tmp_path / "off", report=False).report is None
+    assert not (tmp_path / "off" / "report.html").exists()
+
+
+def test_a_run_without_a_reporter_imports_no_report_module(tmp_path):
+    # the experiment layer never imports the report layer (also checked by lint-imports)
+    code = (
+        "import sys, collapselab.experiment.runner as runner\n"
+        "from collapselab.experiment import load_config\n"
+        f"runner.run(load_config({TINY!r}), sys.argv[1])\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('collapselab.report'))\n"
+        "assert not loaded, loaded\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], check=True)
+    assert (tmp_path / "run" / "tiny" / "metrics.parquet").is_file()

@@ -28,11 +28,10 @@ def _text_config(**extra):
 
 
 def test_metrics_bit_identical_with_and_without_saving(tmp_path, small_config):
-    plain = run(load_config(small_config), tmp_path / "plain", report=False)
+    plain = run(load_config(small_config), tmp_path / "plain")
     saved = run(
         load_config(small_config),
         tmp_path / "saved",
-        report=False,
         save_generations=SaveGenerations.parse("all"),
     )
     for a, b in zip(plain.arms, saved.arms, strict=True):
@@ -48,7 +47,6 @@ def test_arrays_saved_per_seed_and_generation_match_the_chain(tmp_path, small_co
     result = run(
         load_config(small_config),
         tmp_path / "r",
-        report=False,
         save_generations=SaveGenerations.parse("0,3"),
     )
     for arm in result.arms:
@@ -74,7 +72,6 @@ def test_text_generation_read_back_as_text_source_and_by_diagnose(tmp_path, caps
     result = run(
         load_config(_text_config()),
         tmp_path / "t",
-        report=False,
         save_generations=SaveGenerations.parse("1"),
     )
     arm = result.arms[0]
@@ -91,7 +88,7 @@ def test_text_generation_read_back_as_text_source_and_by_diagnose(tmp_path, caps
             "data": {"id": "text", "params": {"path": str(path), "test_fraction": 0.2}},
         }
     )
-    retrained = run(config, tmp_path / "again", report=False).metrics()
+    retrained = run(config, tmp_path / "again").metrics()
     assert (retrained[retrained["metric"] == "types"]["value"] > 0).all()
     # and as a side of diagnose
     first = generation_path(arm.directory / "generations", 1, 0, DataKind.TEXT)
@@ -105,7 +102,6 @@ def test_datasets_format_saves_a_dataset_per_seed(tmp_path):
     result = run(
         load_config(_text_config(seeds=2, generations=2)),
         tmp_path / "d",
-        report=False,
         save_generations=SaveGenerations.parse("all", "datasets"),
     )
     folder = result.arms[0].directory / "generations" / "datasets" / "seed-0001"
@@ -154,10 +150,10 @@ def test_saved_files_identical_serial_pooled_and_resumed(tmp_path, small_config)
     """The same files from one process, from a pool of workers, and after an interrupt."""
     config = load_config({**small_config, "generations": 4, "seeds": 3})
     saving = SaveGenerations.parse("all")
-    serial = run(config, tmp_path / "serial", report=False, save_generations=saving)
+    serial = run(config, tmp_path / "serial", save_generations=saving)
     expected = _saved(serial.directory)
     assert len(expected) == 2 * 3 * 4  # arms x seeds x generations
-    pooled = run(config, tmp_path / "pool", workers=2, report=False, save_generations=saving)
+    pooled = run(config, tmp_path / "pool", workers=2, save_generations=saving)
     assert _saved(pooled.directory) == expected
 
     def stop(event):
@@ -165,6 +161,6 @@ def test_saved_files_identical_serial_pooled_and_resumed(tmp_path, small_config)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(config, tmp_path / "resumed", on_generation=stop, report=False, save_generations=saving)
-    again = run(config, tmp_path / "resumed", report=False, save_generations=saving)
+        run(config, tmp_path / "resumed", on_generation=stop, save_generations=saving)
+    again = run(config, tmp_path / "resumed", save_generations=saving)
     assert _saved(again.directory) == expected

@@ -24,7 +24,7 @@ TEXT = {
 
 def test_text_chains_keep_a_few_documents_of_every_generation(tmp_path):
     config = load_config(TEXT)
-    result = run(config, tmp_path / "run", report=False)
+    result = run(config, tmp_path / "run")
     arm = result.arms[0]
     with np.load(arm.directory / "snapshots.npz", allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
@@ -56,7 +56,7 @@ def test_text_chains_keep_a_few_documents_of_every_generation(tmp_path):
 
 def test_continuous_chains_keep_no_per_generation_samples(tmp_path):
     config = load_config({**TEXT, "data": "gaussian", "model": "gaussian", "metrics": ["variance"]})
-    arm = run(config, tmp_path / "run", report=False).arms[0]
+    arm = run(config, tmp_path / "run").arms[0]
     with np.load(arm.directory / "snapshots.npz", allow_pickle=False) as npz:
         meta = json.loads(str(npz["meta"]))
     assert "samples" not in meta and set(meta["encodings"]) == {"real", "g0", "g2", "g4"}

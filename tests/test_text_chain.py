@@ -19,7 +19,7 @@ def _tiny(name: str, **overrides):
 def test_zipf_tails_preset_runs_small(tmp_path):
     config = _tiny("zipf-tails", seeds=3, generations=3, samples_per_generation=200)
     assert len(config.arms) == 12
-    result = run(config, tmp_path / "zt", report=False)
+    result = run(config, tmp_path / "zt")
     frame = result.metrics()
     sim = frame[frame["source"] == "simulation"]
     assert set(sim["metric"]) >= {"support", "heterozygosity", "rare_survival_k1", "kl_real"}
@@ -40,7 +40,7 @@ def test_zipf_tails_preset_runs_small(tmp_path):
 @pytest.mark.slow
 def test_ngram_shakespeare_preset_runs_small(tmp_path):
     config = _tiny("ngram-shakespeare", seeds=2, generations=3, samples_per_generation=150)
-    result = run(config, tmp_path / "ngs", report=False)
+    result = run(config, tmp_path / "ngs")
     frame = result.metrics()
     replace = frame[frame["run_id"] == "replace"]
     for _, rows in replace[replace["metric"] == "rare_support_k5"].groupby("seed"):
@@ -67,7 +67,7 @@ def _categorical(**extra):
 @pytest.mark.parametrize("batched", ["yes", "no"])
 def test_greedy_decoding_collapses_at_once(tmp_path, batched):
     config = _categorical(decoding={"top_k": 1}, batched=batched)
-    frame = run(config, tmp_path / batched, report=False).metrics()
+    frame = run(config, tmp_path / batched).metrics()
     types = frame[(frame["metric"] == "types") & (frame["source"] == "simulation")]
     assert (types["value"] == 1).all()
     support = frame[(frame["metric"] == "support") & (frame["generation"] >= 1)]
@@ -76,7 +76,7 @@ def test_greedy_decoding_collapses_at_once(tmp_path, batched):
 
 
 def test_theory_rows_for_categorical_runs(tmp_path):
-    frame = run(_categorical(), tmp_path / "t", report=False).metrics()
+    frame = run(_categorical(), tmp_path / "t").metrics()
     theory = frame[(frame["source"] == "theory") & (frame["metric"] == "heterozygosity")]
     assert len(theory) == 4 and (theory["seed"] == -1).all()
     assert np.all(np.diff(theory.sort_values("generation")["value"].to_numpy()) < 0)
@@ -95,7 +95,7 @@ def test_text_chain_with_fresh_real_data_and_char_model(tmp_path):
             "metrics": ["perplexity_real", "coverage_real", "types", "distinct_2", "rare_mass"],
         }
     )
-    frame = run(config, tmp_path / "c", report=False).metrics()
+    frame = run(config, tmp_path / "c").metrics()
     value = frame.set_index(["metric", "seed", "generation"])["value"]
     assert (value["perplexity_real"] > 1).all() and (value["types"] > 10).all()
     assert value["rare_mass"].isna().all()  # a character model has no word unigrams

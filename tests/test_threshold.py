@@ -21,7 +21,7 @@ def gaussian_run(tmp_path_factory):
     data.update(samples_per_generation=20, generations=100, seeds=64, name="pg20")
     data["regime"]["params"]["real_fraction"] = 0.1
     folder = tmp_path_factory.mktemp("threshold") / "pg20"
-    run(load_config(data), folder, report=False)
+    run(load_config(data), folder)
     return folder
 
 

@@ -81,7 +81,7 @@ def test_shumailov_vae_preset_runs_small_on_digits(tmp_path):
     data.update(seeds=1, generations=3, samples_per_generation=200, real_samples=200)
     data["data"]["id"] = "digits-images"
     data["model"]["params"].update(hidden=16, steps=30)
-    frame = run(load_config(data), tmp_path / "vae", report=False).metrics()
+    frame = run(load_config(data), tmp_path / "vae").metrics()
     assert set(frame["run_id"]) == {"replace", "real-10pct"}
     assert {"nll_bound_real", "latent_std", "pixel_variance"} <= set(frame["metric"])
     assert np.isfinite(frame["value"]).all()

@@ -171,7 +171,7 @@ def test_shumailov_vae_preset_runs_small_on_mnist(tmp_path):
     data = config.model_dump(mode="json")
     data.update(seeds=1, generations=2, samples_per_generation=100, real_samples=100)
     data["model"]["params"].update(hidden=16, steps=20)
-    frame = run(load_config(data), tmp_path / "vae", report=False).metrics()
+    frame = run(load_config(data), tmp_path / "vae").metrics()
     assert set(frame["run_id"]) == {"replace", "real-10pct"}
     assert {"latent_std_0", *PRDC} <= set(frame["metric"])
     assert np.isfinite(frame["value"]).all()

@@ -264,7 +264,7 @@ def gaussian_chains(tmp_path_factory):
         "metrics": ["variance", "nll_real", "tail_mass"],
         "arms": [{"name": "replace"}, {"name": "accumulate", "regime": "accumulate"}],
     }
-    return run(config, tmp_path_factory.mktemp("drift") / "run", report=False).directory
+    return run(config, tmp_path_factory.mktemp("drift") / "run").directory
 
 
 def test_drift_collapses_diversity_under_replace_not_under_accumulate(gaussian_chains):

@@ -98,6 +98,7 @@ def run(
     """
     from .experiment.config import load_config
     from .experiment.runner import run as run_config
+    from .report.html import write_report_safely
 
     loaded = load_config(config, overrides, seeds=seeds, generations=generations)
     return run_config(
@@ -107,7 +108,7 @@ def run(
         overwrite=overwrite,
         progress=progress,
         on_generation=on_generation,
-        report=report,
+        reporter=write_report_safely if report else None,
         threads=threads,
         max_memory=max_memory,
         heartbeat=heartbeat,

@@ -34,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 def cmd_run(args: argparse.Namespace) -> int:
     from .experiment.config import load_config
     from .experiment.runner import run
+    from .report.html import write_report_safely
 
     # --seeds and --generations apply to every arm, also those that set their own value
     config = load_config(args.config, args.set, seeds=args.seeds, generations=args.generations)
@@ -49,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.out,
         workers=args.workers,
         overwrite=args.overwrite,
+        reporter=write_report_safely,
         progress=interactive and heartbeat is None and not args.quiet,
         heartbeat=heartbeat,
         tracker=args.tracker,

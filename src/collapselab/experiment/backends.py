@@ -80,7 +80,7 @@ def execute(task: Task) -> dict[str, Any]:
         config = load_config(task.config)
         directory = Path(task.directory)
         if task.kind == "run":
-            run(config, directory, workers=1, report=False)
+            run(config, directory, workers=1)
         elif task.kind == "arm":
             arm = prepare(config)[task.arm or 0]
             run_arm(arm, directory / arm.name)

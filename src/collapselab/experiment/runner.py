@@ -436,6 +436,14 @@ def theory_frame(
 #: How a conflict with a run folder is resolved from the command line.
 OVERWRITE_HINT = "choose another --out, or pass --overwrite to replace it"
 
+#: What writes a run's report: ``reporter(run_dirs, out, figures)`` draws the run
+#: folders into the HTML file ``out`` (its figures also as PNG files under ``figures``)
+#: and returns ``out``, or warns and returns ``None`` if it cannot draw them, such as
+#: :func:`collapselab.report.html.write_report_safely`. The caller above both layers
+#: (the command line, :func:`collapselab.run`) passes it in: experiment never imports
+#: report.
+Reporter = Callable[[list[Path], Path, Path], Path | None]
+
 
 def run(
     config: Config | str | Path,
@@ -445,7 +453,7 @@ def run(
     overwrite: bool = False,
     progress: bool = False,
     on_generation: Hook | None = None,
-    report: bool = True,
+    reporter: Reporter | None = None,
     threads: int | None = 1,
     max_memory: int | str | None = "auto",
     heartbeat: float | None = None,
@@ -457,9 +465,10 @@ def run(
     ``on_generation(event)`` is called in this process after each completed
     generation of every chain, also of those run by ``workers`` processes (a
     :class:`GenerationEvent`: arm, seed or ``None`` on the batched path, generation
-    and that generation's values). With ``report``, the run ends by writing
-    ``report.html`` (after every result is saved; a report that cannot be drawn only
-    warns). ``threads`` caps the BLAS/OpenMP thread pools (``None``: leave them
+    and that generation's values). With a ``reporter`` (a :data:`Reporter`), the run
+    ends by writing ``report.html`` with it (after every result is saved; a report that
+    cannot be drawn only warns), also when it resumes a complete run that has none.
+    ``threads`` caps the BLAS/OpenMP thread pools (``None``: leave them
     alone). One thread is much faster for the small fits of a chain: on a busy
     2-core machine a scikit-learn GMM fit took 7 ms with one thread and 170 ms with
     the default pools. Parallelism comes from ``workers`` processes across seeds
@@ -502,7 +511,7 @@ def run(
                 overwrite,
                 bar,
                 on_generation,
-                report,
+                reporter,
                 max_memory,
                 save_generations,
             )
@@ -578,7 +587,7 @@ def _run_all(
     overwrite: bool,
     progress: Progress,
     on_generation: Hook | None,
-    report: bool,
+    reporter: Reporter | None,
     max_memory: int | str | None,
     saving: SaveGenerations | None,
 ) -> RunResult:
@@ -598,10 +607,10 @@ def _run_all(
             _warn_not_saved(plans)
         if plans.nothing_to_do and len(done) == len(arms):
             result = RunResult(directory=directory, config=config, arms=done)
-            if report and not (directory / "report.html").exists():
+            if reporter is not None and not (directory / "report.html").exists():
                 lock.claim()
-                result.report = _write_report(directory)
-            elif report:
+                result.report = _write_report(directory, reporter)
+            elif reporter is not None:
                 result.report = directory / "report.html"
             return result
         real = preflight([plan.arm for plan in plans.arms if plan.result is None])
@@ -609,7 +618,7 @@ def _run_all(
         for stale in plans.remove:
             shutil.rmtree(stale, ignore_errors=True)
         return _write_run(
-            directory, config, plans, real, workers, progress, on_generation, report, saving
+            directory, config, plans, real, workers, progress, on_generation, reporter, saving
         )
 
 
@@ -635,7 +644,7 @@ def _write_run(
     workers: int,
     progress: Progress,
     on_generation: Hook | None,
-    report: bool,
+    reporter: Reporter | None,
     saving: SaveGenerations | None = None,
 ) -> RunResult:
     manifest_path = directory / "manifest.json"
@@ -683,15 +692,13 @@ def _write_run(
     manifest.update(status="complete", finished=_now())
     write_json(manifest_path, manifest)
     result = RunResult(directory=directory, config=config, arms=results)
-    if report:
-        result.report = _write_report(directory)
+    if reporter is not None:
+        result.report = _write_report(directory, reporter)
     return result
 
 
-def _write_report(directory: Path) -> Path | None:
-    from ..report.html import write_report_safely
-
-    return write_report_safely([directory], directory / "report.html", directory / "figures")
+def _write_report(directory: Path, reporter: Reporter) -> Path | None:
+    return reporter([directory], directory / "report.html", directory / "figures")
 
 
 def preflight(arms: list[Arm]) -> dict[str, RealData]:

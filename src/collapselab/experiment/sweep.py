@@ -604,7 +604,7 @@ def _run_points(
         # recomputation), and write each point's own manifest.
         if granularity == "seed":
             for point in todo:
-                run(point.config, sweep.point_dir(point), report=False)
+                run(point.config, sweep.point_dir(point))
     except KeyboardInterrupt:
         manifest.update(status="interrupted", interrupted=_now())
         write_json(manifest_path, manifest)

@@ -257,7 +257,7 @@ def threshold_of(
         apply_set(data, f"{field_name}={value!r}" if scale != 1.0 else f"{field_name}={k}")
         data["name"] = f"{arm}-{field_name.split('.')[-1]}-{_slug(value)}"
         target = folder / data["name"]
-        run(load_config(data), target, workers=workers, report=False)
+        run(load_config(data), target, workers=workers)
         loaded = load(target)
         if state_only:
             row = _state_row(loaded, t)
