@@ -60,7 +60,7 @@ import itertools
 import math
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -569,6 +569,9 @@ class CorpusPass:
         self._gzip_sample: list[tuple[int, int, str]] = []
         self._gzip_chars = 0
         self._gzip_threshold = 2**64
+        #: The thread adding orders above 2, and its work on the last batch.
+        self._thread: ThreadPoolExecutor | None = None
+        self._higher: Future[None] | None = None
 
     def feed(self, batch: _Encoded) -> None:
         """Add the next tokenized batch of documents (in corpus order)."""
@@ -649,29 +652,60 @@ class CorpusPass:
         self._type_pairs.add(units, (key % width).astype(np.int32), count)
 
     def _add_grams(self, ids: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int) -> None:
-        st = self.stats
+        # Orders 3 and 4 go to a thread (their sorts and hashes release the GIL) while
+        # this one goes on with order 2 and the next batch; each order's state is its
+        # own and is joined before anything else reads it, so results do not change.
+        self._join()
         token = ids.astype(np.uint64)
-        key = np.zeros(0, np.uint64)
-        for n in ORDERS:
-            m = len(ids) - n + 1
-            if m <= 0:
-                st.unit_grams[n] = _add_counts(st.unit_grams[n], np.zeros(n_units, np.int64))
-                continue
-            if n == 2:
-                key = (token[:-1] << np.uint64(32)) | token[1:]
-            else:
-                key = _mix(key[:m] ^ _mix(token[n - 1 :] + np.uint64(n)))
-            inside = doc[:m] == doc[n - 1 :]
-            gram_keys, gram_units = key[inside], unit[:m][inside]
-            st.unit_grams[n] = _add_counts(
-                st.unit_grams[n], np.bincount(gram_units, minlength=n_units)
-            )
-            if n == 2:
-                if self.bigrams is not None:
-                    self.bigrams.add(gram_keys)
-                if self.watch_bigrams is not None and self.present is not None:
-                    self._watch(gram_keys)
-            st.grams[n].add(gram_keys, gram_units, self.budget.gram_pairs)
+        key = (token[:-1] << np.uint64(32)) | token[1:]
+        gram_keys = self._add_order(2, key, doc, unit, n_units)
+        if gram_keys is not None:
+            if self.bigrams is not None:
+                self.bigrams.add(gram_keys)
+            if self.watch_bigrams is not None and self.present is not None:
+                self._watch(gram_keys)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1)
+        self._higher = self._thread.submit(self._add_higher, token, key, doc, unit, n_units)
+
+    def _add_higher(
+        self, token: np.ndarray, key: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int
+    ) -> None:
+        for n in ORDERS[1:]:
+            m = max(len(token) - n + 1, 0)
+            key = _mix(key[:m] ^ _mix(token[n - 1 :] + np.uint64(n)))
+            self._add_order(n, key, doc, unit, n_units)
+
+    def _add_order(
+        self, n: int, key: np.ndarray, doc: np.ndarray, unit: np.ndarray, n_units: int
+    ) -> np.ndarray | None:
+        """Add the n-grams of a batch (``key``: one per position, across documents too)
+        and return those inside documents (``None`` if the batch has none)."""
+        st = self.stats
+        m = len(doc) - n + 1
+        if m <= 0:
+            st.unit_grams[n] = _add_counts(st.unit_grams[n], np.zeros(n_units, np.int64))
+            return None
+        inside = doc[:m] == doc[n - 1 :]
+        gram_keys, gram_units = key[inside], unit[:m][inside]
+        st.unit_grams[n] = _add_counts(st.unit_grams[n], np.bincount(gram_units, minlength=n_units))
+        st.grams[n].add(gram_keys, gram_units, self.budget.gram_pairs)
+        return gram_keys
+
+    def _join(self) -> None:
+        """Wait for the orders above 2 of the last batch (and raise what they raised)."""
+        if self._higher is not None:
+            higher, self._higher = self._higher, None
+            higher.result()
+
+    def close(self) -> None:
+        """Join and stop the thread of the higher orders."""
+        try:
+            self._join()
+        finally:
+            if self._thread is not None:
+                self._thread.shutdown()
+                self._thread = None
 
     def _watch(self, keys: np.ndarray) -> None:
         watched = self.watch_bigrams
@@ -683,6 +717,7 @@ class CorpusPass:
 
     def _merge_units(self) -> None:
         """Merge units two by two (units 2k and 2k+1 become unit k)."""
+        self._join()
         st = self.stats
         st.shift += 1
         self._type_pairs.halve()
@@ -697,8 +732,7 @@ class CorpusPass:
         self.stats.grams[n].freeze()
 
     def finish(self) -> CorpusStats:
-        from concurrent.futures import ThreadPoolExecutor
-
+        self.close()
         st = self.stats
         st.pair_units, st.pair_types, st.pair_counts = self._type_pairs.arrays()
         self._prune_gzip()
@@ -743,8 +777,11 @@ def measure_pass(
     """One pass over ``documents`` (any iterable, read once): its statistics, and which
     ``watch_bigrams`` it holds (``parallel`` and ``pool``: see :func:`encoded_batches`)."""
     run = CorpusPass(vocabulary, budget, bigrams=bigrams, watch_bigrams=watch_bigrams)
-    for batch in encoded_batches(documents, parallel=parallel, pool=pool):
-        run.feed(batch)
+    try:
+        for batch in encoded_batches(documents, parallel=parallel, pool=pool):
+            run.feed(batch)
+    finally:
+        run.close()
     return run.finish(), run.present
 
 
