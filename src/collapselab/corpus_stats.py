@@ -21,7 +21,8 @@ not by the size of the corpus or by the number of bootstrap resamples:
 
 The documents are read once, as an iterable (a JSONL file streamed line by line), so
 memory never holds the corpus. Large corpora are tokenized in a second process while
-the first counts.
+the first counts, and each batch's 3- and 4-grams are added in a thread while the main
+thread goes on (numpy's sorts release the GIL).
 
 Exactness. Where no budget is exceeded every count is exact: the point values equal
 those of a one-shot computation over the whole corpora. N-grams are identified by
