@@ -478,9 +478,15 @@ class BigramCounts:
     def consolidate(self) -> None:
         new_keys, new_counts = _count_keys(np.concatenate([np.zeros(0, np.uint64), *self._pending]))
         self._pending, self._size = [], 0
-        keys, total = _sum_by_key(
-            np.concatenate([self.keys, new_keys]), np.concatenate([self.counts, new_counts])
-        )
+        # both sorted: the known keys' counts are added, the others merged in
+        where = np.searchsorted(self.keys, new_keys)
+        known = np.zeros(len(new_keys), dtype=bool)
+        if len(self.keys):
+            known = self.keys[np.minimum(where, len(self.keys) - 1)] == new_keys
+        total = self.counts.copy()
+        total[where[known]] += new_counts[known]
+        keys = _merge(self.keys, where[~known], new_keys[~known])
+        total = _merge(total, where[~known], new_counts[~known])
         if len(keys) > self.capacity:
             cut = int(np.partition(total, len(total) - self.capacity - 1)[-self.capacity - 1])
             total = total - cut
