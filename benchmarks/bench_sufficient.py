@@ -22,6 +22,7 @@ bounds the ratio near 15 before any overhead; a Bernoulli's counts are S binomia
 draws (about 160 ns each) against 100 categorical draws per seed when sampling.
 
     python benchmarks/bench_sufficient.py [--seeds 1000] [--n 100] [--generations 1000]
+        [--case gaussian_1d ...]
 """
 
 from __future__ import annotations
@@ -59,11 +60,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--generations", type=int, default=1000)
+    p.add_argument(
+        "--case", action="append", choices=tuple(CASES), help="only this case (repeatable)"
+    )
     args = p.parse_args()
     if args.quick:
         args.seeds, args.n, args.generations = 20, 20, 10
     s, n, g = args.seeds, args.n, args.generations
-    cases = tuple(CASES)
+    cases = tuple(args.case or CASES)
     candidates = {}
     for case in cases:
         chain = spec(case, n, g)
