@@ -431,7 +431,9 @@ class DataSource(Component, abc.ABC):
     Declared methods with defaults:
 
     * :meth:`load_seeds`: many seeds' :meth:`load` at once, with the same values (a
-      source overrides it where it can do the seeds' work in one vectorized pass);
+      source overrides it where it can do the seeds' work in one vectorized pass; a
+      subclass that changes what :meth:`load` gives changes it too, since the batched
+      chain loads through it);
 
     and, read before a run starts:
 
