@@ -33,10 +33,11 @@ METRICS = ("heterozygosity", "types", "entropy")
 class EagerZipf(ZipfTruth):
     """``zipf`` as it was: the test sample drawn at load, whether or not it is read."""
 
-    def load(self, *, n, rng):
-        real = super().load(n=n, rng=rng)
-        real.test  # noqa: B018 (reading it draws it)
-        return real
+    def load_seeds(self, *, n, rngs):  # the chain loads every seed at once
+        reals = super().load_seeds(n=n, rngs=rngs)
+        for real in reals:
+            real.test  # noqa: B018 (reading it draws it)
+        return reals
 
 
 def chain(data: ZipfTruth, seeds: int, n: int, generations: int) -> None:

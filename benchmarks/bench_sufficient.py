@@ -13,15 +13,20 @@ much to draw as the samples). Interleaved ``--repeats`` rounds (default 5); min 
 median / max.
 
 Where the sufficient path's time goes (profiled at the default sizes): both paths
-first load every seed's real data (streams seeded in bulk, then each source's own
-``load``, about 25 us a seed: a quarter of the 1-D Gaussian's sufficient path); then,
-per generation, the 1-D Gaussian draws S normals and S gammas (about 30 us) and
-records the metric; at d = 10, Bartlett's factor and the mean cost
+first load every seed's real data in one call of the source's ``load_seeds``
+(streams seeded in bulk, each seed's values drawn from its own stream, one transform
+for all; about 10 us a seed, most of it building each seed's ``RealData`` and its
+deferred test sample: a sixth of the 1-D Gaussian's sufficient path, a quarter
+before ``load_seeds``); then, per generation, the 1-D Gaussian draws S normals and
+S gammas (about 30 us of the 45-50 us a generation costs; the refit's arithmetic
+over S values takes about 10 us, seeding the generation's stream 2-3 us, the metric
+and its recording 3-5 us); at d = 10, Bartlett's factor and the mean cost
 d (d + 3) / 2 = 65 variates per seed against the sampling path's n d = 1000, which
 bounds the ratio near 15 before any overhead; a Bernoulli's counts are S binomial
 draws (about 160 ns each) against 100 categorical draws per seed when sampling.
 
     python benchmarks/bench_sufficient.py [--seeds 1000] [--n 100] [--generations 1000]
+        [--case gaussian_1d ...]
 """
 
 from __future__ import annotations
@@ -59,11 +64,14 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--generations", type=int, default=1000)
+    p.add_argument(
+        "--case", action="append", choices=tuple(CASES), help="only this case (repeatable)"
+    )
     args = p.parse_args()
     if args.quick:
         args.seeds, args.n, args.generations = 20, 20, 10
     s, n, g = args.seeds, args.n, args.generations
-    cases = tuple(CASES)
+    cases = tuple(args.case or CASES)
     candidates = {}
     for case in cases:
         chain = spec(case, n, g)

@@ -149,3 +149,91 @@ def test_batched_gaussian_moments_keep_a_spread_far_below_the_mean():
     variances = np.diagonal(refit.cov_, axis1=1, axis2=2)
     # each is 1e-20 chi^2(n - 1) / n: within 5 standard errors (sqrt(2 / n) = 2.2%)
     np.testing.assert_allclose(variances, 1e-20, rtol=5 * np.sqrt(2 / n))
+
+
+def _counting_reads(monkeypatch):
+    """Count the reads of :attr:`DrawnBatch.array` (the values formed from the normals)."""
+    from collapselab.stats import DrawnBatch
+
+    reads = []
+    formed = DrawnBatch.array.fget
+    monkeypatch.setattr(DrawnBatch, "array", property(lambda b: reads.append(1) or formed(b)))
+    return reads
+
+
+def test_a_drawn_batch_forms_its_values_only_when_read_and_keeps_them_across_a_pickle(
+    monkeypatch,
+):
+    # Its size, its moments and the next fit need no values; read after a pickle (a
+    # checkpoint) or a deep copy, they are those of z @ root^T + mean drawn at once.
+    import copy
+    import pickle
+
+    from collapselab.core import length
+    from collapselab.stats import Moments
+
+    reads = _counting_reads(monkeypatch)
+    rng = np.random.default_rng(13)
+    s, n, d = 70, 500, 3  # more than one block of seeds
+    batch = BatchedGaussian().fit(SeedBatch(rng.normal(size=(s, 40, d)) * [1.0, 2.0, 0.5]), rng=rng)
+    sample = batch.sample(n, rng=np.random.default_rng(14))
+    assert (length(sample), sample.n_seeds, Moments.of(sample).count) == (n, s, n)
+    refit = BatchedGaussian().fit(sample, rng=rng)
+    unread = [pickle.loads(pickle.dumps(sample)), copy.deepcopy(sample)]
+    assert not reads
+    z = np.random.default_rng(14).standard_normal((s, n, d))
+    expected = z @ np.swapaxes(np.linalg.cholesky(batch.cov_), 1, 2) + batch.mean_[:, None, :]
+    for values in (sample.array, sample.array, *(u.array for u in unread)):
+        np.testing.assert_array_equal(values, expected)
+        assert not values.flags.writeable
+    assert sample.array is sample.array  # formed once
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(sample)).array, expected)
+    np.testing.assert_allclose(refit.mean_, expected.mean(axis=1), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("metrics", [["variance"], ["variance", "wasserstein"]])
+def test_a_batched_chain_reads_the_samples_only_for_a_metric_that_does(monkeypatch, metrics):
+    # replace + variance never forms the values; with wasserstein (which reads them) the
+    # chain forms them each generation, and either chain resumed from a deep-copied
+    # state (a checkpoint) at any generation equals the chain that ran through.
+    import copy
+
+    from collapselab import make
+    from collapselab.chain import ChainSpec, run_batched
+
+    reads = _counting_reads(monkeypatch)
+    spec = ChainSpec(
+        data=make("data", "gaussian", dim=3, n_test=30),
+        model=make("model", "gaussian"),
+        regime=make("regime", "replace"),
+        metrics={m: make("metric", m) for m in metrics},
+        samples_per_generation=25,
+        generations=5,
+        real_samples=25,
+    )
+    saved = {}
+    whole = run_batched(
+        spec, 8, on_generation=lambda st: saved.setdefault(st.generation, copy.deepcopy(st))
+    )
+    assert len(reads) == (0 if metrics == ["variance"] else spec.generations)
+    for generation in (0, 2, 3):
+        resumed = run_batched(spec, 8, copy.deepcopy(saved[generation]))
+        for m in metrics:
+            np.testing.assert_array_equal(np.stack(resumed.values[m]), np.stack(whole.values[m]))
+
+
+def test_the_batched_variance_of_one_dimension_is_the_trace_bit_for_bit():
+    # the 1-D shortcut gives trace's own sums, signed zeros and non-finite values included
+    from collapselab import make
+
+    model = BatchedGaussian()
+    values = [-0.0, 0.0, np.nan, np.inf, 5e-324, 3.3, 1e300]
+    model.mean_ = np.zeros((len(values), 1))
+    model.cov_ = np.array(values).reshape(-1, 1, 1)
+    model.n_features_in_ = 1
+    rng = np.random.default_rng(0)
+    batched = make("metric", "variance").batched(model, None, None, rng=rng)
+    traced = np.trace(model.cov_, axis1=1, axis2=2) / 1
+    assert batched.tobytes() == traced.tobytes()
+    per_seed = [make("metric", "variance")(model.unbatch(s), None, None, rng=rng) for s in range(7)]
+    assert np.array(per_seed).tobytes() == batched.tobytes()

@@ -413,12 +413,13 @@ def run_sufficient(
 
 def _load_reals(spec: ChainSpec, n_seeds: int, real_0: RealData | None) -> list[RealData]:
     """Every seed's :func:`load_real`, its streams seeded in bulk (data sources never
-    inspect a stream's seed sequence); ``real_0``: seed 0's, if the caller has it."""
-    rngs = streams(spec.root_seed, range(n_seeds), 0, "data")
-    return [
-        real_0 if s == 0 and real_0 is not None else spec.data.load(n=spec.real_samples, rng=rng)
-        for s, rng in enumerate(rngs)
-    ]
+    inspect a stream's seed sequence) and loaded in one call of the source's
+    :meth:`~collapselab.core.DataSource.load_seeds`; ``real_0``: seed 0's, if the
+    caller has it."""
+    first = 0 if real_0 is None else 1
+    rngs = streams(spec.root_seed, range(first, n_seeds), 0, "data")
+    reals = spec.data.load_seeds(n=spec.real_samples, rngs=rngs)
+    return reals if real_0 is None else [real_0, *reals]
 
 
 def _generation_streams(spec: ChainSpec, start: int) -> Iterator[np.random.Generator]:

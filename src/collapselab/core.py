@@ -232,11 +232,16 @@ class SeedBatch:
     def n_seeds(self) -> int:
         return int(self.array.shape[0])
 
+    @property
+    def n_items(self) -> int:
+        """Samples per seed (known without the values of a batch that forms them lazily)."""
+        return int(self.array.shape[1])
+
 
 def length(data: Any) -> int:
     """Number of samples (documents, pairs) in ``data``."""
     if isinstance(data, SeedBatch):
-        return int(data.array.shape[1])
+        return data.n_items
     if isinstance(data, tuple):
         return length(data[0])
     if isinstance(data, np.ndarray):
@@ -410,7 +415,8 @@ class ReferenceBatch:
 
 
 class DataSource(Component, abc.ABC):
-    """A source of real data. Call order: ``load`` once per seed; ``draw`` for fresh data.
+    """A source of real data. Call order: ``load`` once per seed (or ``load_seeds`` once
+    for many seeds); ``draw`` for fresh data.
 
     Declared capabilities (class attributes):
 
@@ -422,7 +428,14 @@ class DataSource(Component, abc.ABC):
       ``verify(items)`` (a task's exact check of each item) and ``documents()`` (every
       document of a finite corpus, for reference models of the whole corpus).
 
-    Declared methods with defaults, read before a run starts:
+    Declared methods with defaults:
+
+    * :meth:`load_seeds`: many seeds' :meth:`load` at once, with the same values (a
+      source overrides it where it can do the seeds' work in one vectorized pass; a
+      subclass that changes what :meth:`load` gives changes it too, since the batched
+      chain loads through it);
+
+    and, read before a run starts:
 
     * :meth:`files`: the user files it reads (their content digests go into the run's
       manifest, so a resume or rerun notices edited data);
@@ -437,6 +450,11 @@ class DataSource(Component, abc.ABC):
     @abc.abstractmethod
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
         """Real data for one seed; ``n`` is the default training size for generators."""
+
+    def load_seeds(self, *, n: int, rngs: Sequence[np.random.Generator]) -> list[RealData]:
+        """``[self.load(n=n, rng=rng) for rng in rngs]``: the real data of many seeds, one
+        stream each, with the same values as loading them one by one."""
+        return [self.load(n=n, rng=rng) for rng in rngs]
 
     def files(self) -> list[Path]:
         """The user files this source reads (none for built-in and generated data)."""

@@ -6,7 +6,7 @@ split that generation 0 fits and a held-out test split that metrics use.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -116,10 +116,29 @@ class GaussianTruth(DataSource):
         return mean + rng.standard_normal((n, self.dim)) @ root.T
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
-        train = self.draw(n, rng=rng)
-        test = Deferred.draw(self, self.n_test, rng)  # drawn only if a metric reads it
-        truth = {"mean": self.mean_vector, "cov": self.cov_matrix}
-        return RealData(train=train, test=test, kind=self.kind, truth=truth, source=self)
+        return self.load_seeds(n=n, rngs=[rng])[0]
+
+    def load_seeds(self, *, n: int, rngs: Sequence[np.random.Generator]) -> list[RealData]:
+        """Every seed's :meth:`load` at once: each stream fills its seed's normals (the
+        values of :meth:`draw`), then one stacked product transforms them all (a batched
+        BLAS product multiplies each seed's matrix alone, with the same rounding)."""
+        mean, cov = self.mean_vector, self.cov_matrix
+        # every seed's truth holds these: read-only, so no metric can change another's
+        mean.flags.writeable = cov.flags.writeable = False
+        z = np.empty((len(rngs), n, self.dim))
+        for rng, part in zip(rngs, z, strict=True):
+            rng.standard_normal(out=part)
+        train = mean + z @ np.linalg.cholesky(cov).T
+        return [
+            RealData(
+                train=x,
+                test=Deferred.draw(self, self.n_test, rng),  # drawn only if a metric reads it
+                kind=self.kind,
+                truth={"mean": mean, "cov": cov},
+                source=self,
+            )
+            for x, rng in zip(train, rngs, strict=True)
+        ]
 
 
 def _moons(n: int, seed: int, noise: float, **_: Any) -> np.ndarray:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -260,11 +261,34 @@ class CategoricalTruth(DataSource):
         return draw_categorical(self.probs(), n, rng)
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
-        train = self.draw(n, rng=rng)
-        # Drawn only if a metric reads it: a chain of a small vocabulary spent most of
-        # its time on n_test draws its metrics never used.
-        test = Deferred.draw(self, self.n_test, rng)
-        return RealData(train=train, test=test, kind=self.kind, truth=self.truth(), source=self)
+        return self.load_seeds(n=n, rngs=[rng])[0]
+
+    def load_seeds(self, *, n: int, rngs: Sequence[np.random.Generator]) -> list[RealData]:
+        """Every seed's :meth:`load` at once: each stream fills its seed's uniforms (the
+        values of :meth:`draw`), then one search of the CDF turns them all into ids."""
+        probs = self.probs()
+        cdf = np.cumsum(probs)
+        uniforms = np.empty((len(rngs), n))
+        for rng, part in zip(rngs, uniforms, strict=True):
+            rng.random(out=part)
+        ids = np.searchsorted(cdf, uniforms * cdf[-1], side="right")
+        train = np.minimum(ids, len(probs) - 1).astype(np.int64)
+        truth = self.truth()
+        for value in truth.values():  # every seed's: read-only, so no metric changes another's
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        return [
+            RealData(
+                train=tokens,
+                # Drawn only if a metric reads it: a chain of a small vocabulary spent most
+                # of its time on n_test draws its metrics never used.
+                test=Deferred.draw(self, self.n_test, rng),
+                kind=self.kind,
+                truth=dict(truth),
+                source=self,
+            )
+            for tokens, rng in zip(train, rngs, strict=True)
+        ]
 
     def truth(self) -> dict:
         return {"probs": self.probs()}
