@@ -268,15 +268,16 @@ class _PlainGrams:
         return np.array(list(code), dtype=np.uint64), [c for c, _ in pairs], [u for _, u in pairs]
 
 
-@pytest.mark.parametrize("arrivals", [2**31 - 1, 5000])
-def test_the_gram_table_is_the_sample_as_defined(monkeypatch, arrivals):
+@pytest.mark.parametrize(("arrivals", "budget"), [(2**31 - 1, 1200), (5000, 1200), (5000, 10**6)])
+def test_the_gram_table_is_the_sample_as_defined(monkeypatch, arrivals, budget):
     # The merged, key-sorted table gives what deduplicating every pair again would: the
     # same thresholds, the same n-grams in order of first appearance, the same pairs,
-    # through merges of units and renumbered arrivals (a small limit forces them).
+    # through merges of units and renumbered arrivals (a small limit forces them); and
+    # so does one consolidation of everything at the end, within a large budget.
     monkeypatch.setattr(cs, "_ARRIVALS", arrivals)
     rng = np.random.default_rng(3)
     grams, plain = cs._Grams(), _PlainGrams()
-    start, shift, budget = 0, 0, 1200
+    start, shift = 0, 0
     for batch in range(12):
         size = int(rng.integers(200, 900))
         keys = rng.integers(0, 3000, size).astype(np.uint64)  # repeats within and across
@@ -284,16 +285,15 @@ def test_the_gram_table_is_the_sample_as_defined(monkeypatch, arrivals):
         start = int(units[-1])
         for g in (grams, plain):
             g.add(keys, units >> shift, budget)
-        if batch in (4, 8):  # units merged two by two
+        if batch in (4, 8) and budget < 10**6:  # units merged two by two
             for g in (grams, plain):
                 g.consolidate(None, shift=1)
             shift += 1
         assert grams.threshold == plain.threshold
-    grams.consolidate(budget)
+    grams.freeze(budget)
     plain.consolidate(budget)
-    grams.freeze()
     distinct, codes, units = plain.frozen()
-    assert grams.sampled and grams.threshold == plain.threshold
+    assert grams.sampled == (budget < 10**6) and grams.threshold == plain.threshold
     np.testing.assert_array_equal(grams.distinct, distinct)
     np.testing.assert_array_equal(grams.codes, codes)
     np.testing.assert_array_equal(grams.units, units)

@@ -394,12 +394,7 @@ class _Grams:
         starts = _runs(self._keys)
         mixed = _mix(self._keys[starts])
         pairs_per_gram = np.diff(np.append(starts, len(self._keys)))
-        # Every n-gram has a pair, so the threshold is among the budget // 2 + 1 smallest.
-        m = min(budget // 2 + 1, len(mixed))
-        order = np.argpartition(mixed, m - 1)[:m]
-        order = order[np.argsort(mixed[order])]
-        keep = int(np.searchsorted(np.cumsum(pairs_per_gram[order]), budget // 2, side="right"))
-        self.threshold = mixed[order[keep]] if keep < len(order) else self.threshold
+        self.threshold = _lowered(mixed, pairs_per_gram, budget, self.threshold)
         kept = np.repeat(mixed < self.threshold, pairs_per_gram)
         self._keys, self._units, self._arrival = (
             self._keys[kept],
@@ -407,19 +402,50 @@ class _Grams:
             self._arrival[kept],
         )
 
-    def freeze(self) -> None:
-        """The table as ``distinct``, ``codes`` and ``units`` (see the class docstring)."""
+    def freeze(self, budget: int | None) -> None:
+        """Consolidate (see :meth:`consolidate`) and turn the table into ``distinct``,
+        ``codes`` and ``units`` (see the class docstring)."""
+        if not len(self._keys) and (budget is None or self.pending <= budget):
+            self._freeze_pending()
+            return
+        self.consolidate(budget)
         starts = _runs(self._keys)
-        first = self._arrival[starts]  # a run's first pair is its n-gram's earliest
-        by_arrival = np.argsort(first)
-        code = np.empty(len(starts), np.int64)
-        code[by_arrival] = np.arange(len(starts))
-        run_lengths = np.diff(np.append(starts, len(self._keys)))
-        pairs = np.sort((np.repeat(code, run_lengths) << 32) | self._units.astype(np.int64))
-        self.distinct = self._keys[starts][by_arrival]
-        self.codes = (pairs >> 32).astype(np.int32)
-        self.units = (pairs & 0xFFFFFFFF).astype(np.int32)
+        lengths = np.diff(np.append(starts, len(self._keys)))
+        by_arrival = np.argsort(self._arrival[starts])  # a run's first pair is its earliest
+        # the runs (each sorted by unit) in that order
+        lengths, starts = lengths[by_arrival], starts[by_arrival]
+        shifts = starts - (np.cumsum(lengths) - lengths)
+        self.units = self._units[np.repeat(shifts, lengths) + np.arange(len(self._keys))]
+        self.codes = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
+        self.distinct = self._keys[starts]
         self._keys, self._units, self._arrival = self._keys[:0], self._units[:0], self._arrival[:0]
+
+    def _freeze_pending(self) -> None:
+        # Nothing consolidated yet, and within the budget: number the n-grams as they
+        # come (a hash table) and sort their pairs once, rather than by key first.
+        import pandas as pd
+
+        keys = np.concatenate([np.zeros(0, np.uint64), *self.pending_keys])
+        units = np.concatenate([np.zeros(0, np.int32), *self.pending_units])
+        self.pending_keys, self.pending_units, self.pending = [], [], 0
+        codes, distinct = pd.factorize(keys)
+        pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
+        pair = pair[_runs(pair)]
+        codes, units = (pair >> 32).astype(np.int32), (pair & 0xFFFFFFFF).astype(np.int32)
+        self.distinct, self.codes, self.units = np.asarray(distinct, np.uint64), codes, units
+
+
+def _lowered(
+    mixed: np.ndarray, pairs_per_gram: np.ndarray, budget: int, threshold: np.uint64
+) -> np.uint64:
+    """The threshold below which the n-grams of smallest hash (``mixed``) hold at most
+    half the budget of pairs (``threshold`` if all of them do)."""
+    # Every n-gram has a pair, so the threshold is among the budget // 2 + 1 smallest.
+    m = min(budget // 2 + 1, len(mixed))
+    order = np.argpartition(mixed, m - 1)[:m]
+    order = order[np.argsort(mixed[order])]
+    keep = int(np.searchsorted(np.cumsum(pairs_per_gram[order]), budget // 2, side="right"))
+    return mixed[order[keep]] if keep < len(order) else threshold
 
 
 @dataclass
@@ -734,10 +760,6 @@ class CorpusPass:
             st.unit_grams[n] = _halve(st.unit_grams[n])
             st.grams[n].consolidate(None, shift=1)
 
-    def _finish_grams(self, n: int) -> None:
-        self.stats.grams[n].consolidate(self.budget.gram_pairs)
-        self.stats.grams[n].freeze()
-
     def finish(self) -> CorpusStats:
         self.close()
         st = self.stats
@@ -749,7 +771,7 @@ class CorpusPass:
         # numpy's sorts and zlib release the GIL: the orders consolidate side by side
         with ThreadPoolExecutor(max_workers=2) as pool:
             compressed = pool.submit(gzip.compress, text, GZIP_LEVEL, mtime=0)
-            for future in [pool.submit(self._finish_grams, n) for n in ORDERS]:
+            for future in [pool.submit(st.grams[n].freeze, self.budget.gram_pairs) for n in ORDERS]:
                 future.result()
             st.raw_bytes, st.gzip_bytes = len(text), len(compressed.result())
         if self.bigrams is not None:
