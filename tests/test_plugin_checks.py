@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from collapselab import make, register
-from collapselab.core import DataKind, GenerativeModel, Interval
+from collapselab.core import DataKind, DataSource, GenerativeModel, Interval, RealData
 from collapselab.errors import ConfigError
 from collapselab.testing import (
     Check,
@@ -49,6 +49,21 @@ class BrokenBox(Box):
 
     def fit(self, data, *, rng):
         super().fit(data, rng=rng)
+
+
+@register("data", "test-plugin-drifting-source")
+class DriftingSource(DataSource):
+    """Normal data whose batched ``load_seeds`` forgets to use each seed's own stream."""
+
+    kind = DataKind.CONTINUOUS
+
+    def load(self, *, n, rng):
+        x = rng.normal(size=(2 * n, 1))
+        return RealData(train=x[:n], test=x[n:], kind=self.kind, source=self)
+
+    def load_seeds(self, *, n, rngs):
+        shared = np.random.default_rng(0)
+        return [self.load(n=n, rng=shared) for _ in rngs]
 
 
 class Unregistered(Box):
@@ -98,6 +113,13 @@ def test_a_broken_plugin_fails_naming_the_rule():
         check(component)
     parameters_component, parameters = pairs[0]
     parameters(parameters_component)  # its parameters are fine
+
+
+def test_a_source_whose_batched_load_differs_fails_naming_the_rule():
+    pairs = list(conformance_checks(DriftingSource()))
+    component, check = pairs[1]
+    with pytest.raises(AssertionError, match="load_seeds must give each seed what load"):
+        check(component)
 
 
 @pytest.mark.parametrize(

@@ -401,7 +401,8 @@ def _small_model(model_id: str) -> Any:
 
 
 def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
-    """A data source gives non-empty train and test splits, deterministic given rng."""
+    """A data source gives non-empty train and test splits, deterministic given rng, and
+    ``load_seeds`` (the batched chain's loader) gives each seed what ``load`` gives it."""
     source = registry.make("data", data_id, **(params or {}))
     check_parameters(source)
     a = source.load(n=30, rng=np.random.default_rng(0))
@@ -410,6 +411,12 @@ def check_data(data_id: str, params: dict[str, Any] | None = None) -> None:
     assert a.kind == source.kind
     assert length(a.train) > 0 and length(a.test) > 0, "train and test must be non-empty"
     assert _same((a.train, a.test), (b.train, b.test)), "load must be deterministic given rng"
+    seeds = source.load_seeds(n=30, rngs=[np.random.default_rng(s) for s in (0, 1)])
+    for seed, real in enumerate(seeds):
+        alone = source.load(n=30, rng=np.random.default_rng(seed))
+        assert _same((real.train, real.test), (alone.train, alone.test)), (
+            "load_seeds must give each seed what load gives it (override both or neither)"
+        )
     if source.can_draw:
         assert length(source.draw(5, rng=np.random.default_rng(0))) == 5
 
