@@ -418,7 +418,9 @@ class _Grams:
         self.units = self._units[np.repeat(shifts, lengths) + np.arange(len(self._keys))]
         self.codes = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
         self.distinct = self._keys[starts]
-        self._keys, self._units, self._arrival = self._keys[:0], self._units[:0], self._arrival[:0]
+        # new empty arrays: a slice [:0] would keep the whole table alive
+        self._keys, self._units = np.zeros(0, np.uint64), np.zeros(0, np.int32)
+        self._arrival = np.zeros(0, np.int32)
 
     def _freeze_pending(self) -> None:
         # Nothing consolidated yet, and within the budget: number the n-grams as they
@@ -878,7 +880,7 @@ class Resampler:
             shape = (len(g.distinct), k)
             self.gram_tables[n] = csr_matrix((np.ones(len(g.codes)), (g.codes, g.units)), shape)
             if release:
-                g.codes, g.units = g.codes[:0], g.units[:0]
+                g.codes, g.units = np.zeros(0, np.int32), np.zeros(0, np.int32)
 
     def work(self, n_bootstrap: int) -> int:
         """The cost of the exact bootstrap: resamples x (types + pairs)."""
