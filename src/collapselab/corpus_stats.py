@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
-from .io import format_bytes, memory_budget
+from .io import format_bytes, memory_budget, trim_heap
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
 from .tokenize import document_batches, encode_documents_keyed, tokenize_words
 
@@ -778,6 +778,7 @@ class CorpusPass:
             st.raw_bytes, st.gzip_bytes = len(text), len(compressed.result())
         if self.bigrams is not None:
             self.bigrams.consolidate()
+        trim_heap()  # what the pass freed goes back to the system, not to a peak later
         return self.stats
 
 

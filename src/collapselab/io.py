@@ -371,3 +371,26 @@ def memory_budget() -> int | None:
         except ValueError:
             pass  # the CLI checks --max-memory; a bad variable falls back to the machine
     return available_memory()
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free memory back to the system, where the C library can
+    (glibc's ``malloc_trim``; elsewhere nothing happens).
+
+    Arrays below glibc's mmap threshold (which rises to 32 MB as large arrays are
+    freed) come from the heap, and the heap's free pages stay in the process's resident
+    size: after a ``diagnose`` pass over 100 MB they were about 450 MB of it.
+    """
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        import ctypes
+
+        try:
+            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
+        except (AttributeError, OSError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
