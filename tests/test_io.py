@@ -90,3 +90,14 @@ def test_storage_keeps_its_public_names():
 
     for name in ("atomic_write", "read_json", "write_json", "load_yaml", "dump_yaml", "write_yaml"):
         assert getattr(storage, name) is getattr(io, name)
+
+
+def test_trim_heap_reaches_malloc_trim_where_glibc_has_it():
+    import platform
+
+    io.trim_heap()
+    io.trim_heap()  # resolved once, then reused
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert callable(io._MALLOC_TRIM), "on glibc, trim_heap must not be a silent no-op"
+    else:
+        assert io._MALLOC_TRIM is False or callable(io._MALLOC_TRIM)
