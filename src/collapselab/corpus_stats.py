@@ -150,16 +150,21 @@ def _sum_by_key(keys: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.nd
     return keys[starts], np.add.reduceat(counts[order], starts) if len(starts) else counts[:0]
 
 
-def _merge(table: np.ndarray, where: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``table`` with ``values`` inserted before the positions ``where`` (non-decreasing,
-    as :func:`numpy.searchsorted` gives for sorted values): :func:`numpy.insert`
-    without its sort of the positions."""
-    out = np.empty(len(table) + len(values), table.dtype)
-    at = where + np.arange(len(values))
-    rest = np.ones(len(out), dtype=bool)
+def _merge(where: np.ndarray, *columns: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """Each ``(table, values)`` of ``columns`` (aligned arrays) with ``values`` inserted
+    before the positions ``where`` (non-decreasing, as :func:`numpy.searchsorted` gives
+    for sorted values): :func:`numpy.insert` without its sort of the positions, which
+    are placed once for every column."""
+    size = len(columns[0][0]) + len(where)
+    at = where + np.arange(len(where))
+    rest = np.ones(size, dtype=bool)
     rest[at] = False
-    out[at] = values
-    out[rest] = table
+    out = []
+    for table, values in columns:
+        merged = np.empty(size, table.dtype)
+        merged[at] = values
+        merged[rest] = table
+        out.append(merged)
     return out
 
 
@@ -367,9 +372,7 @@ class _Grams:
         """One pair per distinct (n-gram, unit) (units first merged by ``shift``), then,
         over ``budget`` pairs, the threshold lowered until half the budget is kept: a
         uniform sample of the distinct n-grams, whatever their order of arrival."""
-        keys = np.concatenate([np.zeros(0, np.uint64), *self.pending_keys])
-        units = np.concatenate([np.zeros(0, np.int32), *self.pending_units])
-        self.pending_keys, self.pending_units, self.pending = [], [], 0
+        keys, units = self._take_pending()
         if self._arrived + len(keys) > _ARRIVALS:  # renumbered in order: int32 suffices
             ranks = np.empty(len(self._arrival), np.int32)
             ranks[np.argsort(self._arrival)] = np.arange(len(self._arrival), dtype=np.int32)
@@ -381,14 +384,22 @@ class _Grams:
         keys, units, arrival = keys[order], units[order], arrival[order]
         # after the table's pairs of the same n-gram: theirs are the earlier units
         where = np.searchsorted(self._keys, keys, side="right")
-        keys = _merge(self._keys, where, keys)
-        units = _merge(self._units, where, units) >> shift
-        arrival = _merge(self._arrival, where, arrival)
+        keys, units, arrival = _merge(
+            where, (self._keys, keys), (self._units, units), (self._arrival, arrival)
+        )
+        units >>= shift
         new = np.ones(len(keys), dtype=bool)
         new[1:] = (keys[1:] != keys[:-1]) | (units[1:] != units[:-1])
         self._keys, self._units, self._arrival = keys[new], units[new], arrival[new]
         if budget is not None and len(self._keys) > budget:
             self._cut(budget)
+
+    def _take_pending(self) -> tuple[np.ndarray, np.ndarray]:
+        """The keys and units of the batches not yet consolidated (then forgotten)."""
+        keys = np.concatenate([np.zeros(0, np.uint64), *self.pending_keys])
+        units = np.concatenate([np.zeros(0, np.int32), *self.pending_units])
+        self.pending_keys, self.pending_units, self.pending = [], [], 0
+        return keys, units
 
     def _cut(self, budget: int) -> None:
         starts = _runs(self._keys)
@@ -427,9 +438,7 @@ class _Grams:
         # come (a hash table) and sort their pairs once, rather than by key first.
         import pandas as pd
 
-        keys = np.concatenate([np.zeros(0, np.uint64), *self.pending_keys])
-        units = np.concatenate([np.zeros(0, np.int32), *self.pending_units])
-        self.pending_keys, self.pending_units, self.pending = [], [], 0
+        keys, units = self._take_pending()
         codes, distinct = pd.factorize(keys)
         pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
         pair = pair[_runs(pair)]
@@ -513,8 +522,9 @@ class BigramCounts:
             known = self.keys[np.minimum(where, len(self.keys) - 1)] == new_keys
         total = self.counts.copy()
         total[where[known]] += new_counts[known]
-        keys = _merge(self.keys, where[~known], new_keys[~known])
-        total = _merge(total, where[~known], new_counts[~known])
+        keys, total = _merge(
+            where[~known], (self.keys, new_keys[~known]), (total, new_counts[~known])
+        )
         if len(keys) > self.capacity:
             cut = int(np.partition(total, len(total) - self.capacity - 1)[-self.capacity - 1])
             total = total - cut

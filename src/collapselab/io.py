@@ -15,6 +15,7 @@ A leaf module: it imports nothing of collapselab but :mod:`collapselab.errors`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -381,16 +382,17 @@ def trim_heap() -> None:
     freed) come from the heap, and the heap's free pages stay in the process's resident
     size: after a ``diagnose`` pass over 100 MB they were about 450 MB of it.
     """
-    global _MALLOC_TRIM
-    if _MALLOC_TRIM is None:
-        import ctypes
-
-        try:
-            _MALLOC_TRIM = ctypes.CDLL(None).malloc_trim
-        except (AttributeError, OSError):
-            _MALLOC_TRIM = False
-    if _MALLOC_TRIM:
-        _MALLOC_TRIM(0)
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_MALLOC_TRIM: Any = None
+@functools.cache
+def _malloc_trim() -> Any:
+    """The C library's ``malloc_trim``, or ``None`` where it has none."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (AttributeError, OSError):
+        return None
