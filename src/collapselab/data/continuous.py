@@ -108,11 +108,15 @@ class GaussianTruth(DataSource):
             np.asarray(x, dtype=float).reshape(len(x), -1), self.mean_vector, self.cov_matrix
         )
 
-    def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        # The factor is a pure function of the parameters: computed once, not per seed.
+    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
+        # The mean and Cholesky factor are pure functions of the parameters: computed
+        # once, not per seed or per draw.
         if getattr(self, "_factor", None) is None:
             self._factor = (self.mean_vector, np.linalg.cholesky(self.cov_matrix))
-        mean, root = self._factor
+        return self._factor
+
+    def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
+        mean, root = self._factors()
         return mean + rng.standard_normal((n, self.dim)) @ root.T
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
@@ -122,13 +126,14 @@ class GaussianTruth(DataSource):
         """Every seed's :meth:`load` at once: each stream fills its seed's normals (the
         values of :meth:`draw`), then one stacked product transforms them all (a batched
         BLAS product multiplies each seed's matrix alone, with the same rounding)."""
-        mean, cov = self.mean_vector, self.cov_matrix
+        mean, root = self._factors()
+        cov = self.cov_matrix
         # every seed's truth holds these: read-only, so no metric can change another's
         mean.flags.writeable = cov.flags.writeable = False
         z = np.empty((len(rngs), n, self.dim))
         for rng, part in zip(rngs, z, strict=True):
             rng.standard_normal(out=part)
-        train = mean + z @ np.linalg.cholesky(cov).T
+        train = mean + z @ root.T
         return [
             RealData(
                 train=x,

@@ -234,8 +234,14 @@ class UserText(CorpusSource):
 
 def draw_categorical(probs: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` i.i.d. token ids from ``probs`` by inverse CDF (one uniform per draw)."""
+    return categorical_ids(probs, rng.random(n))
+
+
+def categorical_ids(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """The token id of each of ``uniforms`` (in [0, 1), any shape) by inverse CDF of
+    ``probs``."""
     cdf = np.cumsum(probs)
-    ids = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+    ids = np.searchsorted(cdf, uniforms * cdf[-1], side="right")
     return np.minimum(ids, len(probs) - 1).astype(np.int64)
 
 
@@ -266,13 +272,10 @@ class CategoricalTruth(DataSource):
     def load_seeds(self, *, n: int, rngs: Sequence[np.random.Generator]) -> list[RealData]:
         """Every seed's :meth:`load` at once: each stream fills its seed's uniforms (the
         values of :meth:`draw`), then one search of the CDF turns them all into ids."""
-        probs = self.probs()
-        cdf = np.cumsum(probs)
         uniforms = np.empty((len(rngs), n))
         for rng, part in zip(rngs, uniforms, strict=True):
             rng.random(out=part)
-        ids = np.searchsorted(cdf, uniforms * cdf[-1], side="right")
-        train = np.minimum(ids, len(probs) - 1).astype(np.int64)
+        train = categorical_ids(self.probs(), uniforms)
         truth = self.truth()
         for value in truth.values():  # every seed's: read-only, so no metric changes another's
             if isinstance(value, np.ndarray):
