@@ -59,8 +59,14 @@ browser:
 		echo "note: /usr/bin/chromium is missing and needs root with apt-get to install; the browser test will be skipped"; \
 	fi
 
+# The suite on two worker processes (pytest-xdist; each test still runs alone in its
+# process, so the tests' determinism checks are unaffected); work stealing keeps the slow
+# end-to-end tests from queueing behind one worker. The suite starts a few hundred Python
+# processes (the CLI, sweeps, kill -9 reruns): with PYTHONDONTWRITEBYTECODE set, each would
+# compile the package from source again (about 0.4 s each) and pytest would rewrite every
+# test module in both workers, so the suite writes bytecode (__pycache__, ignored by git).
 test: lint layers typecheck docs-check browser
-	$(BIN)/python -m pytest
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2 --dist worksteal
 
 # Every benchmark in benchmarks/, one after another; one JSON summary in build/bench.json.
 bench: $(STAMP)
