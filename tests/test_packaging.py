@@ -109,4 +109,17 @@ def test_torch_is_a_lower_bound_and_the_makefile_installs_the_cpu_wheel_first():
     makefile = (ROOT / "Makefile").read_text()
     assert "TORCH  := torch==2.13.0" in makefile
     install = makefile[makefile.index("$(STAMP): pyproject.toml") :]
-    assert install.index('pip install --quiet "$(TORCH)"') < install.index('-e ".[test,neural]"')
+    assert install.index('--no-compile "$(TORCH)"') < install.index('-e ".[test,neural]"')
+
+
+def test_the_install_compiles_the_bytecode_pip_was_told_not_to():
+    # pip's own compile runs on one core; the Makefile skips it and runs compileall on
+    # every core instead, so no installed module is left uncompiled
+    makefile = (ROOT / "Makefile").read_text()
+    install = makefile[
+        makefile.index("$(STAMP): pyproject.toml") : makefile.index("touch $(STAMP)")
+    ]
+    pips = [line for line in install.splitlines() if "pip install" in line]
+    assert pips and all("--upgrade pip" in line or "--no-compile" in line for line in pips)
+    last = [line for line in install.splitlines() if line.strip()][-1]
+    assert "compileall" in last and "$(VENV)/lib" in last
