@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -48,7 +49,14 @@ def repeats(args: argparse.Namespace) -> int:
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Wall seconds of one call of ``fn``, and what it returned."""
+    """Wall seconds of one call of ``fn``, and what it returned.
+
+    The garbage of whatever ran before is collected first, outside the timing: otherwise
+    a short candidate run right after a long one paid for the long one's collection (the
+    60 ms sufficient-statistic chain took 80-90 ms in the rounds that followed the 1.2 s
+    sampling chain). The collector stays on while ``fn`` runs, so ``fn`` pays for its own.
+    """
+    gc.collect()
     start = time.perf_counter()
     out = fn()
     return time.perf_counter() - start, out
