@@ -84,3 +84,15 @@ def test_the_chain_loads_every_seed_as_load_real_does_and_reuses_a_given_seed_0(
     assert _load_reals(spec, 6, real_0)[0] is real_0
     a, b = run_batched(spec, 6), run_batched(spec, 6, real_0=real_0)
     np.testing.assert_array_equal(np.stack(a.values["variance"]), np.stack(b.values["variance"]))
+
+
+def test_a_covariance_passed_in_stays_the_callers_to_write():
+    # the truth's covariance is read-only, but it is the source's own copy, not the
+    # array the caller gave (which the caller may still change, or share)
+    from collapselab.data.continuous import GaussianTruth
+
+    cov = np.array([[2.0, 0.3], [0.3, 1.0]])
+    source = GaussianTruth(dim=2, cov=cov, n_test=5)
+    (real,) = source.load_seeds(n=10, rngs=streams(0, range(1), 0, "data"))
+    assert cov.flags.writeable and not real.truth["cov"].flags.writeable
+    np.testing.assert_array_equal(real.truth["cov"], cov)

@@ -108,15 +108,17 @@ class GaussianTruth(DataSource):
             np.asarray(x, dtype=float).reshape(len(x), -1), self.mean_vector, self.cov_matrix
         )
 
-    def _factors(self) -> tuple[np.ndarray, np.ndarray]:
-        # The mean and Cholesky factor are pure functions of the parameters: computed
-        # once, not per seed or per draw.
+    def _factors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        # The mean, the covariance and its Cholesky factor are pure functions of the
+        # parameters: computed once, not per seed or per draw. The covariance is a copy:
+        # load_seeds makes it read-only, which must not reach a ``cov`` array passed in.
         if getattr(self, "_factor", None) is None:
-            self._factor = (self.mean_vector, np.linalg.cholesky(self.cov_matrix))
+            cov = np.array(self.cov_matrix)
+            self._factor = (self.mean_vector, np.linalg.cholesky(cov), cov)
         return self._factor
 
     def draw(self, n: int, *, rng: np.random.Generator) -> np.ndarray:
-        mean, root = self._factors()
+        mean, root, _ = self._factors()
         return mean + rng.standard_normal((n, self.dim)) @ root.T
 
     def load(self, *, n: int, rng: np.random.Generator) -> RealData:
@@ -126,8 +128,7 @@ class GaussianTruth(DataSource):
         """Every seed's :meth:`load` at once: each stream fills its seed's normals (the
         values of :meth:`draw`), then one stacked product transforms them all (a batched
         BLAS product multiplies each seed's matrix alone, with the same rounding)."""
-        mean, root = self._factors()
-        cov = self.cov_matrix
+        mean, root, cov = self._factors()
         # every seed's truth holds these: read-only, so no metric can change another's
         mean.flags.writeable = cov.flags.writeable = False
         z = np.empty((len(rngs), n, self.dim))
