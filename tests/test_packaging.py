@@ -106,19 +106,21 @@ def test_torch_is_a_lower_bound_and_the_makefile_installs_the_cpu_wheel_first():
         "optional-dependencies"
     ]
     assert "torch>=2.13" in extras["neural"]
-    makefile = (ROOT / "Makefile").read_text()
-    assert "TORCH  := torch==2.13.0" in makefile
-    install = makefile[makefile.index("$(STAMP): pyproject.toml") :]
+    assert "TORCH  := torch==2.13.0" in (ROOT / "Makefile").read_text()
+    install = _install_recipe()
     assert install.index('--no-compile "$(TORCH)"') < install.index('-e ".[test,neural]"')
+
+
+def _install_recipe():
+    """The Makefile's install rule: from its target line to the stamp it touches."""
+    makefile = (ROOT / "Makefile").read_text()
+    return makefile[makefile.index("$(STAMP): pyproject.toml") : makefile.index("touch $(STAMP)")]
 
 
 def test_the_install_compiles_the_bytecode_pip_was_told_not_to():
     # pip's own compile runs on one core; the Makefile skips it and runs compileall on
     # every core instead, so no installed module is left uncompiled
-    makefile = (ROOT / "Makefile").read_text()
-    install = makefile[
-        makefile.index("$(STAMP): pyproject.toml") : makefile.index("touch $(STAMP)")
-    ]
+    install = _install_recipe()
     pips = [line for line in install.splitlines() if "pip install" in line]
     assert pips and all("--upgrade pip" in line or "--no-compile" in line for line in pips)
     last = [line for line in install.splitlines() if line.strip()][-1]
