@@ -82,3 +82,14 @@ def test_duplicate_registration_rejected():
         @registry.register("model", "gaussian")
         class Other:
             pass
+
+
+def test_an_array_parameter_is_refused_in_one_line_not_a_numpy_error():
+    # Options compared ``value == option`` before the types: for an array that is an
+    # array, and ``and`` raised numpy's "truth value of an array is ambiguous".
+    import numpy as np
+
+    with pytest.raises(InvalidParameterError, match="'cov' parameter of GaussianTruth"):
+        collapselab.make("data", "gaussian", dim=2, cov=np.eye(2))
+    with pytest.raises(InvalidParameterError, match="'mean' parameter of GaussianTruth"):
+        collapselab.make("data", "gaussian", dim=2, mean=np.zeros(2))

@@ -142,7 +142,8 @@ class Options(Constraint):
     values: tuple[Any, ...]
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return any(value == v and type(value) is type(v) for v in self.values)
+        # The type first: ``==`` on an array is an array, which ``and`` cannot read.
+        return any(type(value) is type(v) and value == v for v in self.values)
 
     def __str__(self) -> str:
         return "one of {" + ", ".join(repr(v) for v in self.values) + "}"
