@@ -206,6 +206,19 @@ def test_looks_follow_the_grid_of_arms_and_never_repeat():
     assert len(set(style.looks(many))) == 40
 
 
+def test_arms_of_one_factor_differ_in_line_style_too_so_coinciding_lines_both_show():
+    # kazdan-regimes: accumulate and accumulate-subsample keep nearly the same variance;
+    # drawn as two solid lines, the later hid the earlier
+    configs = _configs("kazdan-regimes")
+    frames = {c["name"]: frame_of({"m": np.ones((2, 3))}) for c in configs}
+    looks = style.looks(group_of(frames, {c["name"]: c for c in configs}))
+    assert len({look.colour for look in looks}) == len({look.linestyle for look in looks}) == 3
+    # the (colour, line style) pairs come round once every 28 series, then markers
+    many = style.looks(group_of({f"arm-{i}": frames["replace"] for i in range(29)}))
+    assert len({(look.colour, look.linestyle) for look in many[:28]}) == 28
+    assert many[28].marker is not None and many[27].marker is None
+
+
 def test_bands_say_what_they_are():
     rng = np.random.default_rng(1)
     few = frame_of({"m": rng.normal(size=(4, 3))})

@@ -32,9 +32,9 @@ RC = {
 }
 #: Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"]
-#: Line styles of a second factor (or of series past the palette's length).
+#: Line styles: of a second factor, or in turn with the colours.
 LINESTYLES = ["-", (0, (5, 2)), (0, (5, 1.5, 1, 1.5)), (0, (1, 1.2))]
-#: Markers, only for series past every (colour, line style) pair.
+#: Markers, only for series past every (colour, line style) pair of the turn.
 MARKERS = [None, "o", "s", "^", "D", "v"]
 #: Generations in snapshots, oldest to newest: light to dark.
 GENERATION_COLOURS = ["#E69F00", "#D55E00", "#7B1F00"]
@@ -98,8 +98,10 @@ def looks(group: Group) -> list[Look]:
     (:func:`~.runs.factors`: curator x regime), or are too many for the palette, the
     factor with the most levels gets the colours and the others together the line
     styles, so a reader can tell both apart at a glance. Otherwise, or where the
-    palette or the styles run out, series take colours in order and a new line style
-    each time the palette starts over. A sweep's group (``by_arm``) gives each arm one
+    palette or the styles run out, series take colours and line styles both in turn:
+    two series whose lines coincide (accumulate and accumulate-subsample in
+    kazdan-regimes) then still both show, the later one's gaps letting the earlier
+    one through, where a solid line drawn over another hid it. A sweep's group (``by_arm``) gives each arm one
     colour and its points shades of it, light to dark in their order, and line styles.
     """
     n = len(group.series)
@@ -118,11 +120,11 @@ def looks(group: Group) -> list[Look]:
             ]
             if len(set(out)) == n:
                 return out
-    pairs = len(PALETTE) * len(LINESTYLES)
+    pairs = math.lcm(len(PALETTE), len(LINESTYLES))  # coprime: every pair, once
     return [
         Look(
             PALETTE[i % len(PALETTE)],
-            LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+            LINESTYLES[i % len(LINESTYLES)],
             MARKERS[(i // pairs) % len(MARKERS)],
         )
         for i in range(n)
