@@ -135,6 +135,8 @@ def test_verdict_claims_and_the_summary(run_dir):
     results = evaluate(run_dir, parse([{**BASE, **diverges}, {**BASE, **stays}]))
     assert [r.holds for r in results] == ["yes", "no"]
     assert "definition 2 (divergence): collapsed" in results[0].ours
+    # the number is named by its statistic, a slope here, not only by the metric read
+    assert "slope of the loss over the last half, per seed (" in results[0].ours
     assert summary(results) == "1 of 2 hold, 1 not"
 
 

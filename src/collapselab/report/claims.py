@@ -408,7 +408,9 @@ def _evaluate(run: Run, claim: Claim, cache: dict[str, Any]) -> ClaimResult:
         f" from generation {row.onset}" if row.onset is not None else ""
     )
     if row.estimate is not None:
-        ours += f"; {row.metric} {interval_text(row.estimate)}"
+        # what the number is, not only the metric it reads: definition 4's is a slope
+        # of ln variance, which read as "variance 6e-06" said the opposite of its verdict
+        ours += f"; {row.statistic} ({row.metric}): {interval_text(row.estimate)}"
     if row.outcome is verdicts.Outcome.INCONCLUSIVE:
         holds = "undecided"
     else:
