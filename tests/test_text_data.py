@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from collapselab import make
+from collapselab import tokenize as tk
 from collapselab.core import DataKind
 from collapselab.data.text import draw_categorical, shakespeare_plays, strip_markdown
 from collapselab.data.user import iter_documents, read_documents
@@ -49,6 +50,29 @@ def test_encoder_on_edge_cases_and_characters():
     ids, types, ptr = encode_documents(["ab", "Ba"], level="char", lowercase=False)
     assert ["".join(types[ids[ptr[d] : ptr[d + 1]]]) for d in range(2)] == ["ab", "Ba"]
     assert encode_documents([])[2].tolist() == [0]
+
+
+def test_encoder_across_batches_spells_and_keys_types_as_one_batch(monkeypatch, request):
+    # Tiny hash chunks: the corpus is tokenized in many batches, hashed in many chunks
+    # and holds tokens longer than two chunks (hashed with powers of their own); the
+    # ids, types (in order of first appearance) and keys are those of the regex, and a
+    # word has the same key in every call.
+    monkeypatch.setattr(tk, "_HASH_CHUNK", 16)
+    tk._chunk_powers.cache_clear()  # powers for 32 characters
+    request.addfinalizer(tk._chunk_powers.cache_clear)
+    docs = [SAMPLE, "", "x" * 70 + " The end", SAMPLE.upper(), "e\u0301 naïve the"] * 3
+    ids, types, ptr, keys = tk.encode_documents_keyed(docs)
+    expected = [tokenize_words(d) for d in docs]
+    assert [list(types[ids[ptr[d] : ptr[d + 1]]]) for d in range(len(docs))] == expected
+    assert list(types) == list(dict.fromkeys(t for doc in expected for t in doc))
+    ids2, (chars, char_ptr), ptr2, keys2 = tk.encode_documents_spelled(docs)
+    np.testing.assert_array_equal(ids2, ids)
+    np.testing.assert_array_equal(ptr2, ptr)
+    np.testing.assert_array_equal(keys2, keys)
+    assert list(tk.spellings(chars, char_ptr)) == list(types)
+    alone = tk.encode_documents_keyed(["the naïve " + "x" * 70])
+    by_type = dict(zip(types, keys.tolist(), strict=True))
+    assert [by_type[t] for t in alone[1]] == alone[3].tolist()
 
 
 def test_pydoc_corpus_split_by_document():

@@ -70,7 +70,7 @@ import numpy as np
 from .errors import DataError
 from .io import format_bytes, memory_budget, trim_heap
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
-from .tokenize import document_batches, encode_documents_keyed, tokenize_words
+from .tokenize import document_batches, encode_documents_spelled, spellings, tokenize_words
 
 #: Characters per batch of documents: bounds the tokenizer's per-character arrays.
 BATCH_CHARS = 1 << 22
@@ -188,19 +188,23 @@ def batches(documents: Iterable[str], chars: int | None = None) -> Iterator[list
 
 @dataclass
 class _Encoded:
-    """A tokenized batch: word ids local to it, its types and their 64-bit keys, words
-    per document."""
+    """A tokenized batch: word ids local to it, its types' 64-bit keys and spellings
+    (code points, type ``i`` being ``chars[char_ptr[i]:char_ptr[i + 1]]``), words per
+    document."""
 
     ids: np.ndarray
-    types: list[str]
     keys: np.ndarray
+    chars: np.ndarray
+    char_ptr: np.ndarray
     lengths: np.ndarray
     documents: list[str]
 
 
 def _encode(documents: list[str]) -> _Encoded:
-    ids, types, ptr, keys = encode_documents_keyed(documents)
-    return _Encoded(ids.astype(np.int32), types.tolist(), keys, np.diff(ptr), [])
+    ids, (chars, char_ptr), ptr, keys = encode_documents_spelled(documents)
+    # the narrowest integers that hold the code points: less to send between processes
+    narrow = np.min_scalar_type(int(chars.max())) if len(chars) else np.dtype(np.uint8)
+    return _Encoded(ids.astype(np.int32), keys, chars.astype(narrow), char_ptr, np.diff(ptr), [])
 
 
 class TokenizerPool:
@@ -273,10 +277,14 @@ def encoded_batches(
 class Vocabulary:
     """Word types of every corpus seen so far, numbered in order of first appearance and
     found by the tokenizer's 64-bit keys (sorted, with their ids): a batch is looked up
-    with array operations, and only its new types are touched one by one."""
+    with array operations, and its new types' spellings are kept as code points (the
+    strings are made by :meth:`words`)."""
 
     def __init__(self) -> None:
-        self.types: list[str] = []
+        self._size = 0
+        #: Code points of the types' spellings and their lengths, in order, one array per batch.
+        self._chars: list[np.ndarray] = []
+        self._lengths: list[np.ndarray] = []
         self._keys = np.zeros(0, np.uint64)  # sorted
         self._ids = np.zeros(0, np.int64)  # the id of each of _keys
         budget = memory_budget()
@@ -284,7 +292,7 @@ class Vocabulary:
         self.limit = None if budget is None else max(budget // TYPE_BYTES, 1)
 
     def __len__(self) -> int:
-        return len(self.types)
+        return self._size
 
     def global_ids(self, batch: _Encoded) -> np.ndarray:
         """The batch's word ids in this vocabulary (new types appended in order)."""
@@ -296,15 +304,19 @@ class Vocabulary:
             known = self._keys[at] == keys[order]
             mapping[order[known]] = self._ids[at[known]]
         new = np.flatnonzero(mapping < 0)  # in order of first appearance in the batch
-        if self.limit is not None and len(self.types) + len(new) > self.limit:
+        if self.limit is not None and self._size + len(new) > self.limit:
             raise DataError(
                 f"the corpora hold more than {self.limit:,} distinct words, whose statistics "
                 f"need more than the {format_bytes(self.limit * TYPE_BYTES)} this process "
                 "can allocate (split the corpus, or pass --max-memory if you know better)"
             )
         if len(new):
-            mapping[new] = np.arange(len(self.types), len(self.types) + len(new))
-            self.types.extend(batch.types[i] for i in new.tolist())
+            mapping[new] = np.arange(self._size, self._size + len(new))
+            self._size += len(new)
+            start, span = batch.char_ptr[new], np.diff(batch.char_ptr)[new]
+            at = np.repeat(start - (np.cumsum(span) - span), span) + np.arange(span.sum())
+            self._chars.append(batch.chars[at])
+            self._lengths.append(span)
             added = np.argsort(keys[new])
             where = np.searchsorted(self._keys, keys[new][added])
             self._keys = np.insert(self._keys, where, keys[new][added])
@@ -312,9 +324,10 @@ class Vocabulary:
         return mapping[batch.ids]
 
     def words(self) -> np.ndarray:
-        out = np.empty(len(self.types), dtype=object)
-        out[:] = self.types
-        return out
+        """Every type's string, by id (an object array)."""
+        chars = np.concatenate([np.zeros(0, np.uint8), *self._chars])
+        lengths = np.concatenate([np.zeros(0, np.int64), *self._lengths])
+        return spellings(chars, np.concatenate([[0], np.cumsum(lengths)]))
 
 
 # ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ A leaf module: it imports nothing of collapselab.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 
@@ -28,6 +29,8 @@ __all__ = [
     "document_batches",
     "encode_documents",
     "encode_documents_keyed",
+    "encode_documents_spelled",
+    "spellings",
     "tokenize_words",
     "whitespace_words",
 ]
@@ -107,11 +110,28 @@ def _word_spans(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(starts), np.flatnonzero(last) + 1
 
 
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``B^i`` and ``B^-i`` mod 2^64 for ``i < size``."""
+    one = np.ones(1, dtype=np.uint64)
+    base_inv = pow(_HASH_BASE, -1, 1 << 64)
+    with np.errstate(over="ignore"):
+        power = np.concatenate([one, np.cumprod(np.full(size - 1, _HASH_BASE, np.uint64))])
+        inverse = np.concatenate([one, np.cumprod(np.full(size - 1, base_inv, np.uint64))])
+    return power, inverse
+
+
+@functools.lru_cache(maxsize=1)
+def _chunk_powers() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_powers` for a chunk of :func:`_span_hashes` and a token of up to
+    :data:`_HASH_CHUNK` characters past its end, computed once per process."""
+    return _powers(2 * _HASH_CHUNK)
+
+
 def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """A 64-bit polynomial hash of each span (equal text, equal hash), chunk by chunk to
     bound memory: sum c_i B^(i - start) mod 2^64 from prefix sums of c_i B^i."""
     out = np.empty(len(starts), dtype=np.uint64)
-    base_inv = pow(_HASH_BASE, -1, 1 << 64)
+    cached = _chunk_powers()
     first = 0
     while first < len(starts):
         a = int(starts[first])
@@ -119,10 +139,11 @@ def _span_hashes(codes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
         stop = max(stop, first + 1)
         b = int(ends[stop - 1])
         size = b - a + 1
+        if size <= len(cached[0]):
+            power, inverse = cached[0][:size], cached[1][:size]
+        else:  # a token longer than a chunk
+            power, inverse = _powers(size)
         with np.errstate(over="ignore"):
-            one = np.ones(1, dtype=np.uint64)
-            power = np.concatenate([one, np.cumprod(np.full(size - 1, _HASH_BASE, np.uint64))])
-            inverse = np.concatenate([one, np.cumprod(np.full(size - 1, base_inv, np.uint64))])
             prefix = np.concatenate(
                 [[np.uint64(0)], np.cumsum(codes[a:b].astype(np.uint64) * power[:-1])]
             )
@@ -154,12 +175,23 @@ def encode_documents_keyed(
     """:func:`encode_documents` and the 64-bit hash of each type (``keys[i]`` of
     ``types[i]``): the same word has the same key in every call, so corpora encoded in
     parts can share one vocabulary keyed by them."""
+    ids, (chars, char_ptr), doc_ptr, keys = encode_documents_spelled(
+        documents, level=level, lowercase=lowercase
+    )
+    return ids, spellings(chars, char_ptr), doc_ptr, keys
+
+
+def encode_documents_spelled(
+    documents: list[str], *, level: str = "word", lowercase: bool = True
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], np.ndarray, np.ndarray]:
+    """:func:`encode_documents_keyed` with the types spelled as code points rather
+    than strings: ``(ids, (chars, char_ptr), doc_ptr, keys)``, type ``i`` being
+    ``chars[char_ptr[i]:char_ptr[i + 1]]`` (:func:`spellings` makes the strings). No
+    Python object is made per type either: a corpus's batches, tokenized in another
+    process, travel as a few arrays."""
     import pandas as pd
 
-    ids, lengths = [], []
-    index: dict[int, int] = {}  # token hash -> id
-    types: list[str] = []
-    keys: list[int] = []
+    lengths, parts = [], []
     for batch in document_batches(documents, _HASH_CHUNK * 4):
         # One separated text per batch of documents bounds the per-character arrays.
         text = _SEPARATOR.join(d.replace(_SEPARATOR, "") for d in batch) + _SEPARATOR
@@ -174,26 +206,58 @@ def encode_documents_keyed(
             ends, batch_keys = starts + 1, codes.astype(np.uint64)
         is_sep = codes[starts] == 0  # the separator is always a one-character token
         lengths.append(np.diff(np.concatenate([[-1], np.flatnonzero(is_sep)])) - 1)
-        kept = batch_keys[~is_sep]
-        # Ids per batch, then batch ids -> corpus ids: one small hash table at a time.
-        local, distinct = pd.factorize(kept)
-        first = np.full(len(distinct), len(kept), dtype=np.int64)
-        np.minimum.at(first, local, np.arange(len(kept)))
-        kept_starts, kept_ends = starts[~is_sep], ends[~is_sep]
-        corpus_ids = np.empty(len(distinct), dtype=np.int64)
-        for j, (key, i) in enumerate(zip(distinct.tolist(), first.tolist(), strict=True)):
-            found = index.get(key)
-            if found is None:
-                found = index[key] = len(types)
-                types.append(text[kept_starts[i] : kept_ends[i]])
-                keys.append(key)
-            corpus_ids[j] = found
-        ids.append(corpus_ids[local])
-    out_types = np.empty(len(types), dtype=object)
-    out_types[:] = types
+        kept = ~is_sep
+        # Ids per batch (one small hash table at a time), then batch ids -> corpus ids.
+        local, distinct = pd.factorize(batch_keys[kept])
+        first = _first_appearances(local)
+        spans = starts[kept][first], ends[kept][first]
+        parts.append((codes, spans, local, np.asarray(distinct, dtype=np.uint64)))
+    # The batches' types in their order of first appearance, numbered in one table: the
+    # corpus's order of first appearance.
+    corpus_ids, keys = pd.factorize(
+        np.concatenate([np.zeros(0, np.uint64), *(p[3] for p in parts)])
+    )
+    new = _first_appearances(corpus_ids)
+    ids, chars, char_lengths = [], [], []
+    offset = 0
+    for codes, (starts, ends), local, distinct in parts:
+        mine = new[(new >= offset) & (new < offset + len(distinct))] - offset
+        span = ends[mine] - starts[mine]
+        at = np.repeat(starts[mine] - (np.cumsum(span) - span), span) + np.arange(span.sum())
+        chars.append(codes[at])
+        char_lengths.append(span)
+        ids.append(corpus_ids[offset : offset + len(distinct)][local])
+        offset += len(distinct)
     doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate([[0], *lengths])[1:])])
-    all_ids = np.concatenate([np.zeros(0, np.int64), *ids])
-    return all_ids, out_types, doc_ptr.astype(np.int64), np.array(keys, dtype=np.uint64)
+    all_ids = np.concatenate([np.zeros(0, np.int64), *ids]).astype(np.int64)
+    char_ptr = np.concatenate(
+        [[0], np.cumsum(np.concatenate([np.zeros(0, np.int64), *char_lengths]))]
+    )
+    return (
+        all_ids,
+        (np.concatenate([np.zeros(0, np.uint32), *chars]), char_ptr.astype(np.int64)),
+        doc_ptr.astype(np.int64),
+        np.asarray(keys, dtype=np.uint64),
+    )
+
+
+def _first_appearances(codes: np.ndarray) -> np.ndarray:
+    """Where each code of a factorization (numbered in order of first appearance)
+    first appears: where a code exceeds every code before it."""
+    if not len(codes):
+        return np.zeros(0, np.int64)
+    seen = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.concatenate([[True], codes[1:] > seen[:-1]]))
+
+
+def spellings(chars: np.ndarray, char_ptr: np.ndarray) -> np.ndarray:
+    """The strings (an object array) spelled by code points ``chars``, string ``i``
+    being ``chars[char_ptr[i]:char_ptr[i + 1]]``."""
+    text = chars.astype("<u4").tobytes().decode("utf-32-le", errors="surrogatepass")
+    out = np.empty(len(char_ptr) - 1, dtype=object)
+    bounds = char_ptr.tolist()
+    out[:] = [text[a:b] for a, b in itertools.pairwise(bounds)]
+    return out
 
 
 def document_batches(documents: Iterable[str], size: int) -> Iterator[list[str]]:
