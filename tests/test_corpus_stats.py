@@ -221,6 +221,43 @@ def test_type_pairs_in_chunks_equal_one_table_built_at_once():
             np.testing.assert_array_equal(got, want)
 
 
+def test_the_stable_sort_is_numpys_stable_argsort_and_mix_is_undone():
+    rng = np.random.default_rng(5)
+    hashes = rng.integers(0, 2**63, size=5000).astype(np.uint64) * np.uint64(2)
+    cases = [
+        np.zeros(0, np.uint64),
+        np.array([7], np.uint64),
+        rng.choice(hashes[:300], size=4000),  # spread, with repeats
+        rng.integers(0, 50, size=3000).astype(np.uint64),  # small: packed exactly
+        # equal high bits, different low bits, repeated: the runs sorted again
+        (rng.integers(0, 3, size=2000) << 60 | rng.integers(0, 4, size=2000)).astype(np.uint64),
+    ]
+    for values in cases:
+        order, in_order = cs._sorted_stably(values)
+        np.testing.assert_array_equal(order, np.argsort(values, kind="stable"))
+        np.testing.assert_array_equal(in_order, values[order])
+    edges = np.array([0, 1, 2**64 - 1], np.uint64)
+    for values in (hashes, edges):
+        np.testing.assert_array_equal(cs._unmix(cs._mix(values)), values)
+
+
+@pytest.mark.parametrize("repeats", [1, 3, 40])
+def test_the_lowered_threshold_is_the_first_gram_past_half_the_budget(repeats):
+    # By definition: the n-grams in order of hash, and the first whose pairs, with
+    # those before it, exceed half the budget (or the old threshold if none does).
+    # Mostly one pair per n-gram (only the last few are sorted), or many.
+    rng = np.random.default_rng(repeats)
+    for _ in range(200):
+        mixed = np.unique(rng.integers(0, 2**63, size=int(rng.integers(1, 200)))).astype(np.uint64)
+        mixed = rng.permutation(mixed)
+        pairs = rng.integers(1, repeats + 1, size=len(mixed))
+        budget = int(rng.integers(1, 3 * pairs.sum() + 2))
+        order = np.argsort(mixed)
+        past = np.flatnonzero(np.cumsum(pairs[order]) > budget // 2)
+        want = mixed[order[past[0]]] if len(past) else cs._MAX64
+        assert cs._lowered(mixed, pairs, budget, cs._MAX64) == want
+
+
 class _PlainGrams:
     """The n-gram sample as defined, plainly: at each consolidation every pair held is
     deduplicated again and, over the budget, the threshold lowered to keep half of it."""

@@ -134,6 +134,48 @@ def _mix(x: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
+def _unmix(h: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_mix`: each xorshift and odd multiplication undone in turn."""
+    z = np.asarray(h, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = z ^ (z >> np.uint64(31)) ^ (z >> np.uint64(62))
+        z = z * np.uint64(pow(0x94D049BB133111EB, -1, 1 << 64))
+        z = z ^ (z >> np.uint64(27)) ^ (z >> np.uint64(54))
+        z = z * np.uint64(pow(0xBF58476D1CE4E5B9, -1, 1 << 64))
+        z = z ^ (z >> np.uint64(30)) ^ (z >> np.uint64(60))
+    return z - np.uint64(0x9E3779B97F4A7C15)
+
+
+def _sorted_stably(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order = np.argsort(values, kind="stable")`` and ``values[order]``, for 64-bit
+    values whose high bits are spread (hashes) or that are small, about twice as fast:
+    each value's high bits and its position are sorted as one word (numpy's plain sort
+    of words is faster than any argsort), and the rare runs of equal high bits and
+    different values are then sorted by value and position."""
+    values = np.asarray(values, dtype=np.uint64)
+    n = len(values)
+    bits = max(n - 1, 1).bit_length()
+    if bits > 40:
+        order = np.argsort(values, kind="stable")
+        return order, values[order]
+    shift = np.uint64(bits)
+    position = np.arange(n, dtype=np.uint64)
+    exact = n == 0 or int(values.max()) < 1 << (64 - bits)
+    high = values << shift if exact else (values >> shift) << shift
+    packed = np.sort(high | position)
+    order = (packed & np.uint64((1 << bits) - 1)).astype(np.int64)
+    if exact:
+        return order, packed >> shift
+    in_order = values[order]
+    wrong = np.flatnonzero(in_order[1:] < in_order[:-1])
+    if len(wrong):  # within runs of equal high bits only: sort those runs again
+        run = np.cumsum(np.concatenate([[0], (packed[1:] >> shift) != (packed[:-1] >> shift)]))
+        redo = np.flatnonzero(np.isin(run, run[wrong]))
+        order[redo] = order[redo][np.lexsort((order[redo], in_order[redo]))]
+        in_order[redo] = values[order[redo]]
+    return order, in_order
+
+
 def _runs(sorted_keys: np.ndarray) -> np.ndarray:
     """Start of every run of equal values in a sorted array."""
     if not len(sorted_keys):
@@ -340,11 +382,13 @@ class _Grams:
     """The sampled n-grams of one order, per unit: the n-grams whose mixed key is below
     ``threshold`` (all of them until the budget is exceeded).
 
-    During a pass the table is one (key, unit) pair per distinct n-gram of a unit,
-    sorted by key then unit, with the arrival of each pair (its n-gram's position among
-    those added): a batch is sorted alone and merged in, since every unit it holds
-    comes at or after the table's. :meth:`freeze` turns it into ``distinct`` keys (in
-    order of first appearance) and ``codes``/``units`` pairs sorted by code then unit.
+    N-grams are held by their mixed key (:func:`_mix`, a bijection: the same n-grams,
+    already spread for sorting and for the threshold). During a pass the table is one
+    (mixed key, unit) pair per distinct n-gram of a unit, sorted by mixed key then unit,
+    with the arrival of each pair (its n-gram's position among those added): a batch is
+    sorted alone and merged in, since every unit it holds comes at or after the
+    table's. :meth:`freeze` turns it into ``distinct`` keys (in order of first
+    appearance) and ``codes``/``units`` pairs sorted by code then unit.
     """
 
     threshold: np.uint64 = _MAX64
@@ -372,8 +416,9 @@ class _Grams:
         """Every n-gram of a batch with its unit (repeats are dropped when consolidating,
         once the pairs exceed the budget and at least a quarter of it is new: each
         consolidation sorts the pairs it adds and copies the table once)."""
+        keys = _mix(keys)
         if self.sampled:
-            inside = _mix(keys) < self.threshold
+            inside = keys < self.threshold
             keys, units = keys[inside], units[inside]
         self.pending_keys.append(keys)
         self.pending_units.append(units.astype(np.int32))
@@ -393,8 +438,8 @@ class _Grams:
         arrival = np.arange(self._arrived, self._arrived + len(keys), dtype=np.int32)
         self._arrived += len(keys)
         # stable: a batch's pairs of one n-gram stay in arrival order, so by unit
-        order = np.argsort(keys, kind="stable")
-        keys, units, arrival = keys[order], units[order], arrival[order]
+        order, keys = _sorted_stably(keys)
+        units, arrival = units[order], arrival[order]
         # after the table's pairs of the same n-gram: theirs are the earlier units
         where = np.searchsorted(self._keys, keys, side="right")
         keys, units, arrival = _merge(
@@ -416,7 +461,7 @@ class _Grams:
 
     def _cut(self, budget: int) -> None:
         starts = _runs(self._keys)
-        mixed = _mix(self._keys[starts])
+        mixed = self._keys[starts]
         pairs_per_gram = np.diff(np.append(starts, len(self._keys)))
         self.threshold = _lowered(mixed, pairs_per_gram, budget, self.threshold)
         kept = np.repeat(mixed < self.threshold, pairs_per_gram)
@@ -435,13 +480,13 @@ class _Grams:
         self.consolidate(budget)
         starts = _runs(self._keys)
         lengths = np.diff(np.append(starts, len(self._keys)))
-        by_arrival = np.argsort(self._arrival[starts])  # a run's first pair is its earliest
+        by_arrival, _ = _sorted_stably(self._arrival[starts])  # a run's first pair is its earliest
         # the runs (each sorted by unit) in that order
         lengths, starts = lengths[by_arrival], starts[by_arrival]
         shifts = starts - (np.cumsum(lengths) - lengths)
         self.units = self._units[np.repeat(shifts, lengths) + np.arange(len(self._keys))]
         self.codes = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
-        self.distinct = self._keys[starts]
+        self.distinct = _unmix(self._keys[starts])
         # new empty arrays: a slice [:0] would keep the whole table alive
         self._keys, self._units = np.zeros(0, np.uint64), np.zeros(0, np.int32)
         self._arrival = np.zeros(0, np.int32)
@@ -456,19 +501,38 @@ class _Grams:
         pair = np.sort((codes.astype(np.int64) << 32) | units.astype(np.int64))
         pair = pair[_runs(pair)]
         codes, units = (pair >> 32).astype(np.int32), (pair & 0xFFFFFFFF).astype(np.int32)
-        self.distinct, self.codes, self.units = np.asarray(distinct, np.uint64), codes, units
+        self.distinct, self.codes, self.units = (
+            _unmix(np.asarray(distinct, np.uint64)),
+            codes,
+            units,
+        )
 
 
 def _lowered(
     mixed: np.ndarray, pairs_per_gram: np.ndarray, budget: int, threshold: np.uint64
 ) -> np.uint64:
-    """The threshold below which the n-grams of smallest hash (``mixed``) hold at most
-    half the budget of pairs (``threshold`` if all of them do)."""
+    """The threshold below which the n-grams of smallest hash (``mixed``, distinct) hold
+    at most half the budget of pairs (``threshold`` if all of them do)."""
     # Every n-gram has a pair, so the threshold is among the budget // 2 + 1 smallest.
-    m = min(budget // 2 + 1, len(mixed))
+    half = budget // 2
+    m = min(half + 1, len(mixed))
     order = np.argpartition(mixed, m - 1)[:m]
+    # The j smallest hold between j and j + extra pairs, so the first j = half - extra
+    # fit whatever their order: only the n-grams after them are sorted (those that
+    # appear in more than one unit are few, except for bigrams).
+    extra = int(pairs_per_gram[order].sum()) - m
+    first = min(max(half - extra, 0), m)
+    below = 0
+    if 0 < first < m:
+        split = np.argpartition(mixed[order], first - 1)
+        below = int(pairs_per_gram[order[split[:first]]].sum())
+        order = order[split[first:]]
+    elif first == m:
+        below, order = int(pairs_per_gram[order].sum()), order[:0]
+    else:
+        first = 0
     order = order[np.argsort(mixed[order])]
-    keep = int(np.searchsorted(np.cumsum(pairs_per_gram[order]), budget // 2, side="right"))
+    keep = int(np.searchsorted(below + np.cumsum(pairs_per_gram[order]), half, side="right"))
     return mixed[order[keep]] if keep < len(order) else threshold
 
 
