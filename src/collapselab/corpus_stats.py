@@ -1162,13 +1162,19 @@ def bootstrap(
         measure = lambda w: fast.measure(w, anchor)  # noqa: E731
     k = resampler.stats.n_units
     probs = np.full(k, 1.0 / k)
-    parts: list[dict[str, np.ndarray]] = []
-    done = 0
     chunk = RESAMPLE_CHUNK if method == "exact" else 64
-    while done < n_bootstrap:
-        size = min(chunk, n_bootstrap - done)
-        parts.append(measure(rng.multinomial(k, probs, size=size)))
-        done += size
+    sizes = [min(chunk, n_bootstrap - done) for done in range(0, n_bootstrap, chunk)]
+    parts: list[dict[str, np.ndarray]] = []
+    # The next chunk is drawn in a thread while this one is measured (multinomial
+    # releases the GIL): the draws are made one after another from ``rng``, in order, so
+    # the stream is the same.
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        ahead = [drawer.submit(rng.multinomial, k, probs, size=size) for size in sizes[:1]]
+        for i in range(len(sizes)):
+            weights = ahead.pop().result()
+            if i + 1 < len(sizes):
+                ahead.append(drawer.submit(rng.multinomial, k, probs, size=sizes[i + 1]))
+            parts.append(measure(weights))
     return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}, method
 
 
