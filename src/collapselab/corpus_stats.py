@@ -857,14 +857,16 @@ class CorpusPass:
         sample = sorted(self._gzip_sample, key=lambda item: item[1])  # in corpus order
         text = " ".join(doc for _, _, doc in sample).encode("utf-8", errors="surrogatepass")
         self._gzip_sample = []
-        # numpy's sorts and zlib release the GIL: the orders consolidate side by side
+        # numpy's sorts and zlib release the GIL: the orders consolidate side by side,
+        # and the bigram counts here meanwhile (each structure is its own)
         with ThreadPoolExecutor(max_workers=2) as pool:
             compressed = pool.submit(gzip.compress, text, GZIP_LEVEL, mtime=0)
-            for future in [pool.submit(st.grams[n].freeze, self.budget.gram_pairs) for n in ORDERS]:
+            frozen = [pool.submit(st.grams[n].freeze, self.budget.gram_pairs) for n in ORDERS]
+            if self.bigrams is not None:
+                self.bigrams.consolidate()
+            for future in frozen:
                 future.result()
             st.raw_bytes, st.gzip_bytes = len(text), len(compressed.result())
-        if self.bigrams is not None:
-            self.bigrams.consolidate()
         trim_heap()  # what the pass freed goes back to the system, not to a peak later
         return self.stats
 

@@ -74,7 +74,7 @@ def _bmp_classes() -> np.ndarray:
 
 def _classify(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     table = _bmp_classes()
-    classes = table[np.minimum(codes, 0xFFFF)]
+    classes = np.take(table, codes, mode="clip")  # above 0xFFFF: the last entry, then fixed
     high = np.flatnonzero(codes > 0xFFFF)
     if len(high):  # astral code points: classify each distinct one in Python
         distinct, inverse = np.unique(codes[high], return_inverse=True)
