@@ -236,9 +236,28 @@ def test_geometric_decay_is_diversity_collapse_and_convergence_is_not(tmp_path):
     assert row(run, "converging", 4).outcome is Outcome.NOT_COLLAPSED
 
 
+def test_a_diversity_that_fell_to_a_few_percent_and_stopped_has_collapsed(tmp_path):
+    # zipf-tails under top-p 0.9: 565 types down to 4 by generation 12, then flat; the
+    # trend over the last half is flat, and definition 4 said "not collapsed"
+    gone = np.where(T < 12, np.exp(-T * np.log(565 / 4) / 12), 4 / 565)[None, :]
+    gone = gone * np.exp(noise(0.002, seed=3))
+    kept = np.full((SEEDS, GENERATIONS), 0.5) * np.exp(noise(0.002, seed=4))
+    gone[:, 0] = kept[:, 0] = 1.0
+    run = write_run(
+        tmp_path / "run", {"gone": ({"types": gone}, {}), "kept": ({"types": kept}, {})}
+    )
+    r = row(run, "gone", 4)
+    assert r.outcome is Outcome.COLLAPSED and r.metric == "types"
+    assert r.estimate.high < 0.05 and "÷ generation 0's" in r.statistic
+    assert r.onset == int(np.ceil(12 * np.log(20) / np.log(565 / 4)))  # first below 1/20
+    # half the diversity kept, and flat: neither the trend nor the level fires
+    assert row(run, "kept", 4).outcome is Outcome.NOT_COLLAPSED
+
+
 def test_the_collapsed_state_decides_when_most_seeds_reach_it(tmp_path):
     state = (T[None, :] >= 5).repeat(SEEDS, axis=0).astype(float)
-    variance = np.full((SEEDS, GENERATIONS), 1e-4) + noise(0.0)
+    # flat at half of generation 0's: neither the trend nor the level fires
+    variance = np.full((SEEDS, GENERATIONS), 0.5) + noise(0.0)
     variance[:, 0] = 1.0
     run = write_run(
         tmp_path / "run",

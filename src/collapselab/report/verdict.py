@@ -119,7 +119,9 @@ DEFINITIONS: tuple[Definition, ...] = (
         4,
         "diversity to zero",
         "Variance, entropy, types or distinct-n trend to zero (a falling, non-decelerating "
-        "log-scale trend over the last half), or most seeds reach the collapsed state.",
+        "log-scale trend over the last half) or fall below a share of generation 0's "
+        "(diversity_share: a twentieth by default), "
+        "or most seeds reach the collapsed state.",
         "Shumailov et al. 2024 (the Gaussian's variance vanishes); Alemohammad et al. 2024 "
         "(diversity loss)",
         "diversity",
@@ -191,6 +193,11 @@ class Thresholds:
         Definition 5: tails are lost below this share of generation 0's value.
     collapsed_share : float, default 0.5
         Definition 4: more than this share of seeds in the recorded collapsed state.
+    diversity_share : float, default 0.05
+        Definition 4 also fires when the diversity at the last generation is below this
+        share of generation 0's (per seed): a chain that lost 95% of its diversity and
+        then stopped falling (565 types down to 4 under top-p truncation) has
+        collapsed, though its trend is flat by then.
     scaling_exponent : float, default 0.1
         Definition 8: scaling holds while the loss still falls at least as fast as
         n^-scaling_exponent over the larger half of the sizes.
@@ -204,6 +211,7 @@ class Thresholds:
     divergence_multiple: float = 2.0
     tail_share: float = 0.5
     collapsed_share: float = 0.5
+    diversity_share: float = 0.05
     scaling_exponent: float = 0.1
 
     #: name -> (low, high, closed ends) of each field's valid range, checked by :meth:`check`.
@@ -216,6 +224,7 @@ class Thresholds:
         "divergence_multiple": (1.0, None, "neither"),
         "tail_share": (0.0, 1.0, "neither"),
         "collapsed_share": (0.0, 1.0, "right"),
+        "diversity_share": (0.0, 1.0, "neither"),
         "scaling_exponent": (0.0, None, "left"),
     }
 
@@ -906,6 +915,7 @@ def _definition_4(data: _Recorded, ctx: _Context) -> Row:
         )
     outcomes, parts = [], []
     shown, statistic, used, onset = None, "", "", None
+    trend = None
     if metric is not None:
         series = data.series(metric)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -935,6 +945,32 @@ def _definition_4(data: _Recorded, ctx: _Context) -> Row:
         if shown is None:
             shown, used = now, name
             statistic = f"share of seeds in the state {name} at the last generation"
+    if trend is not None and metric is not None:  # three generations or more
+        # the level, not only the trend: a diversity that fell to a few percent of
+        # generation 0's and then stopped falling has a flat trend, and is gone; shown
+        # only where neither the trend nor the collapsed state decides
+        first = series.values[:, 0]
+        generations = list(range(1, series.last + 1))
+        if generations:
+            ratios = [
+                typical(per_seed_ratios(series.values[:, g], first), t.level) for g in generations
+            ]
+            last = ratios[-1]
+            if last.high < t.diversity_share:
+                level = Outcome.COLLAPSED
+            elif last.low >= t.diversity_share:
+                level = Outcome.NOT_COLLAPSED
+            else:
+                level = Outcome.INCONCLUSIVE
+            parts.append(
+                f"{metric} at the last generation ÷ generation 0's: {interval_text(last)} "
+                f"against {t.diversity_share:g}"
+            )
+            if level is Outcome.COLLAPSED and Outcome.COLLAPSED not in outcomes:
+                shown, used = last, metric
+                statistic = f"{metric} at the last generation ÷ generation 0's, per seed"
+                onset = _onset([e.high < t.diversity_share for e in ratios], generations)
+            outcomes.append(level)
     if not outcomes:
         return Row(4, Outcome.NOT_MEASURED, metric or "", need="at least 3 generations")
     if Outcome.COLLAPSED in outcomes:
