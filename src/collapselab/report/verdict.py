@@ -902,6 +902,29 @@ def state_outcome(share: Estimate, t: Thresholds) -> Outcome:
     return Outcome.INCONCLUSIVE
 
 
+def _below_share(
+    series: _Series, share: float, level: float
+) -> tuple[Outcome, Estimate, int | None] | None:
+    """The typical seed's value at the last generation as a share of its generation 0's,
+    against ``share`` (definitions 4 and 5): collapsed where the interval lies wholly
+    below it, not collapsed where wholly at or above, else inconclusive; with the
+    estimate and, where collapsed, the onset. ``None`` with a single generation."""
+    first = series.values[:, 0]
+    generations = list(range(1, series.last + 1))
+    if not generations:
+        return None
+    ratios = [typical(per_seed_ratios(series.values[:, g], first), level) for g in generations]
+    last = ratios[-1]
+    if last.high < share:
+        outcome = Outcome.COLLAPSED
+    elif last.low >= share:
+        outcome = Outcome.NOT_COLLAPSED
+    else:
+        outcome = Outcome.INCONCLUSIVE
+    onset = _onset([e.high < share for e in ratios], generations)
+    return outcome, last, onset if outcome is Outcome.COLLAPSED else None
+
+
 def _definition_4(data: _Recorded, ctx: _Context) -> Row:
     t = ctx.thresholds
     metric = data.pick(*DIVERSITY, usable=_positive)
@@ -949,19 +972,9 @@ def _definition_4(data: _Recorded, ctx: _Context) -> Row:
         # the level, not only the trend: a diversity that fell to a few percent of
         # generation 0's and then stopped falling has a flat trend, and is gone; shown
         # only where neither the trend nor the collapsed state decides
-        first = series.values[:, 0]
-        generations = list(range(1, series.last + 1))
-        if generations:
-            ratios = [
-                typical(per_seed_ratios(series.values[:, g], first), t.level) for g in generations
-            ]
-            last = ratios[-1]
-            if last.high < t.diversity_share:
-                level = Outcome.COLLAPSED
-            elif last.low >= t.diversity_share:
-                level = Outcome.NOT_COLLAPSED
-            else:
-                level = Outcome.INCONCLUSIVE
+        below = _below_share(series, t.diversity_share, t.level)
+        if below is not None:
+            level, last, level_onset = below
             parts.append(
                 f"{metric} at the last generation ÷ generation 0's: {interval_text(last)} "
                 f"against {t.diversity_share:g}"
@@ -969,7 +982,7 @@ def _definition_4(data: _Recorded, ctx: _Context) -> Row:
             if level is Outcome.COLLAPSED and Outcome.COLLAPSED not in outcomes:
                 shown, used = last, metric
                 statistic = f"{metric} at the last generation ÷ generation 0's, per seed"
-                onset = _onset([e.high < t.diversity_share for e in ratios], generations)
+                onset = level_onset
             outcomes.append(level)
     if not outcomes:
         return Row(4, Outcome.NOT_MEASURED, metric or "", need="at least 3 generations")
@@ -995,27 +1008,17 @@ def _definition_5(data: _Recorded, ctx: _Context) -> Row:
     metric = data.pick(*TAILS)
     if metric is None:
         return Row(5, Outcome.NOT_MEASURED, need=_need(*TAILS, "a tail measure"))
-    series = data.series(metric)
-    first = series.values[:, 0]
-    generations = list(range(1, series.last + 1))
-    if not generations:
+    below = _below_share(data.series(metric), t.tail_share, t.level)
+    if below is None:
         return Row(5, Outcome.NOT_MEASURED, metric, need="at least 2 generations")
-    estimates = [typical(per_seed_ratios(series.values[:, g], first), t.level) for g in generations]
-    last = estimates[-1]
-    if last.high < t.tail_share:
-        outcome = Outcome.COLLAPSED
-    elif last.low >= t.tail_share:
-        outcome = Outcome.NOT_COLLAPSED
-    else:
-        outcome = Outcome.INCONCLUSIVE
-    onset = _onset([e.high < t.tail_share for e in estimates], generations)
+    outcome, last, onset = below
     return Row(
         5,
         outcome,
         metric,
         "value at the last generation ÷ generation 0's, per seed",
         last,
-        onset if outcome is Outcome.COLLAPSED else None,
+        onset,
         detail=f"threshold {t.tail_share:g} of generation 0's",
     )
 
