@@ -25,3 +25,13 @@ def test_the_variants_are_the_expressions_they_replaced(text):
 def test_a_word_model_reads_its_own_output(text):
     tokens = tokenize_words(text)
     assert tokenize_words(" ".join(tokens)) == tokens
+
+
+def test_concatenated_ranges_are_the_ranges_one_after_another():
+    import numpy as np
+
+    from collapselab.tokenize import concatenated_ranges
+
+    starts, lengths = np.array([5, 0, 9, 3]), np.array([2, 3, 0, 1])
+    expected = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths, strict=True)])
+    assert concatenated_ranges(starts, lengths).tolist() == expected.tolist() == [5, 6, 0, 1, 2, 3]

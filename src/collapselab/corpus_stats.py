@@ -70,7 +70,13 @@ import numpy as np
 from .errors import DataError
 from .io import format_bytes, memory_budget, trim_heap
 from .metrics.text import entropy_of_probs, zipf_exponent_of_counts
-from .tokenize import document_batches, encode_documents_spelled, spellings, tokenize_words
+from .tokenize import (
+    concatenated_ranges,
+    document_batches,
+    encode_documents_spelled,
+    spellings,
+    tokenize_words,
+)
 
 #: Characters per batch of documents: bounds the tokenizer's per-character arrays.
 BATCH_CHARS = 1 << 22
@@ -356,8 +362,7 @@ class Vocabulary:
             mapping[new] = np.arange(self._size, self._size + len(new))
             self._size += len(new)
             start, span = batch.char_ptr[new], np.diff(batch.char_ptr)[new]
-            at = np.repeat(start - (np.cumsum(span) - span), span) + np.arange(span.sum())
-            self._chars.append(batch.chars[at])
+            self._chars.append(batch.chars[concatenated_ranges(start, span)])
             self._lengths.append(span)
             added = np.argsort(keys[new])
             where = np.searchsorted(self._keys, keys[new][added])
@@ -483,8 +488,7 @@ class _Grams:
         by_arrival, _ = _sorted_stably(self._arrival[starts])  # a run's first pair is its earliest
         # the runs (each sorted by unit) in that order
         lengths, starts = lengths[by_arrival], starts[by_arrival]
-        shifts = starts - (np.cumsum(lengths) - lengths)
-        self.units = self._units[np.repeat(shifts, lengths) + np.arange(len(self._keys))]
+        self.units = self._units[concatenated_ranges(starts, lengths)]
         self.codes = np.repeat(np.arange(len(starts), dtype=np.int32), lengths)
         self.distinct = _unmix(self._keys[starts])
         # new empty arrays: a slice [:0] would keep the whole table alive
@@ -1171,11 +1175,11 @@ def bootstrap(
     # releases the GIL): the draws are made one after another from ``rng``, in order, so
     # the stream is the same.
     with ThreadPoolExecutor(max_workers=1) as drawer:
-        ahead = [drawer.submit(rng.multinomial, k, probs, size=size) for size in sizes[:1]]
-        for i in range(len(sizes)):
-            weights = ahead.pop().result()
-            if i + 1 < len(sizes):
-                ahead.append(drawer.submit(rng.multinomial, k, probs, size=sizes[i + 1]))
+        drawing = drawer.submit(rng.multinomial, k, probs, size=sizes[0])
+        for following in [*sizes[1:], 0]:
+            weights = drawing.result()
+            if following:
+                drawing = drawer.submit(rng.multinomial, k, probs, size=following)
             parts.append(measure(weights))
     return {m: np.concatenate([p[m] for p in parts]) for m in METRICS}, method
 

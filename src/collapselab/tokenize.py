@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "UNK_WORD",
     "WORD_PATTERN",
+    "concatenated_ranges",
     "document_batches",
     "encode_documents",
     "encode_documents_keyed",
@@ -223,8 +224,7 @@ def encode_documents_spelled(
     for codes, (starts, ends), local, distinct in parts:
         mine = new[(new >= offset) & (new < offset + len(distinct))] - offset
         span = ends[mine] - starts[mine]
-        at = np.repeat(starts[mine] - (np.cumsum(span) - span), span) + np.arange(span.sum())
-        chars.append(codes[at])
+        chars.append(codes[concatenated_ranges(starts[mine], span)])
         char_lengths.append(span)
         ids.append(corpus_ids[offset : offset + len(distinct)][local])
         offset += len(distinct)
@@ -239,6 +239,12 @@ def encode_documents_spelled(
         doc_ptr.astype(np.int64),
         np.asarray(keys, dtype=np.uint64),
     )
+
+
+def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The indices ``starts[i], ..., starts[i] + lengths[i] - 1`` of every range in turn,
+    as one array: gathers many spans of an array in one indexing."""
+    return np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(lengths.sum())
 
 
 def _first_appearances(codes: np.ndarray) -> np.ndarray:
